@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one base every module of homelab.k8s_ha stands on: the Kubernetes I/O adapter.
+
+Connection and authentication are kubernetes.core's: its ``AUTH_ARG_SPEC`` (so the
+``K8S_AUTH_*`` environment and an AWX Kubernetes credential work unchanged), its
+``AnsibleK8SModule`` (server-side dry-run in check mode) and ``get_api_client``.
+On top of that this adds what our modules share: one LIST per kind, a GET that
+returns None for a missing object, an update that patches with resourceVersion and
+retries on 409, and an exit that feeds ``changed`` and ``diff`` from one
+``DifferenceTracker``. Domain logic lives in the pure module_utils, not here.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import time
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+    AUTH_ARG_SPEC,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
+    AnsibleK8SModule,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+    get_api_client,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
+    CoreException,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import merge_patch
+
+try:
+    from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
+except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
+    ConflictError = DynamicApiError = NotFoundError = Exception
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ConflictRetriesExhausted(Exception):
+    """Every attempt of an update met a newer resourceVersion (HTTP 409)."""
+
+
+def argument_spec(**own):
+    """kubernetes.core's auth options plus the module's own options."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(own)
+    return spec
+
+
+def api_error_message(exc):
+    """The API server's own message from a dynamic-client error, else str(exc)."""
+    for attr in ("summary", "body"):
+        value = getattr(exc, attr, None)
+        if callable(value):
+            try:
+                value = value()
+            except Exception:  # pylint: disable=broad-except
+                value = None
+        if value:
+            return "%s" % (value,)
+    return "%s" % (exc,)
+
+
+class K8sHaModule(object):
+    """A module of this collection: kubernetes.core's module and client, plus helpers."""
+
+    def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
+        self.ansible = AnsibleK8SModule(argument_spec=argument_spec,
+                                        supports_check_mode=supports_check_mode, **kwargs)
+        self._client = None
+
+    # -- proxies ------------------------------------------------------------------
+    @property
+    def params(self):
+        return self.ansible.params
+
+    @property
+    def check_mode(self):
+        return self.ansible.check_mode
+
+    @property
+    def diff_mode(self):
+        return self.ansible._diff
+
+    def fail_json(self, **kwargs):
+        self.ansible.fail_json(**kwargs)
+
+    def exit_json(self, **kwargs):
+        self.ansible.exit_json(**kwargs)
+
+    # -- client ---------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                self._client = get_api_client(module=self.ansible)
+            except CoreException as e:
+                self.fail_json(msg="Cannot connect to the Kubernetes API: %s" % e)
+        return self._client
+
+    def resource(self, kind, api_version):
+        try:
+            return self.client.resource(kind, api_version)
+        except Exception as e:  # pylint: disable=broad-except
+            self.fail_json(msg="The API server does not serve %s %s: %s"
+                           % (api_version, kind, api_error_message(e)))
+
+    def list(self, kind, api_version="v1", namespace=None, **params):
+        """One LIST request for a kind; returns a list of plain dicts."""
+        res = self.resource(kind, api_version)
+        try:
+            result = self.client.get(res, namespace=namespace, **params)
+        except DynamicApiError as e:
+            self.fail_json(msg="Cannot list %s: %s" % (kind, api_error_message(e)),
+                           status=getattr(e, "status", None))
+        return [item for item in result.to_dict().get("items", [])]
+
+    def get(self, kind, api_version, name, namespace=None):
+        """The object as a dict, or None when it does not exist."""
+        res = self.resource(kind, api_version)
+        try:
+            return self.client.get(res, name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        except DynamicApiError as e:
+            self.fail_json(msg="Cannot read %s %s: %s" % (kind, name, api_error_message(e)),
+                           status=getattr(e, "status", None))
+
+    def update(self, kind, api_version, name, mutate, namespace=None, retries=5,
+               backoff=0.2):
+        """Read, change with ``mutate``, write with resourceVersion; retry on 409.
+
+        ``mutate(obj)`` gets a deep copy of the current object and returns the
+        desired one (pure). A merge patch carrying the read ``resourceVersion`` makes
+        the API server refuse the write if the object changed since it was read; then
+        the whole read-mutate-write is done again, up to ``retries`` times. In check
+        mode the patch is a server-side dry run, so nothing is written.
+
+        Returns ``(before, after)``; ``after`` is ``before`` when nothing changes."""
+        res = self.resource(kind, api_version)
+        for attempt in range(retries):
+            try:
+                before = self.client.get(res, name=name, namespace=namespace).to_dict()
+            except NotFoundError:
+                self.fail_json(msg="%s %s not found" % (kind, name))
+            desired = mutate(copy.deepcopy(before))
+            patch = merge_patch(before, desired)
+            if not patch:
+                return before, before
+            patch.setdefault("metadata", {})["resourceVersion"] = (
+                before["metadata"]["resourceVersion"])
+            try:
+                after = self.client.patch(res, patch, name=name, namespace=namespace,
+                                          content_type=MERGE_PATCH).to_dict()
+                return before, after
+            except ConflictError:
+                time.sleep(backoff * (attempt + 1))
+            except DynamicApiError as e:
+                self.fail_json(msg="Cannot update %s %s: %s"
+                               % (kind, name, api_error_message(e)),
+                               status=getattr(e, "status", None))
+        raise ConflictRetriesExhausted(
+            "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
+
+    def exit_with(self, tracker, **result):
+        """Exit with ``changed`` and ``diff`` both taken from ``tracker``."""
+        result["changed"] = tracker.has_difference
+        if self.diff_mode:
+            result["diff"] = tracker.get_diff()
+        self.exit_json(**result)

@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""I/O adapter of the placement audit: one LIST per kind, then the pure audit."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
+    WORKLOAD_KINDS,
+    audit,
+    render_report,
+)
+
+
+def run_placement_audit(module):
+    """Read the cluster (one LIST per kind, all namespaces) and audit it."""
+    params = module.params
+    nodes = module.list("Node")
+    focus = params.get("node")
+    if focus and focus not in [n["metadata"]["name"] for n in nodes]:
+        module.fail_json(msg="node: no node named %r; nodes are: %s"
+                         % (focus, ", ".join(sorted(n["metadata"]["name"] for n in nodes))))
+    wanted = set(params.get("namespaces") or [])
+
+    def keep(items):
+        return [i for i in items if not wanted or i["metadata"].get("namespace") in wanted]
+
+    pods = keep(module.list("Pod"))
+    workloads = []
+    for kind, api_version in WORKLOAD_KINDS:
+        for item in keep(module.list(kind, api_version)):
+            item.setdefault("kind", kind)
+            workloads.append(item)
+    facts = audit(nodes, pods, workloads)
+    facts["report"] = render_report(facts, focus)
+    return facts

@@ -1,0 +1,120 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: placement_audit_info
+short_description: Read-only audit of where workloads run and how they are pinned
+version_added: 0.1.0
+author:
+  - homelab.k8s_ha maintainers
+description:
+  - Reads every Node, Pod and workload (Deployment, StatefulSet, DaemonSet, ReplicaSet,
+    Job, CronJob, bare Pod) with one LIST request per kind and reports, for each node,
+    its readiness, cordon state and taints, the pods it runs and which of those are
+    not owned by a DaemonSet, and for each workload how it is pinned to nodes
+    (C(nodeName), C(nodeSelector), required node affinity, or none).
+  - This is the read-only verification of runbook 000 (Phase 0 guardrails) "zero
+    non-DaemonSet pods on server-2" and "which apps lack placement guardrails".
+  - Never writes to the cluster.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  node:
+    description:
+      - Fail when this node does not exist, and put its pods first in C(report).
+    type: str
+  namespaces:
+    description:
+      - Only audit pods and workloads in these namespaces. Nodes are always all read.
+      - Empty means all namespaces.
+    type: list
+    elements: str
+    default: []
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Audit placement, focusing on server-2
+  homelab.k8s_ha.placement_audit_info:
+    node: worker-1
+  register: audit
+
+- name: Server-2 runs nothing but DaemonSets
+  ansible.builtin.assert:
+    that: audit.non_daemonset_pods['worker-1'] | length == 0
+"""
+
+RETURN = r"""
+nodes:
+  description: Every node with readiness, cordon state, taints and labels.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "worker-1", "ready": true, "unschedulable": true,
+            "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+            "labels": {"kubernetes.io/hostname": "worker-1"}}]
+pods_by_node:
+  description: Node name to the pods bound to it (namespace, name, phase, owner).
+  returned: always
+  type: dict
+  sample: {"worker-1": [{"namespace": "metallb-system", "name": "metallb-speaker-x",
+                         "node": "worker-1", "phase": "Running", "owner_kind": "DaemonSet",
+                         "owner_name": "metallb-speaker", "daemonset": true}]}
+non_daemonset_pods:
+  description: Node name to the pods bound to it that no DaemonSet owns.
+  returned: always
+  type: dict
+  sample: {"worker-1": []}
+pending_pods:
+  description: Namespace and name of every pod not yet bound to a node.
+  returned: always
+  type: list
+  elements: list
+  sample: [["apps", "qdrant-5d8f7-abcde"]]
+workloads:
+  description: Every workload with its pinning (nodeName, nodeSelector, affinity or none).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "Deployment", "namespace": "apps", "name": "qdrant", "pinning": "none",
+            "node_name": null, "node_selector": {}, "tolerations": []}]
+unguarded:
+  description: Workloads other than DaemonSets with no placement constraint at all.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "Deployment", "namespace": "apps", "name": "qdrant", "pinning": "none"}]
+report:
+  description: The same facts as lines a person reads.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Nodes:", "  worker-1  Ready,SchedulingDisabled  taints: node.kubernetes.io/unschedulable:NoSchedule"]
+"""
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    K8sHaModule,
+    argument_spec,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement_audit import (
+    run_placement_audit,
+)
+
+
+def main():
+    module = K8sHaModule(argument_spec(
+        node=dict(type="str"),
+        namespaces=dict(type="list", elements="str", default=[]),
+    ))
+    module.exit_json(changed=False, **run_placement_audit(module))
+
+
+if __name__ == "__main__":
+    main()

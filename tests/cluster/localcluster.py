@@ -1,0 +1,556 @@
+#!/usr/bin/env python3
+"""A real local Kubernetes control plane for tests, started as plain processes.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
+programs, built from their Go modules by ``build.sh`` at the versions pinned in
+``versions.env``. kwok plays the kubelets of the fixture nodes. Everything binds to
+127.0.0.1 on free ports. The API server runs with ``--authorization-mode=Node,RBAC``
+and writes an audit log of every request.
+
+Command line (the Makefile's cluster-up / cluster-down call this)::
+
+    localcluster.py up [--fixture two-node|three-worker|none]
+    localcluster.py down
+    localcluster.py status
+    localcluster.py load-fixture NAME
+    localcluster.py node-down NODE   # the node stops heart-beating
+    localcluster.py node-up NODE     # the node heart-beats again
+
+Paths are fixed so that other tools can use them: ``<dir>/kubeconfig`` and
+``<dir>/audit.log`` with ``<dir>`` = ``.local/cluster`` in the repository
+(``HOMELAB_CLUSTER_DIR`` overrides it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+DEFAULT_DIR = Path(os.environ.get("HOMELAB_CLUSTER_DIR", REPO / ".local" / "cluster"))
+
+# The holder name a "down" node's Lease is given; kwok stops managing the node
+# while another unexpired holder owns its Lease (see docs/testing.md).
+DOWN_HOLDER = "homelab-node-down-simulator"
+FIXTURE_LABEL = "homelab.k8s-ha/fixture"
+
+
+def log(msg: str) -> None:
+    print(f"[cluster {datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {msg}",
+          file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_versions() -> dict[str, str]:
+    """The pinned versions from versions.env (the file build.sh sources)."""
+    out = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.strip().split("=", 1)
+            out[key] = value
+    return out
+
+
+def build_binaries() -> dict[str, str]:
+    """Run build.sh (a no-op when the cache is complete) and return name -> path."""
+    out = subprocess.run(["bash", str(HERE / "build.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    paths = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                 "kwok", "descheduler"):
+        if not os.access(paths.get(name, ""), os.X_OK):
+            raise RuntimeError(f"build.sh did not produce {name}")
+    return paths
+
+
+# --- PKI ------------------------------------------------------------------------------
+
+def _pki(pki: Path) -> None:
+    """CA, API server serving cert, client certs and the service-account key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    pki.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    later = now + datetime.timedelta(days=365)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def write_key(k, name):
+        (pki / name).write_bytes(k.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+
+    def name_of(cn, org=None):
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(attrs)
+
+    ca_key = key()
+    ca = (x509.CertificateBuilder().subject_name(name_of("homelab-test-ca"))
+          .issuer_name(name_of("homelab-test-ca")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now)
+          .not_valid_after(later)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                         critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    write_key(ca_key, "ca.key")
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def issue(name, cn, org=None, server=False):
+        k = key()
+        b = (x509.CertificateBuilder().subject_name(name_of(cn, org)).issuer_name(ca.subject)
+             .public_key(k.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now).not_valid_after(later)
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+        if server:
+            b = b.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.DNSName("kubernetes"),
+                x509.DNSName("kubernetes.default"), x509.DNSName("kubernetes.default.svc"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.IPAddress(ipaddress.ip_address("10.96.0.1"))]), critical=False)
+            usage = ExtendedKeyUsageOID.SERVER_AUTH
+        else:
+            usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        (pki / f"{name}.crt").write_bytes(
+            b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        write_key(k, f"{name}.key")
+
+    issue("apiserver", "kube-apiserver", server=True)
+    issue("admin", "homelab-admin", "system:masters")
+    issue("controller-manager", "system:kube-controller-manager")
+    issue("scheduler", "system:kube-scheduler")
+    # kwok simulates every kubelet with one identity, so it cannot be confined by the
+    # Node authorizer (one node per identity); it gets cluster-admin instead.
+    issue("kwok", "kwok-controller", "system:masters")
+    issue("descheduler", "homelab-descheduler", "system:masters")
+    sa = key()
+    write_key(sa, "sa.key")
+    (pki / "sa.pub").write_bytes(sa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+    cfg = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "homelab-local", "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": user, "user": {
+            "client-certificate": str(pki / f"{user}.crt"),
+            "client-key": str(pki / f"{user}.key")}}],
+        "contexts": [{"name": "homelab-local", "context": {
+            "cluster": "homelab-local", "user": user}}],
+        "current-context": "homelab-local",
+    }
+    path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
+    path.chmod(0o600)
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  # Every request, with verb, user, URI (dryRun shows there) and response code.
+  - level: Metadata
+"""
+
+
+class LocalCluster:
+    """Start, stop and drive the local control plane rooted at ``workdir``."""
+
+    def __init__(self, workdir: Path | str = DEFAULT_DIR, node_monitor_grace: int = 12,
+                 default_toleration_seconds: int = 300):
+        self.dir = Path(workdir).resolve()
+        self.grace = int(node_monitor_grace)
+        self.default_toleration = int(default_toleration_seconds)
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.audit_log = self.dir / "audit.log"
+        self.logs = self.dir / "logs"
+        self.pki = self.dir / "pki"
+        self.state_file = self.dir / "state.json"
+
+    # ---- state -----------------------------------------------------------------------
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def server(self) -> str | None:
+        return self._state().get("server")
+
+    def env(self) -> dict:
+        """Environment for a child process that should talk to this cluster."""
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                   K8S_AUTH_KUBECONFIG=str(self.kubeconfig))
+        return env
+
+    def is_up(self) -> bool:
+        st = self._state()
+        if not st.get("server"):
+            return False
+        if not all(_alive(p) for p in st.get("pids", {}).values()):
+            return False
+        return self._get("/readyz") == (200, "ok")
+
+    # ---- http to the API server --------------------------------------------------
+    def _ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def _get(self, path: str, server: str | None = None):
+        server = server or self.server
+        try:
+            with urllib.request.urlopen(server + path, context=self._ssl(), timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return None, ""
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def up(self, fixture: str | None = None) -> float:
+        """Start the control plane and load ``fixture``; return seconds taken."""
+        t0 = time.monotonic()
+        if self._state():
+            self.down()
+        bins = build_binaries()
+        t0 = time.monotonic()  # the start time excludes a (cached) build check
+        for sub in ("etcd", "logs", "pki"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        for old in (self.audit_log,):
+            old.unlink(missing_ok=True)
+        _pki(self.pki)
+        ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched", "kwok")}
+        server = f"https://127.0.0.1:{ports['api']}"
+        for user in ("admin", "controller-manager", "scheduler", "kwok", "descheduler"):
+            _kubeconfig(self.dir / (f"{user}.kubeconfig" if user != "admin" else "kubeconfig"),
+                        server, self.pki, user)
+        (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        state = {"server": server, "ports": ports, "pids": {}, "bins": bins}
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['peer']}"
+        self._start(state, "etcd", [
+            bins["etcd"], "--name=homelab", f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=homelab={peer_url}", "--unsafe-no-fsync",
+            "--quota-backend-bytes=4294967296", "--log-level=warn"])
+        self.wait("etcd healthy", lambda: _http_ok(etcd_url + "/health"), 60)
+
+        pki = self.pki
+        self._start(state, "kube-apiserver", [
+            bins["kube-apiserver"], f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['api']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--api-audiences=https://kubernetes.default.svc.cluster.local",
+            "--authorization-mode=Node,RBAC", "--anonymous-auth=false",
+            "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+            f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}", "--audit-log-maxsize=0",
+            f"--default-not-ready-toleration-seconds={self.default_toleration}",
+            f"--default-unreachable-toleration-seconds={self.default_toleration}",
+            "--profiling=false", "--v=1"])
+        self.wait("kube-apiserver ready",
+                   lambda: self._get("/readyz", server) == (200, "ok"), 120)
+
+        common = ["--bind-address=127.0.0.1", "--profiling=false",
+                  "--leader-elect=true", "--leader-elect-lease-duration=15s",
+                  "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"]
+        kcm_kc = self.dir / "controller-manager.kubeconfig"
+        self._start(state, "kube-controller-manager", [
+            bins["kube-controller-manager"], f"--kubeconfig={kcm_kc}",
+            f"--authentication-kubeconfig={kcm_kc}", f"--authorization-kubeconfig={kcm_kc}",
+            f"--secure-port={ports['kcm']}", "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            "--controllers=*", "--node-monitor-period=1s",
+            f"--node-monitor-grace-period={self.grace}s",
+            "--allocate-node-cidrs=false", "--v=1", *common])
+        sched_kc = self.dir / "scheduler.kubeconfig"
+        self._start(state, "kube-scheduler", [
+            bins["kube-scheduler"], f"--kubeconfig={sched_kc}",
+            f"--authentication-kubeconfig={sched_kc}", f"--authorization-kubeconfig={sched_kc}",
+            f"--secure-port={ports['sched']}", "--v=1", *common])
+        # Lease renewal every lease/4 s must beat the node-monitor grace period.
+        lease = max(4, self.grace // 3)
+        self._start(state, "kwok", [
+            bins["kwok"], f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--node-lease-duration-seconds={lease}", "--node-ip=127.0.0.1",
+            "--server-address=127.0.0.1:" + str(ports["kwok"]), "--cidr=10.244.0.0/16"])
+
+        self.wait("controller-manager and scheduler leading", self._leaders_ready, 120)
+        self.wait("service account controller",
+                   lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default",
+                                        check=False).returncode == 0, 60)
+        started = time.monotonic() - t0
+        state["started_in_s"] = round(started, 1)
+        self.state_file.write_text(json.dumps(state, indent=2))
+        log(f"control plane ready in {started:.1f} s at {server}")
+        log(f"kubeconfig {self.kubeconfig}, audit log {self.audit_log}")
+        if fixture and fixture != "none":
+            self.load_fixture(fixture)
+        return time.monotonic() - t0
+
+    def _start(self, state: dict, name: str, argv: list[str]) -> None:
+        logf = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=self.dir)
+        logf.close()
+        state["pids"][name] = proc.pid
+        self.state_file.write_text(json.dumps(state, indent=2))
+        log(f"started {name} (pid {proc.pid})")
+
+    def wait(self, what: str, cond, timeout: float, interval: float = 0.3) -> None:
+        """Poll ``cond`` until true; fail early if a component process died."""
+        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        last = t0
+        while time.monotonic() < deadline:
+            dead = [n for n, p in self._state().get("pids", {}).items() if not _alive(p)]
+            if dead:
+                tail = "".join(_tail(self.logs / f"{n}.log") for n in dead)
+                raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}:\n{tail}")
+            if cond():
+                return
+            if time.monotonic() - last > 10:
+                log(f"waiting for {what} ({time.monotonic() - t0:.0f} s)")
+                last = time.monotonic()
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+    def _leaders_ready(self) -> bool:
+        r = self.kubectl("get", "lease", "-n", "kube-system", "-o", "json", check=False)
+        if r.returncode:
+            return False
+        holders = {i["metadata"]["name"]: i["spec"].get("holderIdentity")
+                   for i in json.loads(r.stdout)["items"]}
+        return bool(holders.get("kube-controller-manager")) and bool(holders.get("kube-scheduler"))
+
+    def down(self) -> None:
+        """Stop every process of this cluster (TERM, then KILL) and forget its state."""
+        st = self._state()
+        pids = st.get("pids", {})
+        for name in reversed(list(pids)):  # kwok and controllers first, etcd last
+            pid = pids[name]
+            if not _alive(pid):
+                continue
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+                time.sleep(0.2)
+            log(f"stopped {name} (pid {pid})")
+        self.state_file.unlink(missing_ok=True)
+        # A fresh etcd per start: fixtures and tests never see a previous run's objects.
+        subprocess.run(["rm", "-rf", str(self.dir / "etcd")], check=False)
+
+    # ---- kubectl and fixtures ---------------------------------------------------------
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None):
+        r = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+                           capture_output=True, text=True, input=input)
+        if check and r.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
+        return r
+
+    def get_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def load_fixture(self, name: str, timeout: float = 120) -> None:
+        """Replace any loaded fixture with ``name`` and wait until its pods are placed."""
+        folder = FIXTURES / name
+        if not folder.is_dir():
+            known = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+            raise ValueError(f"unknown fixture {name!r}; known: {', '.join(known)}")
+        self.unload_fixture()
+        log(f"loading fixture {name}")
+        self.kubectl("apply", "--server-side", "-f", str(folder))
+        self.wait(f"fixture {name}: nodes Ready and pods settled",
+                   self._fixture_settled, timeout)
+        log(f"fixture {name} loaded")
+
+    def unload_fixture(self) -> None:
+        sel = f"{FIXTURE_LABEL}"
+        r = self.kubectl("get", "namespaces", "-l", sel, "-o", "name", check=False)
+        nss = r.stdout.split()
+        if nss:
+            self.kubectl("delete", *nss, "--wait=true", "--timeout=120s")
+        self.kubectl("delete", "nodes", "-l", sel, "--wait=true", check=False)
+        # Objects a fixture puts in namespaces it does not own (kube-system).
+        for kind in ("deployments", "daemonsets"):
+            self.kubectl("delete", kind, "-A", "-l", sel, "--wait=true", check=False)
+
+    def _fixture_settled(self) -> bool:
+        nodes = self.get_json("nodes")["items"]
+        if not nodes or not all(_ready(n) for n in nodes):
+            return False
+        for d in self.get_json("deployments", "-A")["items"]:
+            st = d.get("status", {})
+            want = d["spec"].get("replicas", 1)
+            if st.get("observedGeneration", 0) < d["metadata"]["generation"]:
+                return False
+            if st.get("updatedReplicas", 0) != want and want:
+                return False
+        for ds in self.get_json("daemonsets", "-A")["items"]:
+            st = ds.get("status", {})
+            if st.get("desiredNumberScheduled") is None or \
+                    st.get("numberReady", 0) != st["desiredNumberScheduled"]:
+                return False
+        pods = self.get_json("pods", "-A")["items"]
+        return all(p["status"].get("phase") == "Running" or
+                   not p["spec"].get("nodeName") for p in pods)
+
+    # ---- node failure ---------------------------------------------------------------------
+    def node_down(self, node: str, seconds: int = 86400) -> None:
+        """Stop ``node``'s heartbeats, as if its kubelet died.
+
+        The node's Lease is handed to another holder for ``seconds``; kwok will not
+        renew a Lease held by another unexpired holder and stops managing the node and
+        its pods. After the node-monitor grace period the real node-lifecycle
+        controller marks it unreachable and taints it."""
+        self.get_json("node", node)  # fails clearly on an unknown node
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        patch = {"spec": {"holderIdentity": DOWN_HOLDER, "leaseDurationSeconds": seconds,
+                          "renewTime": now, "acquireTime": now}}
+        self.kubectl("patch", "lease", node, "-n", "kube-node-lease", "--type=merge",
+                     "-p", json.dumps(patch))
+        log(f"node {node} down (its Lease is held by {DOWN_HOLDER})")
+
+    def node_up(self, node: str) -> None:
+        """Let ``node`` heart-beat again: kwok re-creates its Lease and marks it Ready."""
+        self.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found")
+        log(f"node {node} up (Lease released to kwok)")
+
+    def node_ready(self, node: str) -> bool:
+        return _ready(self.get_json("node", node))
+
+
+def _ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in node.get("status", {}).get("conditions", []))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-n:]
+    except OSError:
+        return ""
+    return f"--- {path.name} ---\n" + "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", default=str(DEFAULT_DIR))
+    ap.add_argument("--grace", type=int, default=int(os.environ.get("NODE_MONITOR_GRACE", 12)),
+                    help="node-monitor grace period in seconds (default 12)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("up")
+    p.add_argument("--fixture", default="none")
+    sub.add_parser("down")
+    sub.add_parser("status")
+    sub.add_parser("build")
+    for name in ("load-fixture", "node-down", "node-up"):
+        sub.add_parser(name).add_argument("name")
+    a = ap.parse_args(argv)
+    c = LocalCluster(a.dir, node_monitor_grace=a.grace)
+    try:
+        if a.cmd == "up":
+            c.up(a.fixture)
+        elif a.cmd == "down":
+            c.down()
+        elif a.cmd == "build":
+            for k, v in build_binaries().items():
+                print(f"{k}={v}")
+        elif a.cmd == "status":
+            up = c.is_up()
+            print(json.dumps({"up": up, **c._state()}, indent=2))
+            return 0 if up else 1
+        elif a.cmd == "load-fixture":
+            c.load_fixture(a.name)
+        elif a.cmd == "node-down":
+            c.node_down(a.name)
+        elif a.cmd == "node-up":
+            c.node_up(a.name)
+    except (RuntimeError, TimeoutError, ValueError, subprocess.CalledProcessError) as e:
+        log(f"error: {e}")
+        if a.cmd == "up":
+            c.down()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""placement_audit_info and the Phase 0 read-only verification on the two-node fixture."""
+
+import json
+
+from conftest import audit_entries, audit_size
+
+AUDIT_PLAYBOOK = "tests/integration/playbooks/placement_audit.yml"
+DAEMONSETS = {"longhorn-csi-plugin", "engine-image-ei-db6c2b6f", "metallb-speaker"}
+
+
+def test_audit_reports_server2_state_and_pinning(two_node, run_playbook):
+    offset = audit_size(two_node)
+    run = run_playbook(two_node, AUDIT_PLAYBOOK, extra_vars={"audit_node": "worker-1"})
+    assert run.rc == 0, run.stdout + run.stderr
+    r = run.result
+    assert r["changed"] is False
+    nodes = {n["name"]: n for n in r["nodes"]}
+    assert nodes["worker-1"]["unschedulable"] is True
+    assert {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"} in nodes["worker-1"]["taints"]
+    assert nodes["miniserver"]["unschedulable"] is False
+    # server-2 runs exactly the three DaemonSets' pods and nothing else
+    assert {p["owner_name"] for p in r["pods_by_node"]["worker-1"]} == DAEMONSETS
+    assert r["non_daemonset_pods"]["worker-1"] == []
+    pinning = {w["name"]: w["pinning"] for w in r["workloads"] if w["namespace"] == "apps"}
+    assert pinning == {"arr": "nodeName", "arr-lts": "nodeName", "arr-lts2": "nodeName",
+                       "homarr": "nodeSelector", "elasticsearch": "nodeSelector", "qdrant": "none"}
+    assert "apps/qdrant" in " ".join(r["report"])
+
+    # Read-only, one LIST per kind: what the API server saw from the module.
+    two_node.wait("audit log flushed", lambda: any(
+        e["verb"] == "list" and e["objectRef"].get("resource") == "cronjobs"
+        for e in audit_entries(two_node, offset)), 30)
+    mine = [e for e in audit_entries(two_node, offset) if "python" in e.get("userAgent", "").lower()]
+    assert mine, "no request from the module reached the API server"
+    assert {e["verb"] for e in mine} <= {"get", "list"}
+    lists = sorted(e["objectRef"]["resource"] for e in mine if e["verb"] == "list")
+    assert lists == sorted(["nodes", "pods", "deployments", "statefulsets", "daemonsets",
+                            "replicasets", "jobs", "cronjobs"])
+
+
+def test_audit_fails_clearly_on_unknown_node(two_node, run_playbook):
+    run = run_playbook(two_node, AUDIT_PLAYBOOK,
+                       extra_vars={"audit_node": "server-9", "audit_may_fail": True})
+    assert run.result["failed"] is True
+    assert "node: no node named 'server-9'" in run.result["msg"]
+    assert "miniserver, worker-1" in run.result["msg"]
+
+
+def test_phase0_verify_passes_on_guarded_cluster(two_node, run_playbook):
+    run = run_playbook(two_node, "playbooks/phase0_verify.yml")
+    assert run.rc == 0, run.stdout + run.stderr
+    assert "worker-1 runs only DaemonSet pods" in run.stdout
+    assert "Pods on worker-1: 3 (0 not from a DaemonSet)" in run.stdout
+
+
+def test_phase0_verify_fails_when_server2_runs_an_app_pod(two_node, run_playbook):
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "stray-app", "namespace": "apps"},
+           "spec": {"nodeName": "worker-1", "containers": [{"name": "c", "image": "x"}]}}
+    two_node.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        run = run_playbook(two_node, "playbooks/phase0_verify.yml")
+        assert run.rc != 0
+        assert "worker-1 runs pods that no DaemonSet owns: stray-app" in run.stdout
+    finally:
+        two_node.kubectl("delete", "pod", "stray-app", "-n", "apps", "--grace-period=0",
+                         "--force", "--wait=true")

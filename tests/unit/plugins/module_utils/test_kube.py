@@ -1,0 +1,111 @@
+"""The shared I/O base: update() with resourceVersion and retry on 409."""
+
+import pytest
+from kubernetes.dynamic.exceptions import ConflictError
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import kube
+
+
+class Obj(object):
+    def __init__(self, d):
+        self.d = d
+
+    def to_dict(self):
+        return self.d
+
+
+class FakeClient(object):
+    """Stands in for kubernetes.core's K8SClient: a node whose version moves."""
+
+    def __init__(self, conflicts=0):
+        self.node = {"metadata": {"name": "worker-1", "resourceVersion": "1", "labels": {}},
+                     "spec": {}}
+        self.conflicts = conflicts
+        self.patches = []
+
+    def resource(self, kind, api_version):
+        return (kind, api_version)
+
+    def get(self, res, name=None, namespace=None):
+        return Obj(self.node)
+
+    def patch(self, res, body, name=None, namespace=None, content_type=None):
+        self.patches.append((body, content_type))
+        if self.conflicts:
+            self.conflicts -= 1
+            # someone else wrote in between: the version moves on
+            self.node = dict(self.node, metadata=dict(
+                self.node["metadata"], resourceVersion=str(int(self.node["metadata"]["resourceVersion"]) + 1)))
+            raise ConflictError(_Exc409())
+        labels = dict(self.node["metadata"]["labels"], **body["metadata"].get("labels", {}))
+        self.node = dict(self.node, metadata=dict(self.node["metadata"], labels=labels))
+        return Obj(self.node)
+
+
+class _Exc409(Exception):
+    status = 409
+    reason = "Conflict"
+    body = '{"message": "the object has been modified"}'
+    headers = {}
+
+
+class Failed(Exception):
+    pass
+
+
+def module_with(client):
+    m = object.__new__(kube.K8sHaModule)
+    m._client = client
+
+    class Ansible(object):
+        params = {}
+        check_mode = False
+        _diff = True
+
+        def fail_json(self, **kw):
+            raise Failed(kw["msg"])
+
+    m.ansible = Ansible()
+    return m
+
+
+def add_lane(obj):
+    obj["metadata"]["labels"]["workload-lane"] = "primary"
+    return obj
+
+
+def test_update_sends_resource_version_as_merge_patch():
+    c = FakeClient()
+    before, after = module_with(c).update("Node", "v1", "worker-1", add_lane)
+    assert before["metadata"]["labels"] == {}
+    assert after["metadata"]["labels"] == {"workload-lane": "primary"}
+    body, ctype = c.patches[0]
+    assert ctype == "application/merge-patch+json"
+    assert body == {"metadata": {"labels": {"workload-lane": "primary"}, "resourceVersion": "1"}}
+
+
+def test_update_rereads_and_retries_on_conflict():
+    c = FakeClient(conflicts=2)
+    _before, after = module_with(c).update("Node", "v1", "worker-1", add_lane, backoff=0)
+    assert after["metadata"]["labels"] == {"workload-lane": "primary"}
+    assert [b["metadata"]["resourceVersion"] for b, _ in c.patches] == ["1", "2", "3"]
+
+
+def test_update_gives_up_after_retries():
+    c = FakeClient(conflicts=10)
+    with pytest.raises(kube.ConflictRetriesExhausted, match="3 attempts met HTTP 409"):
+        module_with(c).update("Node", "v1", "worker-1", add_lane, retries=3, backoff=0)
+
+
+def test_update_without_change_writes_nothing():
+    c = FakeClient()
+    before, after = module_with(c).update("Node", "v1", "worker-1", lambda o: o)
+    assert before is after and c.patches == []
+
+
+def test_argument_spec_reuses_kubernetes_core_auth_options():
+    spec = kube.argument_spec(node=dict(type="str"))
+    for option in ("kubeconfig", "context", "host", "api_key", "validate_certs", "ca_cert"):
+        assert option in spec
+    assert spec["api_key"]["no_log"] is True
+    assert spec["node"] == {"type": "str"}
