@@ -118,7 +118,7 @@ class K8sHaModule(object):
         except DynamicApiError as e:
             self.fail_json(msg="Cannot list %s: %s" % (kind, api_error_message(e)),
                            status=getattr(e, "status", None))
-        return [item for item in result.to_dict().get("items", [])]
+        return list(result.to_dict().get("items", []))
 
     def get(self, kind, api_version, name, namespace=None):
         """The object as a dict, or None when it does not exist."""
@@ -127,7 +127,7 @@ class K8sHaModule(object):
             return self.client.get(res, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except DynamicApiError as e:
+        except DynamicApiError as e:  # pylint: disable=duplicate-except
             self.fail_json(msg="Cannot read %s %s: %s" % (kind, name, api_error_message(e)),
                            status=getattr(e, "status", None))
 
@@ -160,7 +160,7 @@ class K8sHaModule(object):
                 return before, after
             except ConflictError:
                 time.sleep(backoff * (attempt + 1))
-            except DynamicApiError as e:
+            except DynamicApiError as e:  # pylint: disable=duplicate-except
                 self.fail_json(msg="Cannot update %s %s: %s"
                                % (kind, name, api_error_message(e)),
                                status=getattr(e, "status", None))

@@ -162,7 +162,7 @@ def render_report(facts, focus_node=None):
         lines.append("Pods on %s: %d (%d not from a DaemonSet)" % (name, len(pods), len(other)))
         for p in pods:
             lines.append("  %s/%s  %s %s" % (p["namespace"], p["name"],
-                                              p["owner_kind"] or "bare Pod", p["phase"]))
+                                             p["owner_kind"] or "bare Pod", p["phase"]))
     lines.append("Workload pinning:")
     for w in facts["workloads"]:
         how = w["pinning"]

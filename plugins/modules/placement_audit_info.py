@@ -12,7 +12,7 @@ module: placement_audit_info
 short_description: Read-only audit of where workloads run and how they are pinned
 version_added: 0.1.0
 author:
-  - homelab.k8s_ha maintainers
+  - homelab.k8s_ha maintainers (!UNKNOWN)
 description:
   - Reads every Node, Pod and workload (Deployment, StatefulSet, DaemonSet, ReplicaSet,
     Job, CronJob, bare Pod) with one LIST request per kind and reports, for each node,

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A real local Kubernetes control plane for tests, started as plain processes.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
@@ -43,9 +43,8 @@ REPO = HERE.parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_DIR = Path(os.environ.get("HOMELAB_CLUSTER_DIR", REPO / ".local" / "cluster"))
 
-# The holder name a "down" node's Lease is given; kwok stops managing the node
-# while another unexpired holder owns its Lease (see docs/testing.md).
-DOWN_HOLDER = "homelab-node-down-simulator"
+# Nodes carrying this annotation get a kwok process of their own (their "kubelet").
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 FIXTURE_LABEL = "homelab.k8s-ha/fixture"
 
 
@@ -249,13 +248,13 @@ class LocalCluster:
         for old in (self.audit_log,):
             old.unlink(missing_ok=True)
         _pki(self.pki)
-        ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched", "kwok")}
+        ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched")}
         server = f"https://127.0.0.1:{ports['api']}"
         for user in ("admin", "controller-manager", "scheduler", "kwok", "descheduler"):
             _kubeconfig(self.dir / (f"{user}.kubeconfig" if user != "admin" else "kubeconfig"),
                         server, self.pki, user)
         (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
-        state = {"server": server, "ports": ports, "pids": {}, "bins": bins}
+        state = {"server": server, "ports": ports, "pids": {}, "bins": bins, "kwok": {}}
         self.state_file.write_text(json.dumps(state, indent=2))
 
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -288,7 +287,7 @@ class LocalCluster:
             f"--default-unreachable-toleration-seconds={self.default_toleration}",
             "--profiling=false", "--v=1"])
         self.wait("kube-apiserver ready",
-                   lambda: self._get("/readyz", server) == (200, "ok"), 120)
+                  lambda: self._get("/readyz", server) == (200, "ok"), 120)
 
         common = ["--bind-address=127.0.0.1", "--profiling=false",
                   "--leader-elect=true", "--leader-elect-lease-duration=15s",
@@ -310,19 +309,10 @@ class LocalCluster:
             bins["kube-scheduler"], f"--kubeconfig={sched_kc}",
             f"--authentication-kubeconfig={sched_kc}", f"--authorization-kubeconfig={sched_kc}",
             f"--secure-port={ports['sched']}", "--v=1", *common])
-        # Lease renewal every lease/4 s must beat the node-monitor grace period.
-        lease = max(4, self.grace // 3)
-        self._start(state, "kwok", [
-            bins["kwok"], f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--node-lease-duration-seconds={lease}", "--node-ip=127.0.0.1",
-            "--server-address=127.0.0.1:" + str(ports["kwok"]), "--cidr=10.244.0.0/16"])
-
         self.wait("controller-manager and scheduler leading", self._leaders_ready, 120)
         self.wait("service account controller",
-                   lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default",
-                                        check=False).returncode == 0, 60)
+                  lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default",
+                                       check=False).returncode == 0, 60)
         started = time.monotonic() - t0
         state["started_in_s"] = round(started, 1)
         self.state_file.write_text(json.dumps(state, indent=2))
@@ -368,14 +358,10 @@ class LocalCluster:
                    for i in json.loads(r.stdout)["items"]}
         return bool(holders.get("kube-controller-manager")) and bool(holders.get("kube-scheduler"))
 
-    def down(self) -> None:
-        """Stop every process of this cluster (TERM, then KILL) and forget its state."""
-        st = self._state()
-        pids = st.get("pids", {})
-        for name in reversed(list(pids)):  # kwok and controllers first, etcd last
-            pid = pids[name]
-            if not _alive(pid):
-                continue
+    def _stop(self, state: dict, name: str) -> None:
+        """Stop one process (TERM, then KILL after 15 s) and drop it from the state."""
+        pid = state["pids"].pop(name, None)
+        if pid and _alive(pid):
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
             while _alive(pid) and time.monotonic() < deadline:
@@ -384,6 +370,14 @@ class LocalCluster:
                 _signal_group(pid, signal.SIGKILL)
                 time.sleep(0.2)
             log(f"stopped {name} (pid {pid})")
+        if self.state_file.exists():
+            self.state_file.write_text(json.dumps(state, indent=2))
+
+    def down(self) -> None:
+        """Stop every process of this cluster and forget its state."""
+        st = self._state()
+        for name in reversed(list(st.get("pids", {}))):  # kwoks first, etcd last
+            self._stop(st, name)
         self.state_file.unlink(missing_ok=True)
         # A fresh etcd per start: fixtures and tests never see a previous run's objects.
         subprocess.run(["rm", "-rf", str(self.dir / "etcd")], check=False)
@@ -391,7 +385,7 @@ class LocalCluster:
     # ---- kubectl and fixtures ---------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None):
         r = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-                           capture_output=True, text=True, input=input)
+                           capture_output=True, text=True, input=input, check=False)
         if check and r.returncode:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
         return r
@@ -408,20 +402,50 @@ class LocalCluster:
         self.unload_fixture()
         log(f"loading fixture {name}")
         self.kubectl("apply", "--server-side", "-f", str(folder))
+        for node in self.get_json("nodes")["items"]:
+            if node["metadata"].get("annotations", {}).get(KWOK_ANNOTATION) == "fake":
+                self.manage_node(node["metadata"]["name"])
         self.wait(f"fixture {name}: nodes Ready and pods settled",
-                   self._fixture_settled, timeout)
+                  self._fixture_settled, timeout)
         log(f"fixture {name} loaded")
 
     def unload_fixture(self) -> None:
-        sel = f"{FIXTURE_LABEL}"
+        """Delete every fixture object; the nodes' kwoks go last, once their pods are gone."""
+        sel = FIXTURE_LABEL
+        for node in list(self._state().get("down", [])):
+            self.node_up(node)  # a dead kubelet would leave its pods Terminating forever
         r = self.kubectl("get", "namespaces", "-l", sel, "-o", "name", check=False)
         nss = r.stdout.split()
         if nss:
             self.kubectl("delete", *nss, "--wait=true", "--timeout=120s")
-        self.kubectl("delete", "nodes", "-l", sel, "--wait=true", check=False)
         # Objects a fixture puts in namespaces it does not own (kube-system).
         for kind in ("deployments", "daemonsets"):
             self.kubectl("delete", kind, "-A", "-l", sel, "--wait=true", check=False)
+        self.kubectl("delete", "nodes", "-l", sel, "--wait=true", check=False)
+        st = self._state()
+        for node in list(st.get("kwok", {})):
+            if self.kubectl("get", "node", node, check=False).returncode:
+                self._stop(st, f"kwok-{node}")
+                del st["kwok"][node]
+        self.state_file.write_text(json.dumps(st, indent=2))
+
+    def manage_node(self, node: str) -> None:
+        """Start the kwok process that plays ``node``'s kubelet (heartbeats, Lease, pods).
+
+        One kwok per node, so that one node can fail alone. Its pod IPs come from a
+        /24 of its own, and it serves the kubelet API on a free loopback port."""
+        st = self._state()
+        if f"kwok-{node}" in st["pids"]:
+            return
+        slot = st["kwok"].setdefault(node, {"cidr": f"10.244.{len(st['kwok'])}.0/24"})
+        slot["port"] = free_port()
+        # Lease renewal every lease/4 s must beat the node-monitor grace period.
+        lease = max(4, self.grace // 3)
+        self._start(st, f"kwok-{node}", [
+            st["bins"]["kwok"], f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            f"--manage-single-node={node}", f"--node-lease-duration-seconds={lease}",
+            "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{slot['port']}",
+            f"--cidr={slot['cidr']}"])
 
     def _fixture_settled(self) -> bool:
         nodes = self.get_json("nodes")["items"]
@@ -444,25 +468,28 @@ class LocalCluster:
                    not p["spec"].get("nodeName") for p in pods)
 
     # ---- node failure ---------------------------------------------------------------------
-    def node_down(self, node: str, seconds: int = 86400) -> None:
-        """Stop ``node``'s heartbeats, as if its kubelet died.
+    def node_down(self, node: str) -> None:
+        """``node``'s kubelet dies: its kwok process is stopped.
 
-        The node's Lease is handed to another holder for ``seconds``; kwok will not
-        renew a Lease held by another unexpired holder and stops managing the node and
-        its pods. After the node-monitor grace period the real node-lifecycle
-        controller marks it unreachable and taints it."""
-        self.get_json("node", node)  # fails clearly on an unknown node
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        patch = {"spec": {"holderIdentity": DOWN_HOLDER, "leaseDurationSeconds": seconds,
-                          "renewTime": now, "acquireTime": now}}
-        self.kubectl("patch", "lease", node, "-n", "kube-node-lease", "--type=merge",
-                     "-p", json.dumps(patch))
-        log(f"node {node} down (its Lease is held by {DOWN_HOLDER})")
+        Nothing renews the node's Lease or status any more, and nothing touches its
+        pods. After the node-monitor grace period the real node-lifecycle controller
+        marks it unreachable and taints it; pods leave after their tolerationSeconds."""
+        st = self._state()
+        if f"kwok-{node}" not in st.get("pids", {}):
+            raise ValueError(f"node {node!r} is not a running kwok node; running: "
+                             + ", ".join(sorted(st.get("kwok", {}))))
+        self._stop(st, f"kwok-{node}")
+        st["down"] = sorted(set(st.get("down", [])) | {node})
+        self.state_file.write_text(json.dumps(st, indent=2))
+        log(f"node {node} down (its kubelet, kwok, stopped)")
 
     def node_up(self, node: str) -> None:
-        """Let ``node`` heart-beat again: kwok re-creates its Lease and marks it Ready."""
-        self.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found")
-        log(f"node {node} up (Lease released to kwok)")
+        """``node``'s kubelet comes back: kwok takes its Lease and marks it Ready."""
+        st = self._state()
+        st["down"] = [n for n in st.get("down", []) if n != node]
+        self.state_file.write_text(json.dumps(st, indent=2))
+        self.manage_node(node)
+        log(f"node {node} up (kwok started again)")
 
     def node_ready(self, node: str) -> bool:
         return _ready(self.get_json("node", node))
@@ -512,7 +539,7 @@ def _tail(path: Path, n: int = 15) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--dir", default=str(DEFAULT_DIR))
     ap.add_argument("--grace", type=int, default=int(os.environ.get("NODE_MONITOR_GRACE", 12)),
                     help="node-monitor grace period in seconds (default 12)")
