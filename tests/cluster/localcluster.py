@@ -205,6 +205,10 @@ class LocalCluster:
     def server(self) -> str | None:
         return self._state().get("server")
 
+    def binary(self, name: str) -> str:
+        """Path of a built component (etcd, kube-*, kwok, descheduler) of this cluster."""
+        return self._state()["bins"][name]
+
     def env(self) -> dict:
         """Environment for a child process that should talk to this cluster."""
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
