@@ -20,6 +20,7 @@ COLL_TEST   := $(LOCAL)/ansible-test/ansible_collections
 SITE        := $(VENV)/lib/python3.11/site-packages
 FIXTURE     ?= two-node
 CLUSTER     := $(PY) tests/cluster/localcluster.py
+KUBECONFIG_LOCAL := $(LOCAL)/cluster/kubeconfig
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_RUN)
 export ANSIBLE_CALLBACK_RESULT_FORMAT := yaml
@@ -62,8 +63,9 @@ cluster-down: venv
 demo: collection build
 	@if $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) load-fixture two-node; \
 	 else $(CLUSTER) up --fixture two-node; fi
-	$(BIN)/ansible-playbook -i inventories/two-node playbooks/phase0_verify.yml
-	@echo "The cluster is still running: KUBECONFIG=$(LOCAL)/cluster/kubeconfig kubectl get nodes"
+	K8S_AUTH_KUBECONFIG=$(KUBECONFIG_LOCAL) \
+	  $(BIN)/ansible-playbook -i inventories/two-node playbooks/phase0_verify.yml
+	@echo "The cluster is still running: KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl get nodes"
 	@echo "Stop it with: make cluster-down"
 
 # --- tests -----------------------------------------------------------------------------

@@ -183,16 +183,19 @@ rules:
 class LocalCluster:
     """Start, stop and drive the local control plane rooted at ``workdir``."""
 
-    def __init__(self, workdir: Path | str = DEFAULT_DIR, node_monitor_grace: int = 12,
+    def __init__(self, workdir: Path | str = DEFAULT_DIR, node_monitor_grace: int | None = None,
                  default_toleration_seconds: int = 300):
         self.dir = Path(workdir).resolve()
-        self.grace = int(node_monitor_grace)
-        self.default_toleration = int(default_toleration_seconds)
         self.kubeconfig = self.dir / "kubeconfig"
         self.audit_log = self.dir / "audit.log"
         self.logs = self.dir / "logs"
         self.pki = self.dir / "pki"
         self.state_file = self.dir / "state.json"
+        # Node-monitor grace period (s): fast by default, NODE_MONITOR_GRACE overrides;
+        # a running cluster keeps the value it was started with.
+        self._grace_wanted = int(node_monitor_grace or os.environ.get("NODE_MONITOR_GRACE", 12))
+        self.grace = int(self._state().get("grace") or self._grace_wanted)
+        self.default_toleration = int(default_toleration_seconds)
 
     # ---- state -----------------------------------------------------------------------
     def _state(self) -> dict:
@@ -247,6 +250,7 @@ class LocalCluster:
             self.down()
         bins = build_binaries()
         t0 = time.monotonic()  # the start time excludes a (cached) build check
+        self.grace = self._grace_wanted
         for sub in ("etcd", "logs", "pki"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         for old in (self.audit_log,):
@@ -258,7 +262,8 @@ class LocalCluster:
             _kubeconfig(self.dir / (f"{user}.kubeconfig" if user != "admin" else "kubeconfig"),
                         server, self.pki, user)
         (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
-        state = {"server": server, "ports": ports, "pids": {}, "bins": bins, "kwok": {}}
+        state = {"server": server, "ports": ports, "pids": {}, "bins": bins, "kwok": {},
+                 "grace": self.grace}
         self.state_file.write_text(json.dumps(state, indent=2))
 
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -545,8 +550,8 @@ def _tail(path: Path, n: int = 15) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--dir", default=str(DEFAULT_DIR))
-    ap.add_argument("--grace", type=int, default=int(os.environ.get("NODE_MONITOR_GRACE", 12)),
-                    help="node-monitor grace period in seconds (default 12)")
+    ap.add_argument("--grace", type=int, default=None,
+                    help="node-monitor grace period in seconds (default $NODE_MONITOR_GRACE or 12)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up")
     p.add_argument("--fixture", default="none")
