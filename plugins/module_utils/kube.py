@@ -36,7 +36,14 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import merge_p
 try:
     from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
 except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
-    ConflictError = DynamicApiError = NotFoundError = Exception
+    class DynamicApiError(Exception):
+        pass
+
+    class ConflictError(DynamicApiError):
+        pass
+
+    class NotFoundError(DynamicApiError):
+        pass
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -127,7 +134,7 @@ class K8sHaModule(object):
             return self.client.get(res, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except DynamicApiError as e:  # pylint: disable=duplicate-except
+        except DynamicApiError as e:
             self.fail_json(msg="Cannot read %s %s: %s" % (kind, name, api_error_message(e)),
                            status=getattr(e, "status", None))
 
@@ -160,7 +167,7 @@ class K8sHaModule(object):
                 return before, after
             except ConflictError:
                 time.sleep(backoff * (attempt + 1))
-            except DynamicApiError as e:  # pylint: disable=duplicate-except
+            except DynamicApiError as e:
                 self.fail_json(msg="Cannot update %s %s: %s"
                                % (kind, name, api_error_message(e)),
                                status=getattr(e, "status", None))

@@ -73,7 +73,8 @@ def run_playbook(tmp_path):
             cmd += ["-e", json.dumps({k: v})]
         if check:
             cmd += ["--check", "--diff"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
+                              check=False)
         result = json.loads(out.read_text()) if out.exists() else None
         return PlaybookRun(proc, result)
 

@@ -88,7 +88,7 @@ def test_update_rereads_and_retries_on_conflict():
     c = FakeClient(conflicts=2)
     _before, after = module_with(c).update("Node", "v1", "worker-1", add_lane, backoff=0)
     assert after["metadata"]["labels"] == {"workload-lane": "primary"}
-    assert [b["metadata"]["resourceVersion"] for b, _ in c.patches] == ["1", "2", "3"]
+    assert [b["metadata"]["resourceVersion"] for b, _ctype in c.patches] == ["1", "2", "3"]
 
 
 def test_update_gives_up_after_retries():
