@@ -28,6 +28,7 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -214,9 +215,8 @@ class LocalCluster:
 
     def env(self) -> dict:
         """Environment for a child process that should talk to this cluster."""
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
-                   K8S_AUTH_KUBECONFIG=str(self.kubeconfig))
-        return env
+        return dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                    K8S_AUTH_KUBECONFIG=str(self.kubeconfig))
 
     def is_up(self) -> bool:
         st = self._state()
@@ -224,7 +224,7 @@ class LocalCluster:
             return False
         if not all(_alive(p) for p in st.get("pids", {}).values()):
             return False
-        return self._get("/readyz") == (200, "ok")
+        return self.api_get("/readyz") == (200, "ok")
 
     # ---- http to the API server --------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
@@ -232,7 +232,8 @@ class LocalCluster:
         ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         return ctx
 
-    def _get(self, path: str, server: str | None = None):
+    def api_get(self, path: str, server: str | None = None):
+        """GET ``path`` from the API server as cluster-admin: (status, body)."""
         server = server or self.server
         try:
             with urllib.request.urlopen(server + path, context=self._ssl(), timeout=5) as r:
@@ -245,16 +246,17 @@ class LocalCluster:
     # ---- lifecycle -----------------------------------------------------------------
     def up(self, fixture: str | None = None) -> float:
         """Start the control plane and load ``fixture``; return seconds taken."""
-        t0 = time.monotonic()
         if self._state():
             self.down()
         bins = build_binaries()
         t0 = time.monotonic()  # the start time excludes a (cached) build check
         self.grace = self._grace_wanted
+        # Every start begins clean: no logs, audit events or state of an earlier run.
+        for sub in ("logs", "pki"):
+            shutil.rmtree(self.dir / sub, ignore_errors=True)
         for sub in ("etcd", "logs", "pki"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        for old in (self.audit_log,):
-            old.unlink(missing_ok=True)
+        self.audit_log.unlink(missing_ok=True)
         _pki(self.pki)
         ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched")}
         server = f"https://127.0.0.1:{ports['api']}"
@@ -296,7 +298,7 @@ class LocalCluster:
             f"--default-unreachable-toleration-seconds={self.default_toleration}",
             "--profiling=false", "--v=1"])
         self.wait("kube-apiserver ready",
-                  lambda: self._get("/readyz", server) == (200, "ok"), 120)
+                  lambda: self.api_get("/readyz", server) == (200, "ok"), 120)
 
         common = ["--bind-address=127.0.0.1", "--profiling=false",
                   "--leader-elect=true", "--leader-elect-lease-duration=15s",
@@ -389,7 +391,7 @@ class LocalCluster:
             self._stop(st, name)
         self.state_file.unlink(missing_ok=True)
         # A fresh etcd per start: fixtures and tests never see a previous run's objects.
-        subprocess.run(["rm", "-rf", str(self.dir / "etcd")], check=False)
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
 
     # ---- kubectl and fixtures ---------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None):

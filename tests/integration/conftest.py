@@ -6,7 +6,6 @@ stops it at the end. A test module asks for a fixture cluster by name
 (``two_node`` / ``three_worker``); loading one replaces whatever was loaded."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,14 +78,3 @@ def run_playbook(tmp_path):
         return PlaybookRun(proc, result)
 
     return run
-
-
-def audit_entries(cluster, since=0):
-    """Audit events written after byte offset ``since`` of the audit log."""
-    with open(cluster.audit_log, "rb") as f:
-        f.seek(since)
-        return [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
-
-
-def audit_size(cluster):
-    return os.path.getsize(cluster.audit_log)
