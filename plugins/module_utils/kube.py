@@ -34,8 +34,16 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import merge_patch
 
 try:
-    from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
+    from kubernetes.dynamic.exceptions import (
+        ConflictError,
+        DynamicApiError,
+        NotFoundError,
+        ResourceNotFoundError,
+    )
 except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
+    class ResourceNotFoundError(Exception):
+        pass
+
     class DynamicApiError(Exception):
         pass
 
@@ -106,16 +114,22 @@ class K8sHaModule(object):
         if self._client is None:
             try:
                 self._client = get_api_client(module=self.ansible)
-            except CoreException as e:
+            except CoreException as e:  # no usable configuration
                 self.fail_json(msg="Cannot connect to the Kubernetes API: %s" % e)
+            except Exception as e:  # pylint: disable=broad-except
+                # discovery may already run here: connection, TLS and auth errors
+                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
         return self._client
 
     def resource(self, kind, api_version):
         try:
             return self.client.resource(kind, api_version)
+        except ResourceNotFoundError:
+            self.fail_json(msg="The API server does not serve %s %s" % (api_version, kind))
         except Exception as e:  # pylint: disable=broad-except
-            self.fail_json(msg="The API server does not serve %s %s: %s"
-                           % (api_version, kind, api_error_message(e)))
+            # discovery is the first request a module makes: connection, TLS, auth
+            self.fail_json(msg="Cannot reach the Kubernetes API at %s: %s"
+                           % (self.client.configuration.host, api_error_message(e)))
 
     def list(self, kind, api_version="v1", namespace=None, **params):
         """One LIST request for a kind; returns a list of plain dicts."""

@@ -1,0 +1,45 @@
+"""placement_audit_info's argument handling, without a cluster."""
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.homelab.k8s_ha.plugins.modules import placement_audit_info
+
+
+def run_module(args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+        placement_audit_info.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_unknown_option_fails_before_any_request(capsys, monkeypatch):
+    def no_client(*_args, **_kwargs):
+        raise AssertionError("no API client may be created for bad input")
+
+    monkeypatch.setattr("ansible_collections.homelab.k8s_ha.plugins.module_utils.kube.get_api_client",
+                        no_client)
+    code, out = run_module({"nodes": "worker-1"}, capsys)
+    assert code == 1 and out["failed"]
+    assert "nodes" in out["msg"] and "Supported parameters include" in out["msg"]
+
+
+def test_namespaces_must_be_a_list_of_strings(capsys):
+    code, out = run_module({"namespaces": {"a": 1}}, capsys)
+    assert code == 1
+    assert "namespaces" in out["msg"]
+
+
+def test_unreachable_cluster_gives_a_clear_error(capsys, tmp_path):
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    code, out = run_module({"kubeconfig": str(kubeconfig)}, capsys)
+    assert code == 1
+    # whether discovery fails while the client is made or on the first request
+    assert out["msg"].startswith("Cannot reach the Kubernetes API")
+    assert "127.0.0.1" in out["msg"] and "Connection refused" in out["msg"]
