@@ -11,6 +11,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
+    field,
+    placement,
+    taint_text,
+)
+
 # Kinds audited, with the API version and where the pod template sits.
 WORKLOAD_KINDS = (
     ("Deployment", "apps/v1"),
@@ -22,36 +28,23 @@ WORKLOAD_KINDS = (
 )
 
 
-def _get(obj, *keys):
-    """obj[k1][k2]..., accepting camelCase or snake_case keys; None when absent."""
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        if key in obj:
-            obj = obj[key]
-            continue
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in key)
-        obj = obj.get(snake)
-    return obj
-
-
 def node_summary(node):
-    conditions = _get(node, "status", "conditions") or []
+    conditions = field(node, "status", "conditions") or []
     ready = [c for c in conditions if c.get("type") == "Ready"]
     taints = [dict((k, t.get(k)) for k in ("key", "value", "effect") if t.get(k) is not None)
-              for t in (_get(node, "spec", "taints") or [])]
+              for t in (field(node, "spec", "taints") or [])]
     return {
-        "name": _get(node, "metadata", "name"),
+        "name": field(node, "metadata", "name"),
         "ready": bool(ready) and ready[0].get("status") == "True",
-        "unschedulable": bool(_get(node, "spec", "unschedulable")),
+        "unschedulable": bool(field(node, "spec", "unschedulable")),
         "taints": taints,
-        "labels": dict(_get(node, "metadata", "labels") or {}),
+        "labels": dict(field(node, "metadata", "labels") or {}),
     }
 
 
 def pod_owner(pod):
     """(kind, name) of the controlling owner, or (None, None) for a bare pod."""
-    owners = _get(pod, "metadata", "ownerReferences") or []
+    owners = field(pod, "metadata", "ownerReferences") or []
     ctrl = [o for o in owners if o.get("controller")] or owners
     if not ctrl:
         return None, None
@@ -61,10 +54,10 @@ def pod_owner(pod):
 def pod_summary(pod):
     kind, name = pod_owner(pod)
     return {
-        "namespace": _get(pod, "metadata", "namespace"),
-        "name": _get(pod, "metadata", "name"),
-        "node": _get(pod, "spec", "nodeName"),
-        "phase": _get(pod, "status", "phase"),
+        "namespace": field(pod, "metadata", "namespace"),
+        "name": field(pod, "metadata", "name"),
+        "node": field(pod, "spec", "nodeName"),
+        "phase": field(pod, "status", "phase"),
         "owner_kind": kind,
         "owner_name": name,
         "daemonset": kind == "DaemonSet",
@@ -75,34 +68,35 @@ def pod_template_spec(obj):
     """The pod spec a workload object creates (CronJob: through its jobTemplate)."""
     kind = obj.get("kind")
     if kind == "Pod":
-        return _get(obj, "spec") or {}
+        return field(obj, "spec") or {}
     if kind == "CronJob":
-        return _get(obj, "spec", "jobTemplate", "spec", "template", "spec") or {}
-    return _get(obj, "spec", "template", "spec") or {}
+        return field(obj, "spec", "jobTemplate", "spec", "template", "spec") or {}
+    return field(obj, "spec", "template", "spec") or {}
 
 
 def pinning(spec):
     """How a pod spec is pinned to nodes: the strongest mechanism it uses."""
-    if _get(spec, "nodeName"):
+    if field(spec, "nodeName"):
         return "nodeName"
-    if _get(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"):
+    if field(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"):
         return "affinity"
-    if _get(spec, "nodeSelector"):
+    if field(spec, "nodeSelector"):
         return "nodeSelector"
     return "none"
 
 
-def workload_summary(obj):
+def workload_summary(obj, nodes=(), if_schedulable=()):
     spec = pod_template_spec(obj)
-    return {
+    where = placement(spec, nodes, obj.get("kind"), if_schedulable)
+    return dict(where, **{
         "kind": obj.get("kind"),
-        "namespace": _get(obj, "metadata", "namespace"),
-        "name": _get(obj, "metadata", "name"),
+        "namespace": field(obj, "metadata", "namespace"),
+        "name": field(obj, "metadata", "name"),
         "pinning": pinning(spec),
-        "node_name": _get(spec, "nodeName"),
-        "node_selector": dict(_get(spec, "nodeSelector") or {}),
-        "tolerations": list(_get(spec, "tolerations") or []),
-    }
+        "node_name": field(spec, "nodeName"),
+        "node_selector": dict(field(spec, "nodeSelector") or {}),
+        "tolerations": list(field(spec, "tolerations") or []),
+    })
 
 
 def is_owned_by_workload(obj):
@@ -111,12 +105,16 @@ def is_owned_by_workload(obj):
     return kind in ("Deployment", "CronJob")
 
 
-def audit(nodes, pods, workloads):
+def audit(nodes, pods, workloads, if_schedulable=None):
     """The placement facts of a cluster from one LIST per kind.
 
     ``workloads`` is every object of WORKLOAD_KINDS; ReplicaSets and Jobs owned by a
     Deployment or CronJob are folded into their owner. Bare pods (no owner) are
-    reported as workloads of kind Pod."""
+    reported as workloads of kind Pod. ``if_schedulable`` names the nodes to
+    evaluate as if uncordoned (default: every cordoned node)."""
+    if if_schedulable is None:
+        if_schedulable = [field(n, "metadata", "name") for n in nodes
+                          if field(n, "spec", "unschedulable")]
     node_rows = sorted((node_summary(n) for n in nodes), key=lambda n: n["name"])
     pod_rows = [pod_summary(p) for p in pods]
     by_node = dict((n["name"], []) for n in node_rows)
@@ -125,8 +123,10 @@ def audit(nodes, pods, workloads):
             by_node.setdefault(p["node"], []).append(p)
     for rows in by_node.values():
         rows.sort(key=lambda p: (p["namespace"], p["name"]))
-    wl = [workload_summary(w) for w in workloads if not is_owned_by_workload(w)]
-    wl += [workload_summary(dict(p, kind="Pod")) for p in pods if pod_owner(p) == (None, None)]
+    wl = [workload_summary(w, nodes, if_schedulable)
+          for w in workloads if not is_owned_by_workload(w)]
+    wl += [workload_summary(dict(p, kind="Pod"), nodes, if_schedulable)
+           for p in pods if pod_owner(p) == (None, None)]
     wl.sort(key=lambda w: (w["namespace"] or "", w["kind"], w["name"]))
     return {
         "nodes": node_rows,
@@ -138,12 +138,14 @@ def audit(nodes, pods, workloads):
              if not p["node"] and p["phase"] == "Pending")),
         "workloads": wl,
         "unguarded": [w for w in wl if w["pinning"] == "none" and w["kind"] != "DaemonSet"],
+        "if_schedulable": sorted(if_schedulable),
+        # node -> the workloads (not DaemonSets) that could land there once it is uncordoned
+        "could_land_on": dict(
+            (n, ["%s/%s" % (w["namespace"], w["name"]) for w in wl
+                 if w["kind"] != "DaemonSet" and n in w["would_run_on"]
+                 and n not in w["may_run_on"]])
+            for n in if_schedulable),
     }
-
-
-def _taint_text(t):
-    key = t["key"] + ("=" + t["value"] if t.get("value") else "")
-    return "%s:%s" % (key, t["effect"])
 
 
 def render_report(facts, focus_node=None):
@@ -153,7 +155,7 @@ def render_report(facts, focus_node=None):
         state = ["Ready" if n["ready"] else "NotReady"]
         if n["unschedulable"]:
             state.append("SchedulingDisabled")
-        taints = ", ".join(_taint_text(t) for t in n["taints"]) or "none"
+        taints = ", ".join(taint_text(t) for t in n["taints"]) or "none"
         lines.append("  %-14s %-28s taints: %s" % (n["name"], ",".join(state), taints))
     nodes = [focus_node] if focus_node else sorted(facts["pods_by_node"])
     for name in nodes:
@@ -170,9 +172,14 @@ def render_report(facts, focus_node=None):
             how += "=" + w["node_name"]
         elif how == "nodeSelector":
             how += " " + ",".join("%s=%s" % kv for kv in sorted(w["node_selector"].items()))
-        lines.append("  %-12s %s/%s: %s" % (w["kind"], w["namespace"], w["name"], how))
+        lines.append("  %-12s %s/%s: %s; may run on: %s" % (
+            w["kind"], w["namespace"], w["name"], how, ", ".join(w["may_run_on"]) or "no node"))
     if facts["unguarded"]:
         lines.append("Unguarded (no nodeName, nodeSelector or required affinity): "
                      + ", ".join("%s/%s" % (w["namespace"], w["name"])
                                  for w in facts["unguarded"]))
+    for node in facts["if_schedulable"]:
+        landing = facts["could_land_on"][node]
+        lines.append("If %s were uncordoned, these could land on it: %s"
+                     % (node, ", ".join(landing) or "none"))
     return lines

@@ -18,10 +18,14 @@ def run_placement_audit(module):
     """Read the cluster (one LIST per kind, all namespaces) and audit it."""
     params = module.params
     nodes = module.list("Node")
+    names = sorted(n["metadata"]["name"] for n in nodes)
     focus = params.get("node")
-    if focus and focus not in [n["metadata"]["name"] for n in nodes]:
-        module.fail_json(msg="node: no node named %r; nodes are: %s"
-                         % (focus, ", ".join(sorted(n["metadata"]["name"] for n in nodes))))
+    if focus and focus not in names:
+        module.fail_json(msg="node: no node named %r; nodes are: %s" % (focus, ", ".join(names)))
+    unknown = [n for n in params.get("if_schedulable") or [] if n not in names]
+    if unknown:
+        module.fail_json(msg="if_schedulable: no node named %s; nodes are: %s"
+                         % (", ".join(repr(n) for n in unknown), ", ".join(names)))
     wanted = set(params.get("namespaces") or [])
 
     def keep(items):
@@ -33,6 +37,6 @@ def run_placement_audit(module):
         for item in keep(module.list(kind, api_version)):
             item.setdefault("kind", kind)
             workloads.append(item)
-    facts = audit(nodes, pods, workloads)
+    facts = audit(nodes, pods, workloads, params.get("if_schedulable"))
     facts["report"] = render_report(facts, focus)
     return facts

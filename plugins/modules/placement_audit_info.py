@@ -19,6 +19,12 @@ description:
     its readiness, cordon state and taints, the pods it runs and which of those are
     not owned by a DaemonSet, and for each workload how it is pinned to nodes
     (C(nodeName), C(nodeSelector), required node affinity, or none).
+  - For every workload it evaluates the pod template against every node the way the
+    kube-scheduler's filters do (nodeName, unschedulable, nodeSelector, required node
+    affinity with all operators and C(matchFields), taints and tolerations) and reports
+    the nodes it may run on now, the nodes it could run on if the nodes in
+    O(if_schedulable) were uncordoned, and why each other node is excluded.
+    Resources and preferred affinity are not evaluated.
   - This is the read-only verification of runbook 000 (Phase 0 guardrails) "zero
     non-DaemonSet pods on server-2" and "which apps lack placement guardrails".
   - Never writes to the cluster.
@@ -29,6 +35,13 @@ options:
     description:
       - Fail when this node does not exist, and put its pods first in C(report).
     type: str
+  if_schedulable:
+    description:
+      - Nodes to evaluate as if they were uncordoned (C(spec.unschedulable) false and no
+        C(node.kubernetes.io/unschedulable) taint). Their other taints still apply.
+      - Defaults to every node that is cordoned now.
+    type: list
+    elements: str
   namespaces:
     description:
       - Only audit pods and workloads in these namespaces. Nodes are always all read.
@@ -45,6 +58,10 @@ EXAMPLES = r"""
   homelab.k8s_ha.placement_audit_info:
     node: worker-1
   register: audit
+
+- name: Nothing but the guarded apps could land on server-2 if it were uncordoned
+  ansible.builtin.assert:
+    that: audit.could_land_on['worker-1'] | length == 0
 
 - name: Server-2 runs nothing but DaemonSets
   ansible.builtin.assert:
@@ -84,7 +101,22 @@ workloads:
   type: list
   elements: dict
   sample: [{"kind": "Deployment", "namespace": "apps", "name": "qdrant", "pinning": "none",
-            "node_name": null, "node_selector": {}, "tolerations": []}]
+            "node_name": null, "node_selector": {}, "tolerations": [],
+            "may_run_on": ["miniserver"], "would_run_on": ["miniserver", "worker-1"],
+            "blocked": {"worker-1": ["node is unschedulable (cordoned)"]}}]
+if_schedulable:
+  description: The nodes evaluated as if uncordoned.
+  returned: always
+  type: list
+  elements: str
+  sample: ["worker-1"]
+could_land_on:
+  description:
+    - For each node in RV(if_schedulable), the workloads (not DaemonSets) that could be
+      scheduled there once it is uncordoned and cannot be now.
+  returned: always
+  type: dict
+  sample: {"worker-1": ["apps/qdrant"]}
 unguarded:
   description: Workloads other than DaemonSets with no placement constraint at all.
   returned: always
@@ -111,6 +143,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement_audit imp
 def main():
     module = K8sHaModule(argument_spec(
         node=dict(type="str"),
+        if_schedulable=dict(type="list", elements="str"),
         namespaces=dict(type="list", elements="str", default=[]),
     ))
     module.exit_json(changed=False, **run_placement_audit(module))

@@ -24,7 +24,10 @@ def test_audit_reports_server2_state_and_pinning(two_node, run_playbook):
     pinning = {w["name"]: w["pinning"] for w in r["workloads"] if w["namespace"] == "apps"}
     assert pinning == {"arr": "nodeName", "arr-lts": "nodeName", "arr-lts2": "nodeName",
                        "homarr": "nodeSelector", "elasticsearch": "nodeSelector", "qdrant": "none"}
-    assert "apps/qdrant" in " ".join(r["report"])
+    # qdrant is the only workload that could land on worker-1 if it were uncordoned
+    assert r["if_schedulable"] == ["worker-1"]
+    assert r["could_land_on"] == {"worker-1": ["apps/qdrant"]}
+    assert "If worker-1 were uncordoned, these could land on it: apps/qdrant" in r["report"]
 
     # Read-only, one LIST per kind: what the API server saw from the module.
     two_node.wait("audit log flushed", lambda: any(
@@ -65,3 +68,40 @@ def test_phase0_verify_fails_when_server2_runs_an_app_pod(two_node, run_playbook
     finally:
         two_node.kubectl("delete", "pod", "stray-app", "-n", "apps", "--grace-period=0",
                          "--force", "--wait=true")
+
+
+def test_audit_prediction_matches_the_real_scheduler(two_node, run_playbook):
+    """Uncordon worker-1 and scale up: the scheduler puts qdrant there, as the audit
+    predicted, and keeps the guarded apps on miniserver."""
+    c = two_node
+    run = run_playbook(c, AUDIT_PLAYBOOK, extra_vars={"audit_node": "worker-1"})
+    predicted = {w["name"]: w["would_run_on"] for w in run.result["workloads"]
+                 if w["namespace"] == "apps"}
+    assert predicted["qdrant"] == ["miniserver", "worker-1"]
+    assert predicted["homarr"] == ["miniserver"]
+
+    def placed(app):
+        return {p["spec"].get("nodeName") for p in
+                c.get_json("pods", "-n", "apps", "-l", f"app={app}")["items"]
+                if p["status"].get("phase") == "Running"}
+
+    c.kubectl("uncordon", "worker-1")
+    try:
+        for app in ("qdrant", "homarr"):
+            c.kubectl("scale", "deployment", app, "-n", "apps", "--replicas=6")
+        c.wait("6 qdrant and 6 homarr pods Running", lambda: all(
+            len([p for p in c.get_json("pods", "-n", "apps", "-l", f"app={app}")["items"]
+                 if p["status"].get("phase") == "Running"]) == 6 for app in ("qdrant", "homarr")), 90)
+        assert placed("qdrant") == set(predicted["qdrant"])  # spread by the scheduler
+        assert placed("homarr") == set(predicted["homarr"])
+    finally:
+        for app in ("qdrant", "homarr"):
+            c.kubectl("scale", "deployment", app, "-n", "apps", "--replicas=1")
+        c.kubectl("cordon", "worker-1")
+        for pod in c.get_json("pods", "-n", "apps", "-l", "app=qdrant")["items"]:
+            if pod["spec"].get("nodeName") == "worker-1":
+                c.kubectl("delete", "pod", pod["metadata"]["name"], "-n", "apps", "--wait=false")
+        c.wait("apps back to one pod each, none on worker-1", lambda: (
+            lambda pods: len(pods) == 6 and all(
+                p["spec"].get("nodeName") == "miniserver" for p in pods))(
+            c.get_json("pods", "-n", "apps")["items"]), 90)
