@@ -101,7 +101,9 @@ def test_audit_prediction_matches_the_real_scheduler(two_node, run_playbook):
         for pod in c.get_json("pods", "-n", "apps", "-l", "app=qdrant")["items"]:
             if pod["spec"].get("nodeName") == "worker-1":
                 c.kubectl("delete", "pod", pod["metadata"]["name"], "-n", "apps", "--wait=false")
-        c.wait("apps back to one pod each, none on worker-1", lambda: (
-            lambda pods: len(pods) == 6 and all(
-                p["spec"].get("nodeName") == "miniserver" for p in pods))(
-            c.get_json("pods", "-n", "apps")["items"]), 90)
+
+        def back_on_miniserver():
+            pods = c.get_json("pods", "-n", "apps")["items"]
+            return len(pods) == 6 and all(p["spec"].get("nodeName") == "miniserver" for p in pods)
+
+        c.wait("apps back to one pod each, none on worker-1", back_on_miniserver, 90)
