@@ -70,6 +70,11 @@ def test_phase0_verify_fails_when_server2_runs_an_app_pod(two_node, run_playbook
                          "--force", "--wait=true")
 
 
+def _apps_only_on_miniserver(c):
+    pods = c.get_json("pods", "-n", "apps")["items"]
+    return len(pods) == 6 and all(p["spec"].get("nodeName") == "miniserver" for p in pods)
+
+
 def test_audit_prediction_matches_the_real_scheduler(two_node, run_playbook):
     """Uncordon worker-1 and scale up: the scheduler puts qdrant there, as the audit
     predicted, and keeps the guarded apps on miniserver."""
@@ -101,9 +106,5 @@ def test_audit_prediction_matches_the_real_scheduler(two_node, run_playbook):
         for pod in c.get_json("pods", "-n", "apps", "-l", "app=qdrant")["items"]:
             if pod["spec"].get("nodeName") == "worker-1":
                 c.kubectl("delete", "pod", pod["metadata"]["name"], "-n", "apps", "--wait=false")
-
-        def back_on_miniserver():
-            pods = c.get_json("pods", "-n", "apps")["items"]
-            return len(pods) == 6 and all(p["spec"].get("nodeName") == "miniserver" for p in pods)
-
-        c.wait("apps back to one pod each, none on worker-1", back_on_miniserver, 90)
+        c.wait("apps back to one pod each, none on worker-1",
+               lambda: _apps_only_on_miniserver(c), 90)
