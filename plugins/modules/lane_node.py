@@ -1,0 +1,152 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: lane_node
+short_description: Ensure a node's lane labels, lane taints and cordon state
+version_added: 0.1.0
+author:
+  - homelab.k8s_ha maintainers (!UNKNOWN)
+description:
+  - Sets or removes labels, adds, removes or replaces taints, and cordons or uncordons
+    one node, in one write. This is runbook 000's C(kubectl label) and C(kubectl taint)
+    with a plan, a diff, and the parameters that undo the change.
+  - Input is checked by Kubernetes' syntax rules before anything is sent; an unknown
+    node fails before any write.
+  - The write is a merge patch carrying the node's C(resourceVersion); if the node
+    changed since it was read, the API server refuses it and the module reads the node
+    again and retries (up to 5 times).
+  - In check mode the patch is sent as a server-side dry run, so nothing is written,
+    and the diff shows labels, taints and C(unschedulable) before and after.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  name:
+    description: The node.
+    type: str
+    required: true
+  labels:
+    description:
+      - Labels to set. A null value removes the label. Labels not named are left alone.
+      - Keys and values follow Kubernetes' syntax; values must be strings.
+    type: dict
+  taints:
+    description:
+      - Taints to apply as O(taints_state) says. A taint is identified by key and effect.
+      - Omit to leave taints alone.
+    type: list
+    elements: dict
+    suboptions:
+      key:
+        description: Taint key.
+        type: str
+        required: true
+      value:
+        description: Taint value (may be empty).
+        type: str
+      effect:
+        description: Taint effect.
+        type: str
+        required: true
+        choices: [NoSchedule, PreferNoSchedule, NoExecute]
+  taints_state:
+    description:
+      - V(present) adds the taints or updates their values.
+      - V(absent) removes taints with the same key and effect.
+      - V(exact) makes the node's taints exactly O(taints), except taints under
+        C(node.kubernetes.io/) and C(node.cloudprovider.kubernetes.io/), which belong to
+        Kubernetes' controllers and are kept.
+    type: str
+    choices: [present, absent, exact]
+    default: present
+  cordon:
+    description:
+      - V(true) cordons (C(spec.unschedulable)), V(false) uncordons, unset leaves it.
+    type: bool
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Lane label on server-1
+  homelab.k8s_ha.lane_node:
+    name: miniserver
+    labels:
+      workload-lane: primary
+
+- name: Lane label and taint on server-2, keep it cordoned
+  homelab.k8s_ha.lane_node:
+    name: worker-1
+    labels:
+      workload-lane: secondary
+    taints:
+      - key: workload-lane
+        value: secondary
+        effect: NoSchedule
+    cordon: true
+  register: lane
+
+- name: Undo exactly that change
+  homelab.k8s_ha.lane_node: "{{ lane.rollback }}"
+"""
+
+RETURN = r"""
+before:
+  description: Labels, taints and unschedulable of the node before the change.
+  returned: success
+  type: dict
+  sample: {"labels": {"kubernetes.io/hostname": "worker-1"}, "unschedulable": true,
+           "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}
+node:
+  description:
+    - Labels, taints and unschedulable of the node after the change (in check mode, as
+      the API server's dry run says it would be).
+  returned: success
+  type: dict
+  sample: {"labels": {"kubernetes.io/hostname": "worker-1", "workload-lane": "secondary"},
+           "unschedulable": true,
+           "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+                      {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}]}
+rollback:
+  description:
+    - Parameters for this module that return every touched field to its prior value
+      (labels it added are removed, taints restored exactly, cordon state restored).
+  returned: success
+  type: dict
+  sample: {"name": "worker-1", "labels": {"workload-lane": null},
+           "taints": [], "taints_state": "exact"}
+"""
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    K8sHaModule,
+    argument_spec,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import (
+    TAINT_EFFECTS,
+    TAINTS_STATES,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane_node import run_lane_node
+
+
+def main():
+    run_lane_node(K8sHaModule(argument_spec(
+        name=dict(type="str", required=True),
+        labels=dict(type="dict"),
+        taints=dict(type="list", elements="dict", options=dict(
+            key=dict(type="str", required=True, no_log=False),
+            value=dict(type="str"),
+            effect=dict(type="str", required=True, choices=list(TAINT_EFFECTS)),
+        )),
+        taints_state=dict(type="str", default="present", choices=list(TAINTS_STATES)),
+        cordon=dict(type="bool"),
+    )))
+
+
+if __name__ == "__main__":
+    main()
