@@ -72,8 +72,9 @@ def run_playbook(tmp_path):
             cmd += ["-e", json.dumps({k: v})]
         if check:
             cmd += ["--check", "--diff"]
+        # no terminal, as under AWX, Semaphore and CI: a prompt gets an empty answer
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
-                              check=False)
+                              stdin=subprocess.DEVNULL, check=False)
         result = json.loads(out.read_text()) if out.exists() else None
         return PlaybookRun(proc, result)
 

@@ -64,7 +64,7 @@ def test_phase0_verify_fails_when_server2_runs_an_app_pod(two_node, run_playbook
     try:
         run = run_playbook(two_node, "playbooks/phase0_verify.yml")
         assert run.rc != 0
-        assert "worker-1 runs pods that no DaemonSet owns: stray-app" in run.stdout
+        assert "Failed: worker-1 runs no pod that a DaemonSet does not own (stray-app)" in run.stdout
     finally:
         two_node.kubectl("delete", "pod", "stray-app", "-n", "apps", "--grace-period=0",
                          "--force", "--wait=true")

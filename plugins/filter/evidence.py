@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over evidence folders (run on the controller, where the folders are)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+
+def with_changes(folders, key="lane_changes"):
+    """The evidence folders whose rollback.json records changes under ``key``, in order."""
+    out = []
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "rollback.json")) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get(key):
+            out.append(folder)
+    return out
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"with_changes": with_changes}

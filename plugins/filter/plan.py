@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters for plans: plan_items, plan_id, plan_report (logic in module_utils/plan.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
+    plan_id,
+    plan_items,
+    plan_report,
+)
+
+
+def _plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
+    try:
+        return plan_items(results, kind, module)
+    except (KeyError, ValueError, TypeError) as e:
+        raise AnsibleFilterError("plan_items: %s" % e)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"plan_items": _plan_items, "plan_id": plan_id, "plan_report": plan_report}

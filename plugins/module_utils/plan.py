@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plans, pure: what a mutating playbook would change, and the id an approval binds to.
+
+A plan is a list of items, one per object that would change, each with the module
+and parameters that make the change and the fields before and after (from that
+module's check-mode diff). The plan id hashes exactly that content, so a cluster
+that changed between the check run and the apply run gives another id.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+
+
+def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
+    """Plan items from the registered check-mode results of a looped module task.
+
+    Each result must carry ``item`` (the module parameters, with ``name``) and
+    ``diff`` ({'before', 'after'}); results without a change are left out."""
+    items = []
+    for result in results:
+        if result.get("failed"):
+            raise ValueError("a plan cannot be made from a failed check: %s" % result.get("msg"))
+        if not result.get("changed"):
+            continue
+        params = result["item"]
+        items.append(copy.deepcopy({
+            "object": "%s/%s" % (kind, params["name"]),
+            "module": module,
+            "params": params,
+            "before": result["diff"]["before"],
+            "after": result["diff"]["after"],
+        }))
+    return sorted(items, key=lambda i: i["object"])
+
+
+def plan_id(items):
+    """A short, stable hash of the plan's content (16 hex digits of SHA-256)."""
+    canonical = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _show(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def plan_report(items):
+    """Lines a person reads: every object, field, before and after."""
+    if not items:
+        return ["No changes: the cluster already matches."]
+    lines = []
+    for item in items:
+        lines.append("%s (%s):" % (item["object"], item["module"]))
+        for field in sorted(item["after"]):
+            before, after = item["before"].get(field), item["after"][field]
+            if isinstance(before, dict) and isinstance(after, dict):
+                for key in sorted(set(before) | set(after)):
+                    if before.get(key) != after.get(key):
+                        lines.append("  %s.%s: %s -> %s" % (
+                            field, key, _show(before.get(key)), _show(after.get(key))))
+            else:
+                lines.append("  %s: %s -> %s" % (field, _show(before), _show(after)))
+    return lines

@@ -1,0 +1,52 @@
+import pytest
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
+    plan_id,
+    plan_items,
+    plan_report,
+)
+
+
+def result(name, changed, before=None, after=None):
+    r = {"item": {"name": name, "labels": {"workload-lane": "secondary"}}, "changed": changed}
+    if changed:
+        r["diff"] = {"before": before, "after": after}
+    return r
+
+
+RESULTS = [
+    result("worker-1", True, {"labels": {"a": "1"}, "taints": []},
+           {"labels": {"a": "1", "workload-lane": "secondary"},
+            "taints": [{"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}]}),
+    result("miniserver", False),
+]
+
+
+def test_items_keep_only_changes():
+    items = plan_items(RESULTS)
+    assert [i["object"] for i in items] == ["Node/worker-1"]
+    assert items[0]["module"] == "homelab.k8s_ha.lane_node"
+
+
+def test_id_is_stable_and_bound_to_content():
+    items = plan_items(RESULTS)
+    assert plan_id(items) == plan_id(plan_items(list(reversed(RESULTS))))
+    assert len(plan_id(items)) == 16
+    changed = plan_items(RESULTS)
+    changed[0]["before"]["labels"]["someone-else"] = "was-here"  # the cluster moved on
+    assert plan_id(changed) != plan_id(items)
+    assert plan_id([]) != plan_id(items)
+
+
+def test_failed_check_makes_no_plan():
+    with pytest.raises(ValueError, match="failed check: boom"):
+        plan_items([{"item": {"name": "x"}, "failed": True, "msg": "boom"}])
+
+
+def test_report_shows_field_before_and_after():
+    assert plan_report(plan_items(RESULTS)) == [
+        "Node/worker-1 (homelab.k8s_ha.lane_node):",
+        '  labels.workload-lane: null -> "secondary"',
+        '  taints: [] -> [{"effect": "NoSchedule", "key": "workload-lane", "value": "secondary"}]',
+    ]
+    assert plan_report([]) == ["No changes: the cluster already matches."]
