@@ -63,8 +63,7 @@ cluster-down: venv
 demo: collection build
 	@if $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) load-fixture two-node; \
 	 else $(CLUSTER) up --fixture two-node; fi
-	K8S_AUTH_KUBECONFIG=$(KUBECONFIG_LOCAL) \
-	  $(BIN)/ansible-playbook -i inventories/two-node playbooks/phase0_verify.yml
+	$(BIN)/ansible-playbook -i inventories/local playbooks/phase0_verify.yml
 	@echo "The cluster is still running: KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl get nodes"
 	@echo "Stop it with: make cluster-down"
 

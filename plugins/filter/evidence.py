@@ -11,8 +11,8 @@ import json
 import os
 
 
-def with_changes(folders, key="lane_changes"):
-    """The evidence folders whose rollback.json records changes under ``key``, in order."""
+def with_changes(folders, keys=("lane_changes", "files")):
+    """The evidence folders whose rollback.json records changes under ``keys``, in order."""
     out = []
     for folder in folders:
         try:
@@ -20,7 +20,7 @@ def with_changes(folders, key="lane_changes"):
                 record = json.load(f)
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and record.get(key):
+        if isinstance(record, dict) and any(record.get(k) for k in keys):
             out.append(folder)
     return out
 

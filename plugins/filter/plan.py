@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
+    file_plan_items,
     plan_id,
     plan_items,
     plan_report,
@@ -23,6 +24,14 @@ def _plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
         raise AnsibleFilterError("plan_items: %s" % e)
 
 
+def _file_plan_items(results, root, module="ansible.builtin.template"):
+    try:
+        return file_plan_items(results, root, module)
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise AnsibleFilterError("file_plan_items: %s" % e)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"plan_items": _plan_items, "plan_id": plan_id, "plan_report": plan_report}
+        return {"plan_items": _plan_items, "file_plan_items": _file_plan_items,
+                "plan_id": plan_id, "plan_report": plan_report}

@@ -14,8 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import difflib
 import hashlib
 import json
+import os
 
 
 def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
@@ -40,6 +42,41 @@ def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
     return sorted(items, key=lambda i: i["object"])
 
 
+def file_plan_items(results, root, module="ansible.builtin.template"):
+    """Plan items from check-mode results of a looped file task (template, copy, replace).
+
+    Each changed result's ``diff`` gives the file's content before and after; the
+    object is the path relative to ``root`` (the GitOps checkout)."""
+    items = []
+    for result in results:
+        if result.get("failed"):
+            raise ValueError("a plan cannot be made from a failed check: %s" % result.get("msg"))
+        if not result.get("changed"):
+            continue
+        diffs = result.get("diff") or []
+        if isinstance(diffs, dict):
+            diffs = [diffs]
+        diff = [d for d in diffs if "after" in d][0]
+        item = result.get("item") if isinstance(result.get("item"), dict) else {}
+        path = (item.get("dest") or item.get("path") or result.get("dest") or result.get("path")
+                or diff.get("after_header"))
+        items.append({
+            "object": "File/%s" % os.path.relpath(path, root),
+            "module": module,
+            "params": {"path": path},
+            "before": {"content": _content(diff.get("before"))},
+            "after": {"content": _content(diff.get("after"))},
+        })
+    return sorted(items, key=lambda i: i["object"])
+
+
+def _content(value):
+    """A file's content from a diff side; the file module reports {'state': ...} instead."""
+    if isinstance(value, dict):
+        return "" if value.get("state") == "absent" else "(%s)" % value.get("state", "file")
+    return value or ""
+
+
 def plan_id(items):
     """A short, stable hash of the plan's content (16 hex digits of SHA-256)."""
     canonical = json.dumps(items, sort_keys=True, separators=(",", ":"))
@@ -57,6 +94,12 @@ def plan_report(items):
     lines = []
     for item in items:
         lines.append("%s (%s):" % (item["object"], item["module"]))
+        if item["object"].startswith("File/"):
+            before, after = item["before"]["content"], item["after"]["content"]
+            lines.extend("  " + line.rstrip("\n") for line in difflib.unified_diff(
+                before.splitlines(True), after.splitlines(True),
+                "a/" + item["object"][5:], "b/" + item["object"][5:]))
+            continue
         for field in sorted(item["after"]):
             before, after = item["before"].get(field), item["after"][field]
             if isinstance(before, dict) and isinstance(after, dict):

@@ -60,7 +60,7 @@ class PlaybookRun(object):
 def run_playbook(tmp_path):
     """Run a playbook against the cluster; ``result`` is what it wrote to $RESULT_FILE."""
 
-    def run(cluster, playbook, inventory="two-node", extra_vars=None, check=False):
+    def run(cluster, playbook, inventory="local", extra_vars=None, check=False):
         out = tmp_path / "result.json"
         env = dict(cluster.env(),
                    ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),

@@ -50,3 +50,21 @@ def test_report_shows_field_before_and_after():
         '  taints: [] -> [{"effect": "NoSchedule", "key": "workload-lane", "value": "secondary"}]',
     ]
     assert plan_report([]) == ["No changes: the cluster already matches."]
+
+
+def test_file_items_and_their_unified_diff():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import file_plan_items
+
+    results = [
+        {"changed": True, "dest": "/repo/apps/overlays/primary-lane/qdrant/kustomization.yaml",
+         "diff": [{"before": "", "after": "kind: Kustomization\n"}]},
+        {"changed": True, "path": "/repo/platform/apps/qdrant-app.yaml",
+         "diff": [{"before": "  path: apps/base/qdrant\n", "after": "  path: apps/overlays/primary-lane/qdrant\n"}]},
+        {"changed": False, "dest": "/repo/unchanged.yaml"},
+    ]
+    items = file_plan_items(results, "/repo")
+    assert [i["object"] for i in items] == [
+        "File/apps/overlays/primary-lane/qdrant/kustomization.yaml", "File/platform/apps/qdrant-app.yaml"]
+    lines = plan_report(items)
+    assert "  +kind: Kustomization" in lines
+    assert "  -  path: apps/base/qdrant" in lines and "  +  path: apps/overlays/primary-lane/qdrant" in lines

@@ -1,0 +1,20 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters for the GitOps overlay step (logic in module_utils/gitops.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import (
+    app_targets,
+    overlay_targets,
+    written_files,
+)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"overlay_targets": overlay_targets, "app_targets": app_targets,
+                "written_files": written_files}
