@@ -20,17 +20,22 @@ import json
 import os
 
 
+def _changes(results):
+    """The results that changed something; a failed check makes no plan."""
+    for result in results:
+        if result.get("failed"):
+            raise ValueError("a plan cannot be made from a failed check: %s" % result.get("msg"))
+        if result.get("changed"):
+            yield result
+
+
 def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
     """Plan items from the registered check-mode results of a looped module task.
 
     Each result must carry ``item`` (the module parameters, with ``name``) and
     ``diff`` ({'before', 'after'}); results without a change are left out."""
     items = []
-    for result in results:
-        if result.get("failed"):
-            raise ValueError("a plan cannot be made from a failed check: %s" % result.get("msg"))
-        if not result.get("changed"):
-            continue
+    for result in _changes(results):
         params = result["item"]
         items.append(copy.deepcopy({
             "object": "%s/%s" % (kind, params["name"]),
@@ -48,11 +53,7 @@ def file_plan_items(results, root, module="ansible.builtin.template"):
     Each changed result's ``diff`` gives the file's content before and after; the
     object is the path relative to ``root`` (the GitOps checkout)."""
     items = []
-    for result in results:
-        if result.get("failed"):
-            raise ValueError("a plan cannot be made from a failed check: %s" % result.get("msg"))
-        if not result.get("changed"):
-            continue
+    for result in _changes(results):
         diffs = result.get("diff") or []
         if isinstance(diffs, dict):
             diffs = [diffs]
