@@ -183,3 +183,29 @@ def render_report(facts, focus_node=None):
         lines.append("If %s were uncordoned, these could land on it: %s"
                      % (node, ", ".join(landing) or "none"))
     return lines
+
+
+def _event_time(event):
+    """The latest time an Event says it happened (core/v1 view of either events API)."""
+    times = [field(event, "lastTimestamp"), field(event, "eventTime"),
+             field(event, "series", "lastObservedTime"), field(event, "firstTimestamp"),
+             field(event, "metadata", "creationTimestamp")]
+    return max(str(t) for t in times if t)
+
+
+def failed_scheduling_since(events, since):
+    """FailedScheduling events that happened at or after ``since`` (RFC 3339, UTC).
+
+    Timestamps of the API compare correctly as strings once cut to whole seconds."""
+    cutoff = since[:19]
+    out = []
+    for e in events:
+        if field(e, "reason") != "FailedScheduling":
+            continue
+        when = _event_time(e)
+        if when[:19] < cutoff:
+            continue
+        out.append({"namespace": field(e, "involvedObject", "namespace"),
+                    "pod": field(e, "involvedObject", "name"),
+                    "message": field(e, "message"), "time": when})
+    return sorted(out, key=lambda e: (e["time"], e["namespace"] or "", e["pod"] or ""))

@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     WORKLOAD_KINDS,
     audit,
+    failed_scheduling_since,
     render_report,
 )
 
@@ -39,4 +40,8 @@ def run_placement_audit(module):
             workloads.append(item)
     facts = audit(nodes, pods, workloads, params.get("if_schedulable"))
     facts["report"] = render_report(facts, focus)
+    since = params.get("events_since")
+    if since:
+        events = module.list("Event", field_selector="reason=FailedScheduling")
+        facts["failed_scheduling"] = failed_scheduling_since(keep(events), since)
     return facts

@@ -42,6 +42,11 @@ options:
       - Defaults to every node that is cordoned now.
     type: list
     elements: str
+  events_since:
+    description:
+      - Also report the C(FailedScheduling) events at or after this time (RFC 3339, UTC,
+        for example C(2026-11-21T18:00:00Z)) in RV(failed_scheduling). One more LIST.
+    type: str
   namespaces:
     description:
       - Only audit pods and workloads in these namespaces. Nodes are always all read.
@@ -123,6 +128,13 @@ unguarded:
   type: list
   elements: dict
   sample: [{"kind": "Deployment", "namespace": "apps", "name": "qdrant", "pinning": "none"}]
+failed_scheduling:
+  description: FailedScheduling events since O(events_since), oldest first.
+  returned: when O(events_since) is set
+  type: list
+  elements: dict
+  sample: [{"namespace": "apps", "pod": "qdrant-5d8f7-abcde", "time": "2026-11-21T18:00:05Z",
+            "message": "0/2 nodes are available: 1 node(s) had untolerated taint ..."}]
 report:
   description: The same facts as lines a person reads.
   returned: always
@@ -144,6 +156,7 @@ def main():
     module = K8sHaModule(argument_spec(
         node=dict(type="str"),
         if_schedulable=dict(type="list", elements="str"),
+        events_since=dict(type="str"),
         namespaces=dict(type="list", elements="str", default=[]),
     ))
     module.exit_json(changed=False, **run_placement_audit(module))

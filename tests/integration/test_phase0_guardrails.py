@@ -3,6 +3,8 @@ zero writes, the gate bound to the plan id, apply, idempotence, the runbook's ow
 verification commands, evidence, and rollback to the before-snapshot."""
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -48,6 +50,7 @@ def phase0(two_node, run_playbook, evidence):
     def run(playbook=APPLY, check=False, **extra):
         extra.setdefault("evidence_root", str(evidence))
         extra.setdefault("rollback_evidence_root", str(evidence))
+        extra.setdefault("guardrails_watch_seconds", 2)
         return run_playbook(two_node, playbook, extra_vars=extra, check=check)
     before = lane_snapshot(two_node)
     yield run
@@ -122,3 +125,39 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     rb = phase0(ROLLBACK, approve_plan=rb_plan["id"])
     assert rb.rc == 0, rb.stdout[-3000:]
     assert lane_snapshot(c) == before
+
+
+def test_stop_condition_reports_new_pending_pods_and_the_rollback(two_node, phase0, evidence):
+    c = two_node
+    check = phase0(check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    plan = json.loads((newest(evidence, "phase0_guardrails") / "plan.json").read_text())
+    stray = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cannot-schedule", "namespace": "apps"},
+             "spec": {"nodeSelector": {"workload-lane": "nowhere"},
+                      "containers": [{"name": "c", "image": "x"}]}}
+
+    def during_the_watch():
+        time.sleep(8)  # the playbook is past its plan by then, and watching
+        c.kubectl("apply", "-f", "-", input=json.dumps(stray))
+
+    helper = threading.Thread(target=during_the_watch)
+    helper.start()
+    try:
+        run = phase0(approve_plan=plan["id"], guardrails_watch_seconds=25)
+        helper.join()
+        assert run.rc != 0
+        assert "no pod newly Pending since the apply" in run.stdout
+        assert "apps/cannot-schedule" in run.stdout
+        assert "STOP: the change is applied" in run.stdout
+        assert "playbooks/phase0_guardrails_rollback.yml --check" in run.stdout
+        run_dir = newest(evidence, "phase0_guardrails")
+        verify = json.loads((run_dir / "verify.json").read_text())
+        failed = {chk["name"]: chk["detail"] for chk in verify["checks"] if not chk["passed"]}
+        assert failed["no pod newly Pending since the apply"] == "apps/cannot-schedule"
+        assert any(name.startswith("no FailedScheduling event") and "cannot-schedule" in detail
+                   for name, detail in failed.items())
+        # the rollback is recorded, so the documented command can undo the change
+        assert len(json.loads((run_dir / "rollback.json").read_text())["lane_changes"]) == 2
+    finally:
+        helper.join()
+        c.kubectl("delete", "pod", "cannot-schedule", "-n", "apps", "--ignore-not-found", "--wait=true")

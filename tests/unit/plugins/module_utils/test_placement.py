@@ -102,3 +102,25 @@ def test_report_names_what_a_person_needs():
     assert "Deployment   apps/qdrant: none" in text
     assert "Deployment   apps/arr: nodeName=miniserver" in text
     assert "Unguarded (no nodeName, nodeSelector or required affinity): apps/qdrant" in text
+
+
+def test_failed_scheduling_since_uses_the_latest_event_time():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
+        failed_scheduling_since,
+    )
+
+    def event(reason, pod, **times):
+        return dict({"reason": reason, "message": "0/2 nodes are available",
+                     "involvedObject": {"namespace": "apps", "name": pod},
+                     "metadata": {"creationTimestamp": "2026-11-21T17:00:00Z"}}, **times)
+
+    events = [
+        event("FailedScheduling", "old", lastTimestamp="2026-11-21T17:59:59Z"),
+        event("FailedScheduling", "new", eventTime="2026-11-21T18:00:01.123456Z"),
+        event("FailedScheduling", "repeating", eventTime="2026-11-21T17:00:00.000000Z",
+              series={"lastObservedTime": "2026-11-21T18:00:30.000000Z"}),
+        event("Scheduled", "fine", lastTimestamp="2026-11-21T18:00:02Z"),
+    ]
+    got = failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00")
+    assert [e["pod"] for e in got] == ["new", "repeating"]
+    assert got[0]["time"] == "2026-11-21T18:00:01.123456Z"
