@@ -5,6 +5,7 @@ verification commands, evidence, and rollback to the before-snapshot."""
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,92 @@ def test_stop_condition_reports_new_pending_pods_and_the_rollback(two_node, phas
     finally:
         helper.join()
         c.kubectl("delete", "pod", "cannot-schedule", "-n", "apps", "--ignore-not-found", "--wait=true")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"guardrails_secondary_node": "worker-9"}, "node: no node named 'worker-9'; nodes are: miniserver, worker-1"),
+    ({"guardrails_secondary_lane": "second ary!"}, "labels: value 'second ary!' of 'workload-lane' must consist of"),
+    ({"guardrails_lane_taint_effect": "NoScheduling"},
+     "value of effect must be one of: NoSchedule, PreferNoSchedule, NoExecute, got: NoScheduling"),
+])
+def test_bad_input_stops_before_any_write(two_node, phase0, bad, message):
+    c = two_node
+    before = lane_snapshot(c)
+    offset = audit_size(c)
+    for check in (True, False):
+        run = phase0(check=check, approve_plan="0000000000000000", **bad)
+        assert run.rc != 0
+        assert message in run.stdout
+    assert writes(c, offset) == [] and lane_snapshot(c) == before
+
+
+def _run_in_terminal(argv, env, answer, timeout=180):
+    """Run argv under a pseudo-terminal; type ``answer`` at the gate's prompt."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import subprocess
+    import termios
+
+    leader, follower = pty.openpty()
+
+    def controlling_terminal():  # after setsid: the pty becomes the session's terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(argv, env=env, stdin=follower, stdout=follower, stderr=follower,
+                            cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
+                            preexec_fn=controlling_terminal)  # pylint: disable=subprocess-popen-preexec-fn
+    os.close(follower)
+    out, deadline = b"", time.monotonic() + timeout
+    prompt_at, typed_at, typed_len = None, None, 0
+    while time.monotonic() < deadline:
+        ready, _w, _x = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+        if prompt_at is None and b"to apply it; anything else stops" in out:
+            prompt_at = time.monotonic()
+        # pause discards input typed before it reads the terminal: type once it is
+        # waiting, and again if nothing followed the answer
+        if prompt_at and time.monotonic() - prompt_at > 1.5 and (
+                typed_at is None or (len(out) == typed_len and time.monotonic() - typed_at > 5)):
+            os.write(leader, answer.encode() + b"\r")
+            typed_at, typed_len = time.monotonic(), len(out)
+    proc.wait(timeout=30)
+    os.close(leader)
+    return proc.returncode, out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("answer, approved", [("apply", True), ("yes", False), ("", False)])
+def test_interactive_gate_wants_the_exact_word(two_node, evidence, answer, approved):
+    import sys
+
+    c = two_node
+    before = lane_snapshot(c)
+    env = dict(c.env(), ANSIBLE_COLLECTIONS_PATH=str(Path(__file__).resolve().parents[2] / ".local" / "collections"),
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
+    root = Path(__file__).resolve().parents[2]
+    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(root / "inventories" / "local"),
+            str(root / APPLY), "-e", json.dumps({"evidence_root": str(evidence), "guardrails_watch_seconds": 1})]
+    try:
+        rc, out = _run_in_terminal(argv, env, answer)
+        assert "Plan " in out and "type 'apply' to apply it" in out
+        if approved:
+            assert rc == 0, out[-3000:]
+            assert "approved at the prompt" in out
+            assert lane_snapshot(c)["worker-1"]["labels"]["workload-lane"] == "secondary"
+        else:
+            assert rc != 0
+            assert "Not approved" in out
+            assert lane_snapshot(c) == before
+    finally:
+        c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
+        c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
