@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from audit import audit_entries, audit_size  # noqa: E402  pylint: disable=wrong-import-position
+from observe import audit_entries, audit_size  # noqa: E402  pylint: disable=wrong-import-position
 from localcluster import LocalCluster, log  # noqa: E402  pylint: disable=wrong-import-position
 
 LABEL = {"homelab.k8s-ha/fixture": "bench"}

@@ -6,7 +6,7 @@ import json
 import subprocess
 import time
 
-from audit import audit_entries, audit_size
+from observe import audit_entries, audit_size
 from localcluster import read_versions
 
 

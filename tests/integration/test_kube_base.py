@@ -9,7 +9,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     K8sHaModule,
     argument_spec,
 )
-from audit import audit_entries, audit_size
+from observe import audit_entries, audit_size
 
 LABEL = "homelab.k8s-ha/probe"
 

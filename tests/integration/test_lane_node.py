@@ -3,35 +3,16 @@ rollback to the before-snapshot, and bad input refused before any write."""
 
 import pytest
 
-from audit import audit_entries, audit_size
+from observe import audit_size, lane_snapshot, writes
 
 PLAYBOOK = "tests/integration/playbooks/lane_node.yml"
 LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
 APPLY = {"name": "worker-1", "labels": {"workload-lane": "secondary"}, "taints": [LANE_TAINT]}
 
 
-def snapshot(cluster, node):
-    n = cluster.get_json("node", node)
-    return {"labels": n["metadata"].get("labels", {}),
-            "taints": [{k: t[k] for k in ("key", "value", "effect") if k in t}
-                       for t in n["spec"].get("taints", [])],
-            "unschedulable": bool(n["spec"].get("unschedulable"))}
-
-
-def node_writes(cluster, offset):
-    """Requests that changed a node (a dry run changes nothing)."""
-    cluster.wait("audit flushed", lambda: audit_size(cluster) > offset, 10)
-    return [e for e in audit_entries(cluster, offset)
-            if e["verb"] in ("create", "update", "patch", "delete")
-            and e["objectRef"].get("resource") == "nodes"
-            and e["objectRef"].get("subresource") is None
-            and "dryRun=All" not in e["requestURI"]
-            and e["user"]["username"] == "homelab-admin"]
-
-
 @pytest.fixture
 def clean_worker1(two_node):
-    before = snapshot(two_node, "worker-1")
+    before = lane_snapshot(two_node)["worker-1"]
     yield before
     two_node.kubectl("label", "node", "worker-1", "workload-lane-", check=False)
     two_node.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
@@ -49,24 +30,24 @@ def test_check_apply_idempotent_rollback(two_node, run_playbook, clean_worker1):
     assert r["diff"]["after"]["taints"][-1] == LANE_TAINT
     assert r["diff"]["after"]["labels"]["workload-lane"] == "secondary"
     assert "workload-lane" not in r["diff"]["before"]["labels"]
-    assert snapshot(c, "worker-1") == before  # nothing was written
-    assert node_writes(c, offset) == []
+    assert lane_snapshot(c)["worker-1"] == before  # nothing was written
+    assert writes(c, offset, "nodes") == []
 
     offset = audit_size(c)
     apply = run_playbook(c, PLAYBOOK, extra_vars={"lane_args": APPLY})
     assert apply.rc == 0 and apply.result["changed"] is True
-    now = snapshot(c, "worker-1")
+    now = lane_snapshot(c)["worker-1"]
     assert now["labels"]["workload-lane"] == "secondary"
     assert LANE_TAINT in now["taints"] and now["unschedulable"] is True
-    writes = node_writes(c, offset)
-    assert len(writes) == 1 and writes[0]["verb"] == "patch"
+    sent = writes(c, offset, "nodes")
+    assert len(sent) == 1 and sent[0]["verb"] == "patch"
 
     again = run_playbook(c, PLAYBOOK, extra_vars={"lane_args": APPLY})
     assert again.result["changed"] is False
 
     rollback = run_playbook(c, PLAYBOOK, extra_vars={"lane_args": apply.result["rollback"]})
     assert rollback.rc == 0 and rollback.result["changed"] is True
-    assert snapshot(c, "worker-1") == before
+    assert lane_snapshot(c)["worker-1"] == before
 
 
 @pytest.mark.parametrize("args, message", [
@@ -84,5 +65,5 @@ def test_bad_input_fails_clearly_with_zero_writes(two_node, run_playbook, clean_
     run = run_playbook(c, PLAYBOOK, extra_vars={"lane_args": args, "lane_may_fail": True})
     assert run.result["failed"] is True
     assert message in run.result["msg"]
-    assert node_writes(c, offset) == []
-    assert snapshot(c, "worker-1") == clean_worker1
+    assert writes(c, offset, "nodes") == []
+    assert lane_snapshot(c)["worker-1"] == clean_worker1

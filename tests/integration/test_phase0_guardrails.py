@@ -9,36 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from audit import audit_entries, audit_size
+from observe import audit_size, lane_snapshot, newest_evidence as newest, writes
 
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
 LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
-
-
-def lane_snapshot(cluster):
-    out = {}
-    for n in cluster.get_json("nodes")["items"]:
-        out[n["metadata"]["name"]] = {
-            "labels": n["metadata"].get("labels", {}),
-            "taints": [{k: t[k] for k in ("key", "value", "effect") if k in t}
-                       for t in n["spec"].get("taints", [])],
-            "unschedulable": bool(n["spec"].get("unschedulable"))}
-    return out
-
-
-def writes(cluster, offset):
-    """Requests from the run that wrote anything (server-side dry runs write nothing)."""
-    return [e for e in audit_entries(cluster, offset)
-            if e["verb"] in ("create", "update", "patch", "delete", "deletecollection")
-            and "dryRun=All" not in e["requestURI"]
-            and e["user"]["username"] == "homelab-admin"
-            and "kubectl" not in e.get("userAgent", "")]
-
-
-def newest(evidence, playbook):
-    runs = sorted(p for p in evidence.iterdir() if p.name.endswith("-" + playbook))
-    return runs[-1]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ the base lets the real scheduler put it on worker-1."""
 import json
 import subprocess
 
-from audit import audit_size
+from observe import audit_size, newest_evidence
 
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
@@ -79,7 +79,7 @@ def test_overlay_rendered_planned_committed_and_rolled_back(two_node, run_playbo
               "rollback_evidence_root": str(evidence)}
 
     def newest(name):
-        return sorted(p for p in evidence.iterdir() if p.name.endswith("-" + name))[-1]
+        return newest_evidence(evidence, name)
 
     try:
         # check: the files are in the plan, the checkout is untouched

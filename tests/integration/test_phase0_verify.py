@@ -2,7 +2,7 @@
 
 import json
 
-from audit import audit_entries, audit_size
+from observe import audit_entries, audit_size
 
 AUDIT_PLAYBOOK = "tests/integration/playbooks/placement_audit.yml"
 DAEMONSETS = {"longhorn-csi-plugin", "engine-image-ei-db6c2b6f", "metallb-speaker"}
