@@ -1,0 +1,87 @@
+import pytest
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
+    as_stored,
+    meaning,
+    settings_changes,
+    validate,
+)
+
+RUNBOOK = {  # runbook 001, section 2.4
+    "default-replica-count": 2,
+    "replica-soft-anti-affinity": False,
+    "replica-auto-balance": "disabled",
+    "replica-replenishment-wait-interval": 600,
+    "concurrent-replica-rebuild-per-node-limit": 1,
+}
+FRESH = {  # what a fresh Longhorn 1.10 stores (per-engine JSON for the replica count)
+    "default-replica-count": '{"v1":"3","v2":"3"}',
+    "replica-soft-anti-affinity": "true",
+    "replica-auto-balance": "best-effort",
+    "replica-replenishment-wait-interval": "600",
+    "concurrent-replica-rebuild-per-node-limit": "5",
+}
+
+
+def test_per_engine_json_means_the_plain_value():
+    assert meaning("default-replica-count", '{"v1":"2","v2":"2"}') == meaning("default-replica-count", "2") == 2
+    assert meaning("default-replica-count", 2) == 2
+    assert meaning("default-replica-count", '{"v1":"2","v2":"3"}') == {"v1": 2, "v2": 3}
+
+
+@pytest.mark.parametrize("name, stored, wanted", [
+    ("replica-soft-anti-affinity", "false", False),
+    ("replica-soft-anti-affinity", "False", "false"),
+    ("replica-replenishment-wait-interval", "600", 600),
+    ("replica-auto-balance", "disabled", "disabled"),
+])
+def test_same_meaning_in_other_forms(name, stored, wanted):
+    assert meaning(name, stored) == meaning(name, wanted)
+
+
+@pytest.mark.parametrize("wanted, message", [
+    ({"default-replica-count": 25}, "default-replica-count: 25 is out of range; allowed: 1 to 20"),
+    ({"default-replica-count": "two"}, "default-replica-count: 'two' is not an integer"),
+    ({"replica-soft-anti-affinity": "maybe"}, "replica-soft-anti-affinity: 'maybe' is not a boolean"),
+    ({"replica-auto-balance": "always"},
+     "replica-auto-balance: 'always' is not allowed; allowed: disabled, least-effort, best-effort"),
+    ({"concurrent-replica-rebuild-per-node-limit": -1}, "out of range; allowed: 0 or more"),
+    ({"replica-count": 2}, "replica-count: not a setting this module knows; known: concurrent-replica"),
+    ({"replica-auto-balance": '{"v1":"disabled"}'}, "is not allowed"),
+    ({"default-replica-count": True}, "is not an integer"),
+])
+def test_validation_names_setting_and_allowed_values(wanted, message):
+    errors = validate(wanted)
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_first_apply_changes_five_then_nothing_after_the_webhook_normalised():
+    changes, tracker, rollback = settings_changes(FRESH, RUNBOOK)
+    assert changes == {"default-replica-count": "2", "replica-soft-anti-affinity": "false",
+                       "replica-auto-balance": "disabled",
+                       "concurrent-replica-rebuild-per-node-limit": "1"}
+    assert rollback == {k: FRESH[k] for k in changes}
+    assert tracker.get_diff()["before"]["default-replica-count"] == '{"v1":"3","v2":"3"}'
+    # the webhook stores "2" as per-engine JSON: a second run sees no change
+    stored = dict(FRESH, **changes)
+    stored["default-replica-count"] = '{"v1":"2","v2":"2"}'
+    again, tracker, rollback = settings_changes(stored, RUNBOOK)
+    assert again == {} and not tracker.has_difference and rollback == {}
+
+
+def test_rollback_values_restore_the_meaning():
+    changes, _t, rollback = settings_changes(FRESH, RUNBOOK)
+    after = dict(FRESH, **changes)
+    undo, _t, _r = settings_changes(after, rollback)
+    assert dict(after, **undo) == dict(FRESH, **{k: as_stored(k, v) for k, v in rollback.items()})
+
+
+def test_missing_setting_object_is_named():
+    with pytest.raises(KeyError, match="node-drain-policy: no such Setting object"):
+        settings_changes(FRESH, {"node-drain-policy": "always-allow"})
+
+
+def test_as_stored_strings():
+    assert as_stored("replica-soft-anti-affinity", False) == "false"
+    assert as_stored("default-replica-count", 2) == "2"
+    assert as_stored("default-replica-count", {"v1": 2, "v2": 3}) == '{"v1": "2", "v2": "3"}'
