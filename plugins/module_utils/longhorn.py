@@ -85,8 +85,13 @@ def meaning(name, value):
 
 
 def as_stored(name, value):
-    """The string written to ``value`` for a wanted value (the webhook normalises it)."""
+    """The string written to ``value`` for a wanted value (the webhook normalises it).
+
+    A valid string is written as given, so a rollback puts back exactly what was stored
+    (per-engine JSON included); other values are converted."""
     mean = meaning(name, value)
+    if isinstance(value, str):
+        return value
     if isinstance(mean, bool):
         return "true" if mean else "false"
     if isinstance(mean, dict):
