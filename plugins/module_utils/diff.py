@@ -29,11 +29,6 @@ class DifferenceTracker(object):
         self._fields.append((name, copy.deepcopy(before), copy.deepcopy(after)))
         return True
 
-    def merge(self, other, prefix=""):
-        """Take over another tracker's fields, each name prefixed with ``prefix``."""
-        for name, before, after in other._fields:
-            self._fields.append((prefix + name, before, after))
-
     @property
     def has_difference(self):
         return bool(self._fields)

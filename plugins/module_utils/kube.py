@@ -61,6 +61,10 @@ class ConflictRetriesExhausted(Exception):
     """Every attempt of an update met a newer resourceVersion (HTTP 409)."""
 
 
+class ObjectNotFound(Exception):
+    """The object to update does not exist (nothing was written)."""
+
+
 def argument_spec(**own):
     """kubernetes.core's auth options plus the module's own options."""
     spec = copy.deepcopy(AUTH_ARG_SPEC)
@@ -167,13 +171,14 @@ class K8sHaModule(object):
         the whole read-mutate-write is done again, up to ``retries`` times. In check
         mode the patch is a server-side dry run, so nothing is written.
 
-        Returns ``(before, after)``; ``after`` is ``before`` when nothing changes."""
+        Returns ``(before, after)``; ``after`` is ``before`` when nothing changes.
+        Raises ObjectNotFound (before any write) when the object does not exist."""
         res = self.resource(kind, api_version)
         for attempt in range(retries):
             try:
                 before = self.client.get(res, name=name, namespace=namespace).to_dict()
             except NotFoundError:
-                self.fail_json(msg="%s %s not found" % (kind, name))
+                raise ObjectNotFound("%s %s not found" % (kind, name))
             desired = mutate(copy.deepcopy(before))
             patch = merge_patch(before, desired)
             if not patch:

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
+    ObjectNotFound,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import (
     desired_node,
@@ -23,10 +24,6 @@ def run_lane_node(module):
     if errors:
         module.fail_json(msg="; ".join(errors))
     name = params["name"]
-    if module.get("Node", "v1", name) is None:
-        names = sorted(n["metadata"]["name"] for n in module.list("Node"))
-        module.fail_json(msg="name: no node named %r; nodes are: %s" % (name, ", ".join(names)))
-
     outcome = {}
 
     def mutate(node):
@@ -38,6 +35,9 @@ def run_lane_node(module):
 
     try:
         before, after = module.update("Node", "v1", name, mutate)
+    except ObjectNotFound:
+        names = sorted(n["metadata"]["name"] for n in module.list("Node"))
+        module.fail_json(msg="name: no node named %r; nodes are: %s" % (name, ", ".join(names)))
     except ConflictRetriesExhausted as e:
         module.fail_json(msg=str(e))
     module.exit_with(outcome["tracker"], before=lane_state(before), node=lane_state(after),

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
+    ObjectNotFound,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
     settings_changes,
@@ -38,7 +39,7 @@ def run_longhorn_settings(module):
             return obj
         try:
             _before, after = module.update(KIND, API_VERSION, name, mutate, namespace=namespace)
-        except ConflictRetriesExhausted as e:
+        except (ConflictRetriesExhausted, ObjectNotFound) as e:
             module.fail_json(msg=str(e), applied=applied, rollback=rollback)
         applied[name] = after.get("value")
     module.exit_with(tracker, settings=dict(current, **applied), rollback=rollback)

@@ -29,14 +29,6 @@ def test_tracker_keeps_copies_not_references():
     assert t.get_before() == {"obj": {"a": [1]}}
 
 
-def test_merge_with_prefix():
-    inner = DifferenceTracker()
-    inner.add("taints", [], [{"key": "k", "effect": "NoSchedule"}])
-    outer = DifferenceTracker()
-    outer.merge(inner, prefix="worker-1.")
-    assert outer.changed_fields == ["worker-1.taints"]
-
-
 def test_merge_patch_adds_changes_and_deletes():
     before = {"metadata": {"labels": {"a": "1", "b": "2"}, "name": "n"},
               "spec": {"taints": [{"key": "x"}], "unschedulable": True}}
