@@ -198,6 +198,18 @@ class K8sHaModule(object):
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
 
+    def dry_run_patch(self, kind, api_version, name, patch, namespace=None):
+        """What the API server (and its admission webhooks) say of a merge patch, as a
+        server-side dry run: None when it would be accepted, else "HTTP <code>: <message>".
+        Nothing is written either way."""
+        res = self.resource(kind, api_version)
+        try:
+            self.client.patch(res, patch, name=name, namespace=namespace,
+                              content_type=MERGE_PATCH, dry_run="All")
+        except DynamicApiError as e:
+            return "HTTP %s: %s" % (getattr(e, "status", "?"), api_error_message(e))
+        return None
+
     def exit_with(self, tracker, **result):
         """Exit with ``changed`` and ``diff`` both taken from ``tracker``."""
         result["changed"] = tracker.has_difference

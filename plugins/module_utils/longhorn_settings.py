@@ -19,18 +19,51 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
 KIND, API_VERSION = "Setting", "longhorn.io/v1beta2"
 
 
+def _raw(value):
+    """A value as the string it would be written as, valid or not."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "%s" % (value,)
+
+
+def webhook_verdicts(module, values, namespace, existing):
+    """Longhorn's own answer (a server-side dry run, so its webhook runs) for each value of
+    an existing setting: name -> refusal message, for those refused."""
+    out = {}
+    for name, value in sorted(values.items()):
+        if name in existing:
+            refused = module.dry_run_patch(KIND, API_VERSION, name, {"value": value},
+                                           namespace=namespace)
+            if refused:
+                out[name] = refused
+    return out
+
+
 def run_longhorn_settings(module):
     wanted = module.params["settings"]
     namespace = module.params["namespace"]
     errors = validate(wanted)
-    if errors:
-        module.fail_json(msg="settings: " + "; ".join(errors))
     current = dict((s["metadata"]["name"], s.get("value", ""))
                    for s in module.list(KIND, API_VERSION, namespace=namespace))
+    if errors:
+        # ours first; Longhorn's webhook says it in its own words (dry run, no write)
+        bad = dict((k, _raw(v)) for k, v in wanted.items()
+                   if any(e.startswith(k + ":") for e in errors))
+        said = webhook_verdicts(module, bad, namespace, current)
+        module.fail_json(msg="settings: " + "; ".join(errors) + "".join(
+            " | Longhorn's webhook refuses %s: %s" % (k, v) for k, v in sorted(said.items())),
+            webhook=said)
     try:
         changes, tracker, rollback = settings_changes(current, wanted)
     except KeyError as e:
         module.fail_json(msg="settings: %s in namespace %s" % (e.args[0], namespace))
+    # Every change through the webhook as a dry run before the first write: a value
+    # Longhorn refuses leaves every setting as it was, not some of them changed.
+    refused = webhook_verdicts(module, changes, namespace, current)
+    if refused:
+        module.fail_json(msg="settings: nothing was changed; Longhorn refuses " + "; ".join(
+            "%s: %s" % (k, v) for k, v in sorted(refused.items())), webhook=refused,
+            rollback={})
 
     applied = {}
     for name, value in sorted(changes.items()):

@@ -89,73 +89,78 @@ def _pki(pki: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     pki.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-    later = now + datetime.timedelta(days=365)
-
-    def key():
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def write_key(k, name):
-        (pki / name).write_bytes(k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-
-    def name_of(cn, org=None):
-        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-        if org:
-            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-        return x509.Name(attrs)
-
-    ca_key = key()
-    ca = (x509.CertificateBuilder().subject_name(name_of("homelab-test-ca"))
-          .issuer_name(name_of("homelab-test-ca")).public_key(ca_key.public_key())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "homelab-test-ca")])
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+          .public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(now)
-          .not_valid_after(later)
+          .not_valid_after(now + datetime.timedelta(days=365))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
                          critical=True)
           .sign(ca_key, hashes.SHA256()))
-    write_key(ca_key, "ca.key")
+    _write_key(ca_key, pki / "ca.key")
     (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-    def issue(name, cn, org=None, server=False):
-        k = key()
-        b = (x509.CertificateBuilder().subject_name(name_of(cn, org)).issuer_name(ca.subject)
-             .public_key(k.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now).not_valid_after(later)
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
-        if server:
-            b = b.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-                x509.DNSName("kubernetes.default"), x509.DNSName("kubernetes.default.svc"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("10.96.0.1"))]), critical=False)
-            usage = ExtendedKeyUsageOID.SERVER_AUTH
-        else:
-            usage = ExtendedKeyUsageOID.CLIENT_AUTH
-        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        (pki / f"{name}.crt").write_bytes(
-            b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-        write_key(k, f"{name}.key")
-
-    issue("apiserver", "kube-apiserver", server=True)
-    issue("admin", "homelab-admin", "system:masters")
-    issue("controller-manager", "system:kube-controller-manager")
-    issue("scheduler", "system:kube-scheduler")
+    issue_cert(pki, "apiserver", "kube-apiserver", server=True)
+    issue_cert(pki, "admin", "homelab-admin", "system:masters")
+    issue_cert(pki, "controller-manager", "system:kube-controller-manager")
+    issue_cert(pki, "scheduler", "system:kube-scheduler")
     # kwok simulates every kubelet with one identity, so it cannot be confined by the
     # Node authorizer (one node per identity); it gets cluster-admin instead.
-    issue("kwok", "kwok-controller", "system:masters")
-    issue("descheduler", "homelab-descheduler", "system:masters")
-    sa = key()
-    write_key(sa, "sa.key")
+    issue_cert(pki, "kwok", "kwok-controller", "system:masters")
+    issue_cert(pki, "descheduler", "homelab-descheduler", "system:masters")
+    sa = ec.generate_private_key(ec.SECP256R1())
+    _write_key(sa, pki / "sa.key")
     (pki / "sa.pub").write_bytes(sa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-def _kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+def _write_key(k, path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    path.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+
+
+def issue_cert(pki: Path, name: str, cn: str, org: str | None = None, server: bool = False) -> None:
+    """``<pki>/<name>.crt`` and ``.key`` signed by the cluster CA: a client certificate
+    (CN user, O group) or, with ``server``, one serving localhost and 127.0.0.1.
+    Test helpers (the simulators) use this for identities and webhooks of their own."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    k = ec.generate_private_key(ec.SECP256R1())
+    b = (x509.CertificateBuilder().subject_name(x509.Name(attrs)).issuer_name(ca.subject)
+         .public_key(k.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    if server:
+        b = b.add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default"), x509.DNSName("kubernetes.default.svc"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("10.96.0.1"))]), critical=False)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
+    else:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    (pki / f"{name}.crt").write_bytes(
+        b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    _write_key(k, pki / f"{name}.key")
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
     cfg = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "clusters": [{"name": "homelab-local", "cluster": {
@@ -261,8 +266,8 @@ class LocalCluster:
         ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched")}
         server = f"https://127.0.0.1:{ports['api']}"
         for user in ("admin", "controller-manager", "scheduler", "kwok", "descheduler"):
-            _kubeconfig(self.dir / (f"{user}.kubeconfig" if user != "admin" else "kubeconfig"),
-                        server, self.pki, user)
+            write_kubeconfig(self.dir / (f"{user}.kubeconfig" if user != "admin" else "kubeconfig"),
+                             server, self.pki, user)
         (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
         state = {"server": server, "ports": ports, "pids": {}, "bins": bins, "kwok": {},
                  "grace": self.grace}

@@ -14,8 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+sys.path.insert(0, str(ROOT / "tests" / "simulators"))
 
 from localcluster import LocalCluster  # noqa: E402  pylint: disable=wrong-import-position
+from longhorn_simulator import Running  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,15 @@ def two_node(cluster):
 @pytest.fixture(scope="module")
 def three_worker(cluster):
     return _load(cluster, "three-worker")
+
+
+@pytest.fixture
+def longhorn(two_node):
+    """The two-node cluster with the Longhorn simulator and its objects (settings as a
+    fresh Longhorn 1.10 stores them, six volumes with one replica each on miniserver)."""
+    sim = Running(two_node).start()
+    yield sim
+    sim.stop()
 
 
 class PlaybookRun(object):

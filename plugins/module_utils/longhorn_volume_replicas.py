@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""I/O adapter of longhorn_volume_replicas: read, plan, then per batch guard, patch, wait."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    ConflictRetriesExhausted,
+    ObjectNotFound,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
+    Watch,
+    node_eligibility,
+    plan,
+    plan_lines,
+    plan_tracker,
+    rebuilds_in_flight,
+    select,
+    validate,
+    views,
+)
+
+API = "longhorn.io/v1beta2"
+
+
+class Run(object):
+    """One run of the module: what it read, what it did, and how to report it."""
+
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.ns = self.p["namespace"]
+        self.t0 = time.monotonic()
+        self.events = []
+        self.done = []
+        self.rollback = {}
+
+    def log(self, volume, message):
+        self.events.append({"t": round(time.monotonic() - self.t0, 1), "volume": volume,
+                            "message": message})
+
+    def read(self):
+        m = self.module
+        return (m.list("Volume", API, namespace=self.ns), m.list("Replica", API, namespace=self.ns),
+                m.list("Engine", API, namespace=self.ns))
+
+    def fail(self, msg, steps, stopped=None):
+        self.module.fail_json(msg=msg, plan=steps, plan_lines=plan_lines(steps), done=self.done,
+                              remaining=[s["volume"] for s in steps
+                                         if s["changes"] and s["volume"] not in self.done],
+                              stopped=stopped, rollback=self.rollback, events=self.events)
+
+    def guard(self, volume_names):
+        """Before a batch: no rebuild in flight anywhere, and each volume healthy."""
+        volumes, replicas, engines = self.read()
+        busy = rebuilds_in_flight(engines)
+        if busy:
+            return volumes, replicas, engines, "a rebuild is in flight: %s" % "; ".join(
+                "%s rebuilding %s" % (v, ", ".join(r)) for v, r in sorted(busy.items()))
+        current = dict((v["name"], v) for v in views(volumes, replicas, engines))
+        for name in volume_names:
+            v = current.get(name)
+            if v is None:
+                return volumes, replicas, engines, "volume %s is gone" % name
+            if v["robustness"] != "healthy":
+                return volumes, replicas, engines, "%s is %s, not healthy" % (name, v["robustness"])
+        return volumes, replicas, engines, None
+
+    def run(self):
+        m, p = self.module, self.p
+        errors = validate(p["replicas"], p["pvcs"], p["concurrency"], p["wait_timeout"],
+                          p["poll_interval"])
+        if errors:
+            m.fail_json(msg="; ".join(errors))
+        volumes, replicas, engines = self.read()
+        settings = dict((s["metadata"]["name"], s.get("value", ""))
+                        for s in m.list("Setting", API, namespace=self.ns))
+        eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings)
+        selected, errors = select(views(volumes, replicas, engines), p["names"], p["pvcs"])
+        if errors:
+            m.fail_json(msg="; ".join(errors))
+        steps = plan(selected, p["replicas"], eligibility)
+        tracker = plan_tracker(steps)
+        changing = [s for s in steps if s["changes"]]
+        problems = [x for s in changing for x in s["problems"]]
+        busy = rebuilds_in_flight(engines)
+        if busy and changing:
+            problems.insert(0, "a rebuild is in flight: %s" % "; ".join(
+                "%s rebuilding %s" % (v, ", ".join(r)) for v, r in sorted(busy.items())))
+        result = dict(plan=steps, plan_lines=plan_lines(steps), nodes=eligibility)
+        if problems:
+            m.fail_json(msg="Nothing was changed: " + " | ".join(problems), **result)
+        if m.check_mode or not changing:
+            m.exit_with(tracker, done=[], rollback={}, events=[], **result)
+
+        size = p["concurrency"]
+        for i in range(0, len(changing), size):
+            batch = changing[i:i + size]
+            names = [s["volume"] for s in batch]
+            volumes, replicas, engines, why = self.guard(names)
+            if why:
+                self.fail("Stopped before %s: %s" % (", ".join(names), why), steps,
+                          stopped={"volumes": names, "reason": why, "patched": False})
+            before = dict((v["name"], v) for v in views(volumes, replicas, engines))
+            watches = {}
+            for s in batch:
+                self.patch(s, steps)
+                # the guard's read is the state before the patch: what the watch counts from
+                watches[s["volume"]] = Watch(before[s["volume"]], s["to"])
+                self.log(s["volume"], "numberOfReplicas %d -> %d" % (s["from"], s["to"]))
+            self.wait(watches, steps)
+        m.exit_with(tracker, done=self.done, rollback=self.rollback, events=self.events, **result)
+
+    def patch(self, step, steps):
+        name, target = step["volume"], step["to"]
+
+        def mutate(obj):
+            obj.setdefault("spec", {})["numberOfReplicas"] = target
+            return obj
+        try:
+            before, _after = self.module.update("Volume", API, name, mutate, namespace=self.ns)
+        except (ConflictRetriesExhausted, ObjectNotFound) as e:
+            self.fail("Stopped at %s: %s" % (name, e), steps,
+                      stopped={"volumes": [name], "reason": str(e), "patched": False})
+        self.rollback[name] = int(before.get("spec", {}).get("numberOfReplicas") or 0)
+
+    def wait(self, watches, steps):
+        """Until every watched volume is done; stop on a failure or the timeout."""
+        deadline = time.monotonic() + self.p["wait_timeout"]
+        last = {}
+        pending = dict(watches)
+        while pending:
+            volumes, replicas, engines = self.read()
+            current = dict((v["name"], v) for v in views(volumes, replicas, engines))
+            for name, watch in sorted(pending.items()):
+                view = current.get(name)
+                if view is None:
+                    state, text = "failed", "%s: the volume disappeared" % name
+                else:
+                    state, text = watch.observe(view)
+                if text != last.get(name):
+                    self.log(name, text)
+                    last[name] = text
+                if state == "failed":
+                    self.fail("Stopped at %s: %s" % (name, text), steps,
+                              stopped={"volumes": sorted(pending), "reason": text, "patched": True})
+                if state == "done":
+                    self.done.append(name)
+                    del pending[name]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                self.fail("Stopped: %s not done within wait_timeout %ss: %s"
+                          % (", ".join(sorted(pending)), self.p["wait_timeout"],
+                             "; ".join(last[n] for n in sorted(pending))), steps,
+                          stopped={"volumes": sorted(pending), "reason": "timeout", "patched": True})
+            time.sleep(self.p["poll_interval"])
+
+
+def run_longhorn_volume_replicas(module):
+    Run(module).run()

@@ -1,0 +1,706 @@
+#!/usr/bin/env python
+"""A Longhorn simulator for tests: longhorn-manager's behaviour for the fields this
+collection reads and writes, against the real local API server.
+
+No registry offers longhorn-manager as a program that runs without a kubelet, disks and
+iSCSI, so this stands in for it. It follows the documented API shapes
+(``longhorn.io/v1beta2`` settings, volumes, replicas, engines, nodes; see
+tests/fixtures/longhorn-crds) and does what longhorn-manager does with them:
+
+- **Admission webhook** (HTTPS on 127.0.0.1, a serving certificate from the cluster CA,
+  registered as ``longhorn-webhook-mutator`` / ``longhorn-webhook-validator``): the
+  mutator stores ``default-replica-count`` as JSON per data engine ("2" becomes
+  ``{"v1":"2","v2":"2"}``, as Longhorn 1.10+ does); the validator refuses bad setting
+  values and replica counts with HTTP 422 and a message naming the setting. Both run on
+  server-side dry runs too (sideEffects None), as the real ones do.
+- **Volume controller**: replicas follow ``spec.numberOfReplicas``. A new volume gets its
+  replicas at once; a replica added later is scheduled onto a Longhorn node (Ready,
+  allowScheduling, not cordoned while ``disable-scheduling-on-cordoned-node`` is true;
+  a node without a replica of the volume first, the same node again only when
+  ``replica-soft-anti-affinity`` is true) and rebuilt: the engine shows it ``WO`` with
+  ``rebuildStatus`` progress for ``--rebuild-seconds``, then ``RW``. At most
+  ``concurrent-replica-rebuild-per-node-limit`` rebuilds run per node (0: none). Extra
+  replicas are removed. ``status.robustness`` is healthy / degraded / faulted from the
+  ``RW`` count; ``status.kubernetesStatus`` comes from the PersistentVolume whose CSI
+  volume handle is the volume.
+- **Faults**, read from the ConfigMap ``longhorn-simulator`` in the Longhorn namespace
+  (comma-separated names):
+  ``fail-rebuild`` - the next rebuild of these volumes fails at 50 %; the replica is
+  marked failed and, as in Longhorn, a new one is tried only after
+  ``replica-replenishment-wait-interval``;
+  ``loop-rebuild`` - every rebuild of these volumes fails at 50 % and starts again at
+  once (a rebuild storm);
+  ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
+  ``refuse-settings`` - the webhook refuses changes to these settings with HTTP 422, as
+  Longhorn refuses some settings while volumes are attached.
+
+Every step is appended to ``<state-dir>/history.jsonl`` (one JSON object per line with
+``t``, ``event``, ``volume``, ``replica``, ``node``), which tests read to prove, for
+example, that no two rebuilds overlapped.
+
+The simulator writes as its own user (``longhorn-manager-simulator``), so the audit log
+tells its writes from those of the code under test.
+
+Command line::
+
+    longhorn_simulator.py [--cluster-dir .local/cluster] [--state-dir DIR]
+                          [--namespace longhorn-system] [--rebuild-seconds 2]
+
+It prints ``ready`` once the webhook is registered and runs until SIGTERM / SIGINT, then
+removes its webhook registrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import http.server
+import json
+import os
+import random
+import signal
+import ssl
+import string
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "cluster"))
+
+from localcluster import (  # noqa: E402  pylint: disable=wrong-import-position
+    DEFAULT_DIR,
+    free_port,
+    issue_cert,
+    write_kubeconfig,
+)
+
+GROUP, VERSION = "longhorn.io", "v1beta2"
+FIXTURE_LABEL = "homelab.k8s-ha/fixture"
+USER = "longhorn-sim"  # <pki>/longhorn-sim.crt, CN longhorn-manager-simulator
+MUTATOR, VALIDATOR = "longhorn-webhook-mutator", "longhorn-webhook-validator"
+FAULTS_CONFIGMAP = "longhorn-simulator"
+
+# -- the setting definitions the webhook knows (Longhorn's types, written anew here) ----
+ENGINE_SPECIFIC = {"default-replica-count"}
+SETTINGS = {
+    "default-replica-count": ("int", 1, 20),
+    "replica-soft-anti-affinity": ("bool",),
+    "replica-auto-balance": ("enum", "disabled", "least-effort", "best-effort"),
+    "replica-replenishment-wait-interval": ("int", 0, None),
+    "concurrent-replica-rebuild-per-node-limit": ("int", 0, None),
+    "disable-scheduling-on-cordoned-node": ("bool",),
+    "node-drain-policy": ("enum", "block-if-contains-last-replica", "block-for-eviction",
+                          "block-for-eviction-if-contains-last-replica",
+                          "allow-if-replica-is-stopped", "always-allow"),
+}
+SETTING_DEFAULTS = {
+    "default-replica-count": '{"v1":"3","v2":"3"}',
+    "replica-soft-anti-affinity": "false",
+    "replica-auto-balance": "disabled",
+    "replica-replenishment-wait-interval": "600",
+    "concurrent-replica-rebuild-per-node-limit": "5",
+    "disable-scheduling-on-cordoned-node": "true",
+}
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def setting_error(name: str, value) -> str | None:
+    """Why ``value`` is not valid for setting ``name``, or None."""
+    if name not in SETTINGS:
+        return f"setting {name} is not supported"
+    if not isinstance(value, str):
+        return f"value of setting {name} must be a string"
+    values = [value]
+    if name in ENGINE_SPECIFIC and value.strip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return f"invalid JSON value {value!r} for setting {name}"
+        if not isinstance(parsed, dict) or not parsed or set(parsed) - {"v1", "v2"}:
+            return f"value of setting {name} must map data engines v1 / v2 to values"
+        values = list(parsed.values())
+    definition = SETTINGS[name]
+    for v in values:
+        v = "%s" % (v,)
+        if definition[0] == "bool" and v not in ("true", "false"):
+            return f"value {v} of setting {name} is not a boolean (true or false)"
+        if definition[0] == "enum" and v not in definition[1:]:
+            return (f"value {v} of setting {name} is not one of the options: "
+                    + ", ".join(definition[1:]))
+        if definition[0] == "int":
+            try:
+                n = int(v)
+            except ValueError:
+                return f"value {v} of setting {name} is not an integer"
+            low, high = definition[1], definition[2]
+            if n < low or (high is not None and n > high):
+                bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+                return f"value {n} of setting {name} is invalid: it should be {bound}"
+    return None
+
+
+def normalised_setting(name: str, value: str) -> str:
+    """What Longhorn 1.10+ stores: data-engine-specific settings as JSON."""
+    if name in ENGINE_SPECIFIC and not value.strip().startswith("{"):
+        return json.dumps({"v1": value, "v2": value}, separators=(",", ":"))
+    return value
+
+
+def admission_response(review: dict, path: str, record, refuse=frozenset()) -> dict:
+    """The AdmissionReview answer of the mutator (``/mutate``) or validator (``/validate``);
+    settings named in ``refuse`` are refused as Longhorn refuses some settings while
+    volumes are attached."""
+    req = review["request"]
+    obj = req.get("object") or {}
+    kind = req["kind"]["kind"]
+    out = {"uid": req["uid"], "allowed": True}
+    if kind == "Setting":
+        name = obj.get("metadata", {}).get("name", "")
+        value = obj.get("value", "")
+        if path.endswith("/mutate"):
+            if name in ENGINE_SPECIFIC and isinstance(value, str) and setting_error(name, value) is None:
+                stored = normalised_setting(name, value)
+                if stored != value:
+                    patch = [{"op": "replace", "path": "/value", "value": stored}]
+                    out["patchType"] = "JSONPatch"
+                    out["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+                    record("webhook-mutated", setting=name, value=stored,
+                           dry_run=bool(req.get("dryRun")))
+            return out
+        err = setting_error(name, value)
+        if err is None and name in refuse and req.get("operation") == "UPDATE":
+            err = f"cannot modify setting {name} while volumes are attached"
+    elif kind == "Volume" and path.endswith("/validate"):
+        n = (obj.get("spec") or {}).get("numberOfReplicas")
+        err = None
+        if not isinstance(n, int) or not 1 <= n <= 20:
+            err = f"invalid numberOfReplicas {n} of volume {obj['metadata']['name']}: it should be between 1 and 20"
+    else:
+        err = None
+    if err:
+        out.update(allowed=False, status={"code": 422, "reason": "Invalid", "message": err})
+        record("webhook-denied", kind=kind, name=obj.get("metadata", {}).get("name"),
+               message=err, dry_run=bool(req.get("dryRun")))
+    return out
+
+
+class Simulator:
+    """The webhook server and the controller loop of one simulated longhorn-manager."""
+
+    def __init__(self, cluster_dir: Path, state_dir: Path, namespace: str,
+                 rebuild_seconds: float, tick: float = 0.2):
+        self.cluster_dir = Path(cluster_dir)
+        self.state_dir = Path(state_dir)
+        self.ns = namespace
+        self.rebuild_seconds = rebuild_seconds
+        self.tick = tick
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.history = self.state_dir / "history.jsonl"
+        self.rebuilds = {}  # replica name -> {"start": t, "fail": bool}
+        self.failed_once = set()  # volumes whose one fail-rebuild fault has fired
+        self.httpd = None
+        self.api = None
+        self.faults = {}  # the fault ConfigMap as last read (the webhook reads it too)
+
+    # -- history ----------------------------------------------------------------------
+    def record(self, event: str, **fields) -> None:
+        line = dict(t=round(time.time(), 3), event=event, **fields)
+        with self.lock, open(self.history, "a") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+
+    # -- setup ------------------------------------------------------------------------
+    def start(self) -> None:
+        from kubernetes import client, config
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pki = self.cluster_dir / "pki"
+        state = json.loads((self.cluster_dir / "state.json").read_text())
+        issue_cert(pki, USER, "longhorn-manager-simulator", "system:masters")
+        issue_cert(pki, "longhorn-sim-webhook", "longhorn-admission-webhook", server=True)
+        kubeconfig = self.state_dir / "kubeconfig"
+        write_kubeconfig(kubeconfig, state["server"], pki, USER)
+        self.api = client.ApiClient(config.new_client_from_config(str(kubeconfig)).configuration)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.admission = client.AdmissionregistrationV1Api(self.api)
+
+        port = free_port()
+        sim = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                review = json.loads(body)
+                answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                          "response": admission_response(review, self.path.split("?")[0], sim.record,
+                                                         sim.faults.get("refuse-settings", set()))}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pki / "longhorn-sim-webhook.crt"), str(pki / "longhorn-sim-webhook.key"))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self._register(port, base64.b64encode((pki / "ca.crt").read_bytes()).decode())
+
+    def _register(self, port: int, ca_bundle: str) -> None:
+        def hooks(name, path, resources):
+            return [{
+                "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "failurePolicy": "Fail", "timeoutSeconds": 10,
+                "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle},
+                "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION],
+                           "operations": ["CREATE", "UPDATE"], "resources": resources,
+                           "scope": "Namespaced"}]}]
+        meta = {"labels": {FIXTURE_LABEL: "longhorn"}}
+        self.unregister()
+        self.admission.create_mutating_webhook_configuration({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": dict(meta, name=MUTATOR),
+            "webhooks": hooks("mutator.longhorn.io", "/v1/webhook/mutate", ["settings"])})
+        self.admission.create_validating_webhook_configuration({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": dict(meta, name=VALIDATOR),
+            "webhooks": hooks("validator.longhorn.io", "/v1/webhook/validate", ["settings", "volumes"])})
+
+    def unregister(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+        for delete, name in ((self.admission.delete_mutating_webhook_configuration, MUTATOR),
+                             (self.admission.delete_validating_webhook_configuration, VALIDATOR)):
+            try:
+                delete(name)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
+    # -- API helpers ------------------------------------------------------------------
+    def _list(self, plural: str) -> list[dict]:
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)["items"]
+
+    def _status(self, plural: str, obj: dict, status: dict) -> None:
+        if obj.get("status") == status:
+            return
+        # a JSON patch replacing the whole status: a merge patch would keep map keys
+        # (replicaModeMap, rebuildStatus entries) that are gone from ``status``
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.ns, plural, obj["metadata"]["name"],
+            [{"op": "add", "path": "/status", "value": status}],
+            _content_type="application/json-patch+json")
+        obj["status"] = status
+
+    def _spec(self, plural: str, obj: dict, spec: dict) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, obj["metadata"]["name"], {"spec": spec})
+        obj["spec"].update(spec)
+
+    def _create(self, plural: str, kind: str, name: str, labels: dict, spec: dict) -> dict:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                "metadata": {"name": name, "namespace": self.ns,
+                             "labels": dict(labels, **{FIXTURE_LABEL: "longhorn"})},
+                "spec": spec}
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+
+    def _delete(self, plural: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name)
+
+    def _faults(self) -> dict:
+        from kubernetes.client.exceptions import ApiException
+        try:
+            data = self.core.read_namespaced_config_map(FAULTS_CONFIGMAP, self.ns).data or {}
+        except ApiException as e:
+            if e.status == 404:
+                return {}
+            raise
+        return {k: {x.strip() for x in v.split(",") if x.strip()} for k, v in data.items()}
+
+    # -- the controller ---------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.reconcile()
+            except Exception as e:  # pylint: disable=broad-except
+                # a conflict or a vanished object: the next tick starts from fresh reads
+                print(f"[longhorn-sim] reconcile: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            self.stopping.wait(self.tick)
+
+    def reconcile(self) -> None:
+        faults = self.faults = self._faults()
+        settings = dict(SETTING_DEFAULTS)
+        settings.update({s["metadata"]["name"]: s.get("value", "") for s in self._list("settings")})
+        kube_nodes = {n.metadata.name: n for n in self.core.list_node().items}
+        pvs = {pv.spec.csi.volume_handle: pv for pv in self.core.list_persistent_volume().items
+               if pv.spec.csi is not None and pv.spec.csi.driver == "driver.longhorn.io"}
+        nodes = self._list("nodes")
+        usable = self._reconcile_nodes(nodes, kube_nodes, settings, faults.get("down-nodes", set()))
+        replicas = self._list("replicas")
+        engines = {e["spec"].get("volumeName"): e for e in self._list("engines")}
+        for volume in self._list("volumes"):
+            self._reconcile_volume(volume, [r for r in replicas
+                                            if r["spec"].get("volumeName") == volume["metadata"]["name"]],
+                                   engines.get(volume["metadata"]["name"]), replicas, engines,
+                                   usable, settings, faults, pvs)
+
+    def _reconcile_nodes(self, nodes, kube_nodes, settings, down) -> dict:
+        """Set each Longhorn node's conditions; return node name -> can take replicas."""
+        cordoned_blocks = _engine_value(settings["disable-scheduling-on-cordoned-node"]) == "true"
+        usable = {}
+        for node in nodes:
+            name = node["metadata"]["name"]
+            kube = kube_nodes.get(name)
+            kube_ready = kube is not None and any(
+                c.type == "Ready" and c.status == "True" for c in (kube.status.conditions or []))
+            ready = kube_ready and name not in down
+            cordoned = kube is not None and bool(kube.spec.unschedulable)
+            schedulable = bool(node["spec"].get("allowScheduling", True)) and not (
+                cordoned and cordoned_blocks)
+            reason = ("" if schedulable else
+                      "KubernetesNodeCordoned" if cordoned else "NodeSchedulingDisabled")
+            self._status("nodes", node, {"conditions": [
+                {"type": "Ready", "status": "True" if ready else "False",
+                 "reason": "" if ready else ("NodeDown" if name in down else "KubernetesNodeNotReady")},
+                {"type": "Schedulable", "status": "True" if schedulable else "False", "reason": reason}]})
+            usable[name] = ready and schedulable
+        return usable
+
+    def _reconcile_volume(self, volume, mine, engine, all_replicas, engines, usable, settings,
+                          faults, pvs) -> None:
+        vname = volume["metadata"]["name"]
+        node_id = volume["spec"].get("nodeID") or ""
+        wanted = int(volume["spec"].get("numberOfReplicas") or 1)
+        t = time.time()
+        if engine is None:
+            engine = self._create("engines", "Engine", f"{vname}-e-0", {"longhornvolume": vname},
+                                  {"volumeName": vname, "nodeID": node_id})
+            engine["status"] = {}
+        modes = dict((engine.get("status") or {}).get("replicaModeMap") or {})
+        rebuild = dict((engine.get("status") or {}).get("rebuildStatus") or {})
+        down = faults.get("down-nodes", set())
+        fresh = not mine and not modes  # a new volume: its replicas start in sync
+
+        # replicas on a down node fail
+        for r in mine:
+            if r["spec"].get("nodeID") in down and not r["spec"].get("failedAt"):
+                self._fail(r, modes, rebuild, "node down")
+        # rebuild progress
+        for r in mine:
+            rname = r["metadata"]["name"]
+            if modes.get(rname) != "WO" or r["spec"].get("failedAt"):
+                continue
+            job = self.rebuilds.setdefault(rname, {"start": t, "fail": False})
+            progress = min(100, int((t - job["start"]) / self.rebuild_seconds * 100))
+            if job["fail"] and progress >= 50:
+                self._fail(r, modes, rebuild, "rebuild failed")
+                if vname in faults.get("loop-rebuild", set()):
+                    self._delete("replicas", rname)  # and the next tick starts another
+                    modes.pop(rname, None)
+                    self.record("replica-deleted", volume=vname, replica=rname, node=r["spec"]["nodeID"])
+                    r["spec"]["failedAt"] = "deleted"
+                continue
+            if progress >= 100:
+                modes[rname] = "RW"
+                rebuild.pop(_address(rname), None)
+                self.rebuilds.pop(rname, None)
+                self._spec("replicas", r, {"healthyAt": now_iso()})
+                self.record("rebuild-done", volume=vname, replica=rname, node=r["spec"]["nodeID"])
+            else:
+                rebuild[_address(rname)] = {"isRebuilding": True, "progress": progress,
+                                            "state": "in_progress", "error": "",
+                                            "fromReplicaAddress": _address(_source(modes, rname))}
+        active = [r for r in mine if not r["spec"].get("failedAt")]
+
+        # too few: schedule and create; too many: remove
+        recently_failed = [r for r in mine if r["spec"].get("failedAt") not in (None, "", "deleted")
+                           and vname not in faults.get("loop-rebuild", set())]
+        wait = int(_engine_value(settings["replica-replenishment-wait-interval"]) or 0)
+        scheduled = {"type": "Scheduled", "status": "True", "reason": "", "message": ""}
+        for _i in range(wanted - len(active)):
+            if recently_failed and any(t - self.rebuilds.get("failed:" + r["metadata"]["name"], t) < wait
+                                       for r in recently_failed):
+                break  # Longhorn waits for the failed replica before replenishing
+            node = self._schedule(active, usable, settings)
+            if node is None:
+                scheduled = {"type": "Scheduled", "status": "False", "reason": "ReplicaSchedulingFailure",
+                             "message": "no node can take a replica of %s: replica-soft-anti-affinity is "
+                                        "%s and every usable node has one" % (
+                                            vname, settings["replica-soft-anti-affinity"])}
+                break
+            rname = f"{vname}-r-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+            r = self._create("replicas", "Replica", rname, {"longhornvolume": vname, "longhornnode": node},
+                             {"volumeName": vname, "nodeID": node, "failedAt": "", "healthyAt": ""})
+            self._status("replicas", r, {"currentState": "running", "storageIP": "127.0.0.1", "port": 10000})
+            self.record("replica-created", volume=vname, replica=rname, node=node)
+            active.append(r)
+            if fresh:
+                modes[rname] = "RW"
+                self._spec("replicas", r, {"healthyAt": now_iso()})
+            else:
+                modes[rname] = "pending"
+        for r in sorted(active, key=lambda r: r["metadata"].get("creationTimestamp", ""),
+                        reverse=True)[:max(0, len(active) - wanted)]:
+            self._delete("replicas", r["metadata"]["name"])
+            modes.pop(r["metadata"]["name"], None)
+            rebuild.pop(_address(r["metadata"]["name"]), None)
+            self.rebuilds.pop(r["metadata"]["name"], None)
+            self.record("replica-deleted", volume=vname, replica=r["metadata"]["name"], node=r["spec"]["nodeID"])
+            active.remove(r)
+
+        # start waiting rebuilds within the per-node limit
+        limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
+        for r in active:
+            rname = r["metadata"]["name"]
+            if modes.get(rname) != "pending":
+                continue
+            node = r["spec"]["nodeID"]
+            busy = sum(1 for other in all_replicas
+                       if other["spec"].get("volumeName") != vname and other["spec"].get("nodeID") == node
+                       and _mode_of(engines, other) == "WO")
+            busy += sum(1 for x in active if x["spec"]["nodeID"] == node and modes.get(x["metadata"]["name"]) == "WO")
+            if limit == 0 or busy >= limit or not any(m == "RW" for m in modes.values()):
+                continue
+            fail = (vname in faults.get("loop-rebuild", set())
+                    or (vname in faults.get("fail-rebuild", set()) and vname not in self.failed_once))
+            if fail and vname in faults.get("fail-rebuild", set()):
+                self.failed_once.add(vname)
+            self.rebuilds[rname] = {"start": t, "fail": fail}
+            modes[rname] = "WO"
+            rebuild[_address(rname)] = {"isRebuilding": True, "progress": 0, "state": "in_progress",
+                                        "error": "", "fromReplicaAddress": _address(_source(modes, rname))}
+            self.record("rebuild-start", volume=vname, replica=rname, node=node)
+
+        # a healthy volume drops its failed replicas
+        rw = sum(1 for r in active if modes.get(r["metadata"]["name"]) == "RW")
+        if node_id and rw >= wanted:
+            for r in mine:
+                if r["spec"].get("failedAt") not in (None, "", "deleted"):
+                    self._delete("replicas", r["metadata"]["name"])
+                    modes.pop(r["metadata"]["name"], None)
+                    self.record("replica-deleted", volume=vname, replica=r["metadata"]["name"],
+                                node=r["spec"]["nodeID"])
+
+        # status of the engine and the volume
+        engine_status = {"currentState": "running" if node_id else "stopped",
+                         "replicaModeMap": {k: v for k, v in modes.items() if v in ("RW", "WO", "ERR")},
+                         "rebuildStatus": rebuild}
+        self._status("engines", engine, engine_status)
+        engines[vname] = engine
+        if not node_id:
+            state, robustness = "detached", "unknown"
+        else:
+            state = "attached"
+            robustness = "healthy" if rw >= wanted else "degraded" if rw else "faulted"
+        status = {"state": state, "robustness": robustness, "currentNodeID": node_id,
+                  "conditions": [scheduled]}
+        pv = pvs.get(vname)
+        if pv is not None and pv.spec.claim_ref is not None:
+            status["kubernetesStatus"] = {"namespace": pv.spec.claim_ref.namespace,
+                                          "pvcName": pv.spec.claim_ref.name, "pvName": pv.metadata.name}
+        self._status("volumes", volume, status)
+
+    def _fail(self, r, modes, rebuild, why) -> None:
+        rname = r["metadata"]["name"]
+        was = modes.get(rname)
+        modes[rname] = "ERR"
+        rebuild.pop(_address(rname), None)
+        self.rebuilds.pop(rname, None)
+        self.rebuilds["failed:" + rname] = time.time()
+        self._spec("replicas", r, {"failedAt": now_iso()})
+        self._status("replicas", r, dict(r.get("status") or {}, currentState="error"))
+        self.record("rebuild-failed" if was == "WO" else "replica-failed", volume=r["spec"]["volumeName"],
+                    replica=rname, node=r["spec"].get("nodeID"), why=why)
+
+    @staticmethod
+    def _schedule(active, usable, settings):
+        """Longhorn's replica scheduler for these fields: a usable node without a replica of
+        the volume, else (soft anti-affinity only) the usable node with the fewest."""
+        taken = [r["spec"].get("nodeID") for r in active]
+        free = sorted(n for n, ok in usable.items() if ok and n not in taken)
+        if free:
+            return free[0]
+        if _engine_value(settings["replica-soft-anti-affinity"]) == "true":
+            candidates = sorted((taken.count(n), n) for n, ok in usable.items() if ok)
+            if candidates:
+                return candidates[0][1]
+        return None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+        if self.api is not None:
+            self.unregister()
+
+
+def _engine_value(value: str) -> str:
+    """The v1 data engine's value of a setting stored plain or as per-engine JSON."""
+    if value.strip().startswith("{"):
+        return "%s" % (json.loads(value).get("v1", ""),)
+    return value
+
+
+def _address(replica_name: str) -> str:
+    return f"tcp://{replica_name}:10000"
+
+
+def _source(modes: dict, rname: str) -> str:
+    return next((k for k, v in sorted(modes.items()) if v == "RW" and k != rname), "")
+
+
+def _mode_of(engines: dict, replica: dict) -> str | None:
+    engine = engines.get(replica["spec"].get("volumeName"))
+    if engine is None:
+        return None
+    return ((engine.get("status") or {}).get("replicaModeMap") or {}).get(replica["metadata"]["name"])
+
+
+class Running:
+    """The simulator as a child process of a test, with the helpers tests need.
+
+    ``Running(cluster).start()`` loads the CRDs, starts the simulator (webhook first),
+    then the ``longhorn-two-node`` objects, and waits until every volume is healthy.
+    ``stop()`` stops it, removes its webhooks and deletes every Longhorn object."""
+
+    CRDS = HERE.parent / "fixtures" / "longhorn-crds"
+    OBJECTS = HERE.parent / "fixtures" / "longhorn-two-node"
+
+    def __init__(self, cluster, namespace="longhorn-system", rebuild_seconds=1.5):
+        self.cluster = cluster
+        self.ns = namespace
+        self.rebuild_seconds = rebuild_seconds
+        self.state_dir = Path(cluster.dir) / "longhorn-sim"
+        self.history_file = self.state_dir / "history.jsonl"
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        c = self.cluster
+        c.kubectl("apply", "--server-side", "-f", str(self.CRDS))
+        c.kubectl("wait", "--for=condition=Established", "crd", "-l", FIXTURE_LABEL + "=longhorn-crds",
+                  "--timeout=60s")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.history_file.unlink(missing_ok=True)
+        self.log = open(self.state_dir / "simulator.log", "w")  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, str(Path(__file__).resolve()), "--cluster-dir", str(c.dir),
+             "--state-dir", str(self.state_dir), "--namespace", self.ns,
+             "--rebuild-seconds", str(self.rebuild_seconds)],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        try:
+            line = self.proc.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError("the Longhorn simulator did not start: "
+                                   + (self.state_dir / "simulator.log").read_text()[-2000:])
+            c.kubectl("apply", "-f", str(self.OBJECTS))
+            self.wait("every volume healthy", lambda: self.volumes() and all(
+                v.get("status", {}).get("robustness") == "healthy" for v in self.volumes().values()))
+        except BaseException:
+            self.stop()  # a fixture whose setup fails gets no teardown
+            raise
+        return self
+
+    def stop(self):
+        c = self.cluster
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+            self.log.close()
+        c.kubectl("delete", "mutatingwebhookconfiguration", MUTATOR, "--ignore-not-found")
+        c.kubectl("delete", "validatingwebhookconfiguration", VALIDATOR, "--ignore-not-found")
+        for kind in ("volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",
+                     "nodes.longhorn.io", "settings.longhorn.io", "configmap/" + FAULTS_CONFIGMAP):
+            if kind.startswith("configmap/"):
+                c.kubectl("delete", "-n", self.ns, kind, "--ignore-not-found")
+            else:
+                c.kubectl("delete", kind, "--all", "-n", self.ns, "--wait=true")
+        c.kubectl("delete", "pvc", "-A", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
+        c.kubectl("delete", "pv", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
+
+    # -- what tests drive and observe --------------------------------------------------
+    def set_faults(self, **faults):
+        """Set the fault ConfigMap (fail_rebuild, loop_rebuild, down_nodes,
+        refuse_settings: lists of names) and wait until the simulator has read it."""
+        data = {k.replace("_", "-"): ",".join(v) for k, v in faults.items()}
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": FAULTS_CONFIGMAP, "namespace": self.ns}, "data": data}
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+        time.sleep(1)  # a few reconcile ticks: the webhook answers from the last read
+
+    def history(self):
+        if not self.history_file.exists():
+            return []
+        return [json.loads(line) for line in self.history_file.read_text().splitlines() if line]
+
+    def max_concurrent_rebuilds(self):
+        """The most rebuilds that were in flight at one time, from the history."""
+        running, most = set(), 0
+        for e in self.history():
+            if e["event"] == "rebuild-start":
+                running.add(e["replica"])
+            elif e["event"] in ("rebuild-done", "rebuild-failed", "replica-deleted", "replica-failed"):
+                running.discard(e["replica"])
+            most = max(most, len(running))
+        return most
+
+    def _items(self, plural):
+        return self.cluster.get_json(plural + ".longhorn.io", "-n", self.ns)["items"]
+
+    def volumes(self):
+        return {v["metadata"]["name"]: v for v in self._items("volumes")}
+
+    def replica_nodes(self):
+        """volume -> sorted nodes of its replicas that have not failed."""
+        out = {}
+        for r in self._items("replicas"):
+            if not r["spec"].get("failedAt"):
+                out.setdefault(r["spec"]["volumeName"], []).append(r["spec"]["nodeID"])
+        return {k: sorted(v) for k, v in out.items()}
+
+    def settings(self):
+        return {s["metadata"]["name"]: s.get("value") for s in self._items("settings")}
+
+    def wait(self, what, cond, timeout=60):
+        self.cluster.wait("longhorn simulator: " + what, cond, timeout)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    p.add_argument("--cluster-dir", type=Path, default=DEFAULT_DIR)
+    p.add_argument("--state-dir", type=Path, default=None)
+    p.add_argument("--namespace", default="longhorn-system")
+    p.add_argument("--rebuild-seconds", type=float, default=2.0)
+    args = p.parse_args(argv)
+    sim = Simulator(args.cluster_dir, args.state_dir or args.cluster_dir / "longhorn-sim",
+                    args.namespace, args.rebuild_seconds)
+
+    def stop(_signum, _frame):
+        sim.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sim.start()
+    print("ready", flush=True)
+    try:
+        sim.run()
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,181 @@
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
+    Watch,
+    node_eligibility,
+    plan,
+    plan_lines,
+    plan_tracker,
+    rebuilds_in_flight,
+    select,
+    validate,
+    views,
+)
+
+
+def volume(name, replicas=1, state="attached", robustness="healthy", pvc=None):
+    status = {"state": state, "robustness": robustness}
+    if pvc:
+        ns, claim = pvc.split("/")
+        status["kubernetesStatus"] = {"namespace": ns, "pvcName": claim}
+    return {"metadata": {"name": name}, "spec": {"numberOfReplicas": replicas}, "status": status}
+
+
+def replica(name, vol, node, failed=False):
+    return {"metadata": {"name": name},
+            "spec": {"volumeName": vol, "nodeID": node, "failedAt": "2026-11-21T00:00:00Z" if failed else ""}}
+
+
+def engine(vol, modes, rebuilding=None):
+    return {"metadata": {"name": vol + "-e-0"}, "spec": {"volumeName": vol},
+            "status": {"replicaModeMap": modes, "rebuildStatus": rebuilding or {}}}
+
+
+def lh_node(name, ready=True, allow=True, schedulable=None):
+    conditions = [{"type": "Ready", "status": "True" if ready else "False",
+                   "reason": "" if ready else "NodeDown"}]
+    if schedulable is not None:
+        conditions.append({"type": "Schedulable", "status": schedulable, "reason": "Disk full"})
+    return {"metadata": {"name": name}, "spec": {"allowScheduling": allow},
+            "status": {"conditions": conditions}}
+
+
+def kube_node(name, cordoned=False):
+    return {"metadata": {"name": name}, "spec": {"unschedulable": cordoned}}
+
+
+NODES = [lh_node("miniserver"), lh_node("worker-1")]
+KUBE = [kube_node("miniserver"), kube_node("worker-1")]
+
+
+def one_volume(modes=None, **kw):
+    vols = [volume("pvc-a", pvc="apps/a-data", **kw)]
+    reps = [replica("pvc-a-r-1", "pvc-a", "miniserver")]
+    return views(vols, reps, [engine("pvc-a", modes or {"pvc-a-r-1": "RW"})])
+
+
+def test_validate_names_the_field_and_allowed_values():
+    assert validate(2, ["apps/a"], 1, 60, 1) == []
+    errors = validate(25, ["a-data"], 0, 0, 0)
+    assert errors == [
+        "replicas: 25 is out of range; allowed: 1 to 20",
+        "pvcs: 'a-data' is not NAMESPACE/NAME",
+        "concurrency: 0; allowed: 1 or more volumes at a time",
+        "wait_timeout: 0; allowed: 1 or more seconds",
+        "poll_interval: 0; allowed: more than 0 seconds"]
+
+
+def test_select_by_name_pvc_or_all_and_unknown_names():
+    all_views = views([volume("pvc-a", pvc="apps/a"), volume("pvc-b", pvc="apps/b")], [], [])
+    assert [v["name"] for v in select(all_views, [], [])[0]] == ["pvc-a", "pvc-b"]
+    chosen, errors = select(all_views, ["pvc-b"], ["apps/a", "apps/b"])
+    assert [v["name"] for v in chosen] == ["pvc-a", "pvc-b"] and errors == []
+    _chosen, errors = select(all_views, ["pvc-x"], ["apps/x"])
+    assert errors == ["names: no volume pvc-x; volumes: pvc-a, pvc-b",
+                      "pvcs: no volume is bound to apps/x; claims: apps/a, apps/b"]
+
+
+def test_node_eligibility_reasons():
+    nodes = [lh_node("a"), lh_node("b", ready=False), lh_node("c", allow=False),
+             lh_node("d"), lh_node("e", schedulable="False")]
+    kube = [kube_node("a"), kube_node("b"), kube_node("c"), kube_node("d", cordoned=True), kube_node("e")]
+    got = node_eligibility(nodes, kube, {})
+    assert got["a"] is None
+    assert got["b"] == "the node is not Ready (NodeDown)"
+    assert "spec.allowScheduling false" in got["c"]
+    assert got["d"] == "the node is cordoned and disable-scheduling-on-cordoned-node is true"
+    assert got["e"] == "Longhorn marks it unschedulable (Disk full)"
+    # with the setting false (even stored as per-engine JSON) a cordoned node takes replicas
+    assert node_eligibility(nodes, kube, {"disable-scheduling-on-cordoned-node": "false"})["d"] is None
+
+
+def test_plan_adds_on_the_node_without_a_replica():
+    steps = plan(one_volume(), 2, node_eligibility(NODES, KUBE, {}))
+    assert steps[0]["from"] == 1 and steps[0]["to"] == 2 and steps[0]["problems"] == []
+    assert steps[0]["nodes_now"] == ["miniserver"] and steps[0]["add_on"] == ["worker-1"]
+    assert plan_lines(steps) == [
+        "pvc-a (apps/a-data): 1 -> 2 replicas; now on miniserver; adds 1 on worker-1"]
+    tracker = plan_tracker(steps)
+    assert tracker.has_difference and tracker.get_after() == {"pvc-a": 2}
+
+
+def test_plan_refuses_when_the_only_other_node_is_cordoned():
+    kube = [kube_node("miniserver"), kube_node("worker-1", cordoned=True)]
+    steps = plan(one_volume(), 2, node_eligibility(NODES, kube, {}))
+    assert steps[0]["problems"] == [
+        "pvc-a needs 1 more replica(s) on node(s) without one, but no node can take one; "
+        "excluded: worker-1 (the node is cordoned and disable-scheduling-on-cordoned-node is true)"]
+
+
+def test_plan_refuses_unhealthy_detached_and_doubled_volumes():
+    assert plan(one_volume(robustness="degraded"), 2, {"worker-1": None})[0]["problems"] == [
+        "pvc-a is degraded, not healthy"]
+    assert "Longhorn rebuilds replicas only while a volume is attached" in plan(
+        one_volume(state="detached", robustness="unknown"), 2, {"worker-1": None})[0]["problems"][0]
+    doubled = views([volume("pvc-a", 2)], [replica("r1", "pvc-a", "m"), replica("r2", "pvc-a", "m")],
+                    [engine("pvc-a", {"r1": "RW", "r2": "RW"})])
+    assert plan(doubled, 2, {"m": None})[0]["problems"] == [
+        "pvc-a has more than one replica on a node: m, m"]
+
+
+def test_plan_no_change_and_decrease():
+    two = views([volume("pvc-a", 2)], [replica("r1", "pvc-a", "m"), replica("r2", "pvc-a", "w")],
+                [engine("pvc-a", {"r1": "RW", "r2": "RW"})])
+    assert plan(two, 2, {})[0]["changes"] is False
+    assert not plan_tracker(plan(two, 2, {})).has_difference
+    down = plan(two, 1, {})[0]
+    assert down["changes"] and down["remove_count"] == 1 and down["remove_from_one_of"] == ["m", "w"]
+
+
+def test_rebuilds_in_flight_from_modes_and_rebuild_status():
+    assert rebuilds_in_flight([engine("a", {"r1": "RW"}), engine("b", {"r2": "RW", "r3": "WO"})]) == {
+        "b": ["r3"]}
+    assert rebuilds_in_flight([engine("c", {"r4": "RW"}, {"tcp://x:1": {"isRebuilding": True}})]) == {
+        "c": ["tcp://x:1"]}
+    assert rebuilds_in_flight([engine("d", {"r5": "RW"}, {"tcp://y:1": {"isRebuilding": False}})]) == {}
+    # a replica shows in both maps (by name, by address): one rebuild, named once
+    assert rebuilds_in_flight([engine("e", {"r6": "WO"}, {"tcp://z:1": {"isRebuilding": True}})]) == {
+        "e": ["r6"]}
+
+
+def test_watch_done_only_with_n_running_on_n_nodes():
+    before = one_volume()[0]
+    w = Watch(before, 2)
+    reps = [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1")]
+    rebuilding = views([volume("pvc-a", 2, robustness="degraded")], reps,
+                       [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
+    state, text = w.observe(rebuilding)
+    assert state == "waiting" and text == (
+        "pvc-a: degraded, 1/2 replicas running on 1 node(s), rebuilding pvc-a-r-2")
+    healthy = views([volume("pvc-a", 2)], reps, [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "RW"})])[0]
+    assert w.observe(healthy) == ("done", "pvc-a: healthy, 2/2 replicas running on 2 node(s)")
+    # healthy as Longhorn says, but both replicas on one node: not done
+    same = [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "miniserver")]
+    doubled = views([volume("pvc-a", 2)], same, [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "RW"})])[0]
+    assert Watch(before, 2).observe(doubled)[0] == "waiting"
+
+
+def test_watch_stops_on_a_failed_rebuild():
+    w = Watch(one_volume()[0], 2)
+    reps = [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1", failed=True)]
+    failed = views([volume("pvc-a", 2, robustness="degraded")], reps, [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
+    assert w.observe(failed) == ("failed", "pvc-a: a rebuild failed: replica pvc-a-r-2 on worker-1")
+
+
+def test_watch_stops_on_a_repeated_rebuild():
+    w = Watch(one_volume()[0], 2)
+    first = views([volume("pvc-a", 2, robustness="degraded")],
+                  [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1")],
+                  [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
+    assert w.observe(first)[0] == "waiting"
+    # the first attempt vanished unseen as failed; a second replica rebuilds: a storm
+    second = views([volume("pvc-a", 2, robustness="degraded")],
+                   [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-3", "pvc-a", "worker-1")],
+                   [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-3": "WO"})])[0]
+    state, text = w.observe(second)
+    assert state == "failed" and text.startswith("pvc-a: rebuild repeated (2 rebuilds for 1 new replica(s)")
+
+
+def test_watch_ignores_failures_from_before_the_patch():
+    reps = [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-0", "pvc-a", "worker-1", failed=True)]
+    before = views([volume("pvc-a")], reps, [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
+    w = Watch(before, 2)
+    assert w.observe(before)[0] == "waiting"
