@@ -198,6 +198,41 @@ class K8sHaModule(object):
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
 
+    def raw_get(self, path):
+        """GET a non-resource path (``/readyz``): ``(HTTP status, body text)``."""
+        dynamic = self.client.client  # kubernetes.core's K8SClient wraps the DynamicClient
+        try:
+            response = dynamic.request("get", path)
+            data = getattr(response, "data", response)  # a raw response, or its body already read
+            return 200, data.decode("utf-8", "replace") if isinstance(data, bytes) else "%s" % (data,)
+        except Exception as e:  # pylint: disable=broad-except
+            status = getattr(e, "status", None)
+            if status is None:
+                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
+            return status, "%s" % (getattr(e, "body", "") or e,)
+
+    def evict_dry_run(self, name, namespace):
+        """A server-side dry-run eviction: None when the API server would evict the pod,
+        else "HTTP <code>: <message>" (429 when a PodDisruptionBudget forbids it)."""
+        from kubernetes.client import CoreV1Api  # imported where AnsibleK8SModule required it
+
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": name, "namespace": namespace}}
+        try:
+            CoreV1Api(self.client.client.client).create_namespaced_pod_eviction(
+                name, namespace, body, dry_run="All")
+        except Exception as e:  # pylint: disable=broad-except
+            status = getattr(e, "status", None)
+            if status is None:
+                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
+            message = getattr(e, "body", "") or "%s" % e
+            try:
+                message = json.loads(message).get("message", message)
+            except ValueError:
+                pass
+            return "HTTP %s: %s" % (status, message)
+        return None
+
     def dry_run_patch(self, kind, api_version, name, patch, namespace=None):
         """What the API server (and its admission webhooks) say of a merge patch, as a
         server-side dry run: None when it would be accepted, else "HTTP <code>: <message>".

@@ -73,18 +73,25 @@ class Run(object):
 
     def run(self):
         m, p = self.module, self.p
+        by_volume = p["replicas_by_volume"]
         errors = validate(p["replicas"], p["pvcs"], p["concurrency"], p["wait_timeout"],
-                          p["poll_interval"])
+                          p["poll_interval"], by_volume)
         if errors:
             m.fail_json(msg="; ".join(errors))
         volumes, replicas, engines = self.read()
         settings = dict((s["metadata"]["name"], s.get("value", ""))
                         for s in m.list("Setting", API, namespace=self.ns))
-        eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings)
-        selected, errors = select(views(volumes, replicas, engines), p["names"], p["pvcs"])
+        eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings,
+                                       p["if_uncordoned"])
+        if by_volume:
+            selected, errors = select(views(volumes, replicas, engines), sorted(by_volume), [])
+            target = dict((k, int(v)) for k, v in by_volume.items())
+        else:
+            selected, errors = select(views(volumes, replicas, engines), p["names"], p["pvcs"])
+            target = p["replicas"]
         if errors:
             m.fail_json(msg="; ".join(errors))
-        steps = plan(selected, p["replicas"], eligibility)
+        steps = plan(selected, target, eligibility)
         tracker = plan_tracker(steps)
         changing = [s for s in steps if s["changes"]]
         problems = [x for s in changing for x in s["problems"]]

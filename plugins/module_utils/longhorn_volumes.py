@@ -27,12 +27,19 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import Differe
 MIN_REPLICAS, MAX_REPLICAS = 1, 20
 
 
-def validate(replicas, pvcs, concurrency, wait_timeout, poll_interval):
+def validate(replicas, pvcs, concurrency, wait_timeout, poll_interval, replicas_by_volume=None):
     """Errors in the module's arguments, each naming the field and what is allowed."""
     errors = []
-    if not MIN_REPLICAS <= replicas <= MAX_REPLICAS:
-        errors.append("replicas: %s is out of range; allowed: %d to %d"
-                      % (replicas, MIN_REPLICAS, MAX_REPLICAS))
+    counts = [("replicas", replicas)] if replicas is not None else []
+    counts += [("replicas_by_volume.%s" % k, v) for k, v in sorted((replicas_by_volume or {}).items())]
+    for field, raw in counts:
+        try:
+            n = int(raw)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or not MIN_REPLICAS <= n <= MAX_REPLICAS:
+            errors.append("%s: %s is out of range; allowed: %d to %d"
+                          % (field, raw, MIN_REPLICAS, MAX_REPLICAS))
     for pvc in pvcs:
         parts = pvc.split("/")
         if len(parts) != 2 or not all(parts):
@@ -130,14 +137,16 @@ def select(all_views, names, pvcs):
     return sorted(unique, key=lambda v: v["name"]), errors
 
 
-def node_eligibility(longhorn_nodes, kube_nodes, settings):
+def node_eligibility(longhorn_nodes, kube_nodes, settings, if_uncordoned=()):
     """Longhorn node name -> None if it can take a new replica, else the reason why not.
 
     A node takes replicas when Longhorn allows scheduling on it, it is Ready, its
     Schedulable condition is not False, and it is not cordoned while the setting
-    ``disable-scheduling-on-cordoned-node`` is true (its default)."""
+    ``disable-scheduling-on-cordoned-node`` is true (its default). Nodes in
+    ``if_uncordoned`` are judged as if uncordoned (a plan whose earlier step uncordons them)."""
     cordon_blocks = engine_value(settings.get("disable-scheduling-on-cordoned-node", "true")) == "true"
-    cordoned = dict((n["metadata"]["name"], bool(n.get("spec", {}).get("unschedulable")))
+    cordoned = dict((n["metadata"]["name"], bool(n.get("spec", {}).get("unschedulable"))
+                     and n["metadata"]["name"] not in if_uncordoned)
                     for n in kube_nodes)
     out = {}
     for node in longhorn_nodes:
@@ -150,7 +159,8 @@ def node_eligibility(longhorn_nodes, kube_nodes, settings):
             out[name] = "the node is not Ready (%s)" % ((ready or {}).get("reason") or "no Ready condition")
         elif cordoned.get(name) and cordon_blocks:
             out[name] = "the node is cordoned and disable-scheduling-on-cordoned-node is true"
-        elif schedulable is not None and schedulable.get("status") == "False":
+        elif (schedulable is not None and schedulable.get("status") == "False"
+              and not (name in if_uncordoned and schedulable.get("reason") == "KubernetesNodeCordoned")):
             out[name] = "Longhorn marks it unschedulable (%s)" % (schedulable.get("reason") or "no reason")
         else:
             out[name] = None
@@ -160,14 +170,17 @@ def node_eligibility(longhorn_nodes, kube_nodes, settings):
 def plan(selected, target, eligibility):
     """One step per selected volume: from, to, where replicas are and will be, problems.
 
+    ``target`` is the wanted count, or a dict of volume name to wanted count.
+
     A volume gains replicas only on eligible nodes that hold none of it, so that it ends
     with ``target`` replicas on ``target`` distinct nodes (runbook 001: one per node, no
     exceptions); a volume that cannot is a problem, reported before anything is written."""
     steps = []
     for v in selected:
+        want = int(target[v["name"]] if isinstance(target, dict) else target)
         healthy = [r for r in v["replica_list"] if not r["failed"]]
         nodes_now = sorted(r["node"] for r in healthy)
-        step = {"volume": v["name"], "pvc": v["pvc"], "from": v["replicas"], "to": target,
+        step = {"volume": v["name"], "pvc": v["pvc"], "from": v["replicas"], "to": want,
                 "nodes_now": nodes_now, "add_on": [], "remove_from_one_of": [], "problems": []}
         if v["state"] != "attached":
             step["problems"].append(
@@ -178,7 +191,7 @@ def plan(selected, target, eligibility):
         if len(set(nodes_now)) != len(nodes_now):
             step["problems"].append("%s has more than one replica on a node: %s"
                                     % (v["name"], ", ".join(nodes_now)))
-        need = target - len(healthy)
+        need = want - len(healthy)
         if need > 0:
             free = sorted(n for n, why in eligibility.items() if why is None and n not in nodes_now)
             if len(free) < need:
@@ -195,7 +208,7 @@ def plan(selected, target, eligibility):
         elif need < 0:
             step["remove_from_one_of"] = nodes_now
             step["remove_count"] = -need
-        step["changes"] = v["replicas"] != target
+        step["changes"] = v["replicas"] != want
         steps.append(step)
     return steps
 

@@ -37,9 +37,15 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
   replicas:
-    description: The number of replicas every selected volume should have (1 to 20).
+    description:
+      - The number of replicas every selected volume should have (1 to 20).
+      - Exactly one of O(replicas) and O(replicas_by_volume) is required.
     type: int
-    required: true
+  replicas_by_volume:
+    description:
+      - Volume name to its wanted number of replicas; selects those volumes. This is the
+        form of RV(rollback), so passing a run's RV(rollback) puts the counts back.
+    type: dict
   names:
     description: Volumes to reconcile, by Longhorn volume name.
     type: list
@@ -64,6 +70,13 @@ options:
     description: Seconds between two reads while waiting.
     type: float
     default: 5
+  if_uncordoned:
+    description:
+      - Nodes to judge as if they were uncordoned, for a plan made in check mode before an
+        earlier step of the same run uncordons them.
+    type: list
+    elements: str
+    default: []
   namespace:
     description: Namespace of Longhorn's objects.
     type: str
@@ -138,14 +151,18 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volume_rep
 
 def main():
     run_longhorn_volume_replicas(K8sHaModule(argument_spec(
-        replicas=dict(type="int", required=True),
+        replicas=dict(type="int"),
+        replicas_by_volume=dict(type="dict"),
         names=dict(type="list", elements="str", default=[]),
         pvcs=dict(type="list", elements="str", default=[]),
         concurrency=dict(type="int", default=1),
         wait_timeout=dict(type="int", default=1800),
         poll_interval=dict(type="float", default=5),
+        if_uncordoned=dict(type="list", elements="str", default=[]),
         namespace=dict(type="str", default="longhorn-system"),
-    )))
+    ), mutually_exclusive=[("replicas", "replicas_by_volume"), ("replicas_by_volume", "names"),
+                           ("replicas_by_volume", "pvcs")],
+        required_one_of=[("replicas", "replicas_by_volume")]))
 
 
 if __name__ == "__main__":

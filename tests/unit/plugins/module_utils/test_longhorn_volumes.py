@@ -83,6 +83,10 @@ def test_node_eligibility_reasons():
     assert "spec.allowScheduling false" in got["c"]
     assert got["d"] == "the node is cordoned and disable-scheduling-on-cordoned-node is true"
     assert got["e"] == "Longhorn marks it unschedulable (Disk full)"
+    # a plan for after an uncordon; Longhorn's own condition says why it is unschedulable now
+    cordoned = [lh_node("d", schedulable="False")]
+    cordoned[0]["status"]["conditions"][1]["reason"] = "KubernetesNodeCordoned"
+    assert node_eligibility(cordoned, [kube_node("d", cordoned=True)], {}, if_uncordoned=["d"]) == {"d": None}
     # with the setting false (even stored as per-engine JSON) a cordoned node takes replicas
     assert node_eligibility(nodes, kube, {"disable-scheduling-on-cordoned-node": "false"})["d"] is None
 

@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named fields of a Kubernetes object: read, set, compare, and undo. Pure functions.
+
+A field path is dot-separated keys, where a list of named items is addressed by the
+item's name in brackets: ``spec.template.spec.containers[coredns].resources``.
+Setting a field to None removes it. Wanted values are compared as a subset of what is
+stored (keys the API server fills in with defaults, such as a probe's
+``timeoutSeconds``, do not count as a difference), so a second run changes nothing.
+The prior value of every field changed is returned, and setting those values again
+(None for a field that was absent) restores the object exactly.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import re
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
+
+_TOKEN = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\[([A-Za-z0-9._-]+)\])?$")
+
+
+def parse_path(path):
+    """``a.b[name].c`` -> [("a", None), ("b", "name"), ("c", None)]; ValueError if malformed."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("%r is not a field path" % (path,))
+    out = []
+    for part in path.split("."):
+        m = _TOKEN.match(part)
+        if not m:
+            raise ValueError("%s: %r is not KEY or KEY[NAME]" % (path, part))
+        out.append((m.group(1), m.group(2)))
+    if out[0][0] != "spec":
+        raise ValueError("%s: only fields under spec can be set" % path)
+    return out
+
+
+def _named(items, name, path):
+    if not isinstance(items, list):
+        raise ValueError("%s: not a list of named items" % path)
+    for item in items:
+        if isinstance(item, dict) and item.get("name") == name:
+            return item
+    raise ValueError("%s: no item named %s; names: %s" % (
+        path, name, ", ".join(sorted("%s" % i.get("name") for i in items if isinstance(i, dict))) or "none"))
+
+
+def get_field(obj, path):
+    """The value at ``path``, or None when it is absent."""
+    node = obj
+    for key, name in parse_path(path):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+        if name is not None:
+            try:
+                node = _named(node, name, path)
+            except ValueError:
+                return None
+    return copy.deepcopy(node)
+
+
+def set_field(obj, path, value):
+    """A copy of ``obj`` with ``path`` set to ``value`` (None removes it).
+
+    Missing dicts on the way are created; a named list item must exist."""
+    new = copy.deepcopy(obj)
+    tokens = parse_path(path)
+    node = new
+    for i, (key, name) in enumerate(tokens):
+        last = i == len(tokens) - 1
+        if last and name is None:
+            if value is None:
+                node.pop(key, None)
+            else:
+                node[key] = copy.deepcopy(value)
+            return new
+        if key not in node or node[key] is None:
+            if name is not None:
+                raise ValueError("%s: %s has no items" % (path, key))
+            node[key] = {}
+        node = node[key]
+        if name is not None:
+            item = _named(node, name, path)
+            if last:
+                if value is None:
+                    raise ValueError("%s: a named item cannot be removed" % path)
+                item.clear()
+                item.update(copy.deepcopy(value))
+                item["name"] = name
+                return new
+            node = item
+        if not isinstance(node, dict):
+            raise ValueError("%s: %s is not an object" % (path, key))
+    return new
+
+
+def covers(stored, wanted):
+    """True when ``stored`` holds everything ``wanted`` says (defaults may add more)."""
+    if isinstance(wanted, dict):
+        return isinstance(stored, dict) and all(
+            covers(stored.get(k), v) for k, v in wanted.items() if v is not None) and all(
+            k not in stored for k, v in wanted.items() if v is None)
+    if isinstance(wanted, list):
+        return (isinstance(stored, list) and len(stored) == len(wanted)
+                and all(covers(s, w) for s, w in zip(stored, wanted)))
+    if wanted is None:
+        return stored is None
+    return stored == wanted
+
+
+def validate(fields, obj=None):
+    """Errors in ``fields`` (path -> value), each naming the path."""
+    errors = []
+    if not isinstance(fields, dict) or not fields:
+        return ["fields: a mapping of field path to value is required"]
+    for path in sorted(fields):
+        try:
+            parse_path(path)
+            if obj is not None:
+                set_field(obj, path, fields[path])
+        except ValueError as e:
+            errors.append("fields: %s" % e)
+    return errors
+
+
+def fields_change(obj, fields):
+    """(new object, tracker, rollback) for setting ``fields`` on ``obj``.
+
+    ``rollback`` maps every changed path to its value before (None: it was absent)."""
+    tracker = DifferenceTracker()
+    rollback = {}
+    new = obj
+    for path in sorted(fields):
+        wanted = fields[path]
+        before = get_field(obj, path)
+        if covers(before, wanted):
+            continue
+        new = set_field(new, path, wanted)
+        tracker.add(path, before, wanted)
+        rollback[path] = before
+    return new, tracker, rollback
+
+
+def rollout_state(deployment):
+    """("done" | "waiting", text) for a Deployment's rollout of its current generation."""
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    want = spec.get("replicas", 1)
+    name = deployment.get("metadata", {}).get("name", "?")
+    observed = status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 0)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    text = "%s: %d/%d updated, %d available, %d total" % (name, updated, want, available, total)
+    if observed and updated == want and available == want and total == want:
+        return "done", text
+    return "waiting", text

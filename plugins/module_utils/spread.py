@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runbook 001 sections 2.2 and 2.3 as data: the fields that spread a component over
+both lanes, one pod per node. Pure; the role feeds it its defaults and the Deployment
+as read, and hands the result to workload_fields."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+CONTAINER_FIELDS = (("resources", "resources"), ("readiness_probe", "readinessProbe"),
+                    ("liveness_probe", "livenessProbe"))
+
+
+def lane_toleration(lane):
+    taint = lane["taint"]
+    return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
+
+
+def spread_fields(component, deployment, lane):
+    """Field path -> wanted value for ``component`` (the role's description of it).
+
+    ``component``: ``replicas``, ``anti_affinity`` (required | preferred),
+    ``topology_key``, ``max_skew``, and optionally ``container`` with ``resources``,
+    ``readiness_probe``, ``liveness_probe``. ``lane``: ``label``, ``values`` (the lanes
+    the component may run in) and ``taint`` (the secondary lane's taint, tolerated).
+
+    The node affinity pins the component to the lanes instead of one host; the pod
+    anti-affinity and the spread constraint put one pod per node. With required
+    anti-affinity and as many replicas as nodes, a surge pod could never be placed, so
+    the rollout strategy becomes one pod at a time (maxSurge 0, maxUnavailable 1)."""
+    if component.get("anti_affinity") not in ("required", "preferred"):
+        raise ValueError("anti_affinity of %s: %r; allowed: required, preferred"
+                         % (component.get("name"), component.get("anti_affinity")))
+    selector = {"matchLabels": copy.deepcopy(deployment["spec"]["selector"]["matchLabels"])}
+    key = component.get("topology_key", "kubernetes.io/hostname")
+    term = {"labelSelector": selector, "topologyKey": key}
+    if component["anti_affinity"] == "required":
+        anti = {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    else:
+        anti = {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+    pod_spec = deployment["spec"]["template"]["spec"]
+    tolerations = copy.deepcopy(pod_spec.get("tolerations") or [])
+    if lane_toleration(lane) not in tolerations:
+        tolerations.append(lane_toleration(lane))
+    fields = {
+        "spec.replicas": int(component.get("replicas", 2)),
+        "spec.template.spec.affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": lane["label"], "operator": "In",
+                                       "values": list(lane["values"])}]}]}},
+            "podAntiAffinity": anti},
+        "spec.template.spec.topologySpreadConstraints": [
+            {"maxSkew": int(component.get("max_skew", 1)), "topologyKey": key,
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector}],
+        "spec.template.spec.tolerations": tolerations,
+    }
+    if component["anti_affinity"] == "required":
+        fields["spec.strategy"] = {"type": "RollingUpdate",
+                                   "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    container = component.get("container")
+    if container:
+        names = [c["name"] for c in pod_spec.get("containers", [])]
+        if container not in names:
+            raise ValueError("container of %s: %s; the Deployment's containers: %s"
+                             % (component.get("name"), container, ", ".join(names)))
+        for ours, theirs in CONTAINER_FIELDS:
+            if component.get(ours):
+                fields["spec.template.spec.containers[%s].%s" % (container, theirs)] = copy.deepcopy(
+                    component[ours])
+    return fields
+
+
+def rollback_order(rollback):
+    """A component's recorded fields as two steps: everything but the rollout strategy,
+    then the strategy. The rollout that undoes the spread runs under the one-at-a-time
+    strategy; restoring the surge first could leave a new pod unplaceable next to an
+    old pod's required anti-affinity."""
+    first = dict((k, v) for k, v in rollback.items() if k != "spec.strategy")
+    second = dict((k, v) for k, v in rollback.items() if k == "spec.strategy")
+    return [step for step in (first, second) if step]
+
+
+def _owned_by(pod, component):
+    return (pod.get("namespace") == component["namespace"] and pod.get("owner_kind") == "ReplicaSet"
+            # a Deployment's ReplicaSet is <deployment>-<pod-template-hash>
+            and (pod.get("owner_name") or "").rsplit("-", 1)[0] == component["deployment"])
+
+
+def component_placement(pods_by_node, components, nodes):
+    """Per component: the nodes its running pods are on, and whether that is exactly one
+    pod on each of ``nodes`` (placement_audit_info's ``pods_by_node`` as input)."""
+    out = []
+    for c in components:
+        on = sorted(node for node, pods in pods_by_node.items() for p in pods
+                    if _owned_by(p, c) and p.get("phase") == "Running")
+        out.append({"name": c["name"], "namespace": c["namespace"], "deployment": c["deployment"],
+                    "nodes": on, "one_per_node": on == sorted(nodes)})
+    return out
+
+
+def placement_checks(placement):
+    """component_placement's result as verification checks (name, passed, detail)."""
+    return [{"name": "%s: one pod on each node" % c["name"], "passed": c["one_per_node"],
+             "detail": "running on " + (", ".join(c["nodes"]) or "no node")} for c in placement]
+
+
+def stray_pods(pods_by_node, node, components):
+    """Pods on ``node`` that no DaemonSet owns and that are not one of ``components``:
+    what the "no surprise scheduling" rule forbids."""
+    return sorted("%s/%s" % (p["namespace"], p["name"]) for p in pods_by_node.get(node, [])
+                  if not p.get("daemonset") and not any(_owned_by(p, c) for c in components))
+
+
+def fields_rollback(results):
+    """From the registered results of a looped workload_fields task: for each object it
+    changed, the module arguments that put the fields back (name, namespace, fields)."""
+    return [{"name": r["item"]["name"], "namespace": r["item"]["namespace"],
+             "kind": r["item"].get("kind", "Deployment"), "fields": r["rollback"]}
+            for r in results if r.get("changed") and r.get("rollback")]
+
+
+def rollback_steps(records):
+    """[(record, fields)] for every recorded component, in rollback_order's steps."""
+    return [(r, step) for r in records for step in rollback_order(r.get("fields") or {})]

@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: workload_fields
+short_description: Set named fields of a workload, return their prior values, wait for the rollout
+version_added: 0.1.0
+author:
+  - homelab.k8s_ha maintainers (!UNKNOWN)
+description:
+  - Sets fields of one object (a Deployment by default) addressed by path, such as
+    C(spec.replicas) or C(spec.template.spec.containers[coredns].resources). A list item is
+    addressed by its name in brackets. A value of V(null) removes the field.
+  - A wanted value is compared as a subset of the stored one, so defaults the API server
+    fills in (for example a probe's C(timeoutSeconds)) do not count as a difference and a
+    second run changes nothing.
+  - Returns the prior value of every changed field in RV(rollback); passing those as
+    O(fields) restores the object.
+  - One read-modify-write with C(resourceVersion), retried on conflict. In check mode the
+    write is a server-side dry run and the diff is returned.
+  - For a Deployment, waits until the rollout of the new generation is complete, with each
+    change of state returned in RV(events).
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  name:
+    description: Name of the object.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the object.
+    type: str
+    required: true
+  kind:
+    description: Kind of the object.
+    type: str
+    default: Deployment
+  api_version:
+    description: API version of the object.
+    type: str
+    default: apps/v1
+  fields:
+    description: Field path (under C(spec)) to the wanted value; V(null) removes the field.
+    type: dict
+    required: true
+  wait:
+    description: For a Deployment, wait for the rollout after a change.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the rollout.
+    type: int
+    default: 300
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: float
+    default: 2
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Two CoreDNS replicas with requests and limits (runbook 001 section 2.3)
+  homelab.k8s_ha.workload_fields:
+    namespace: kube-system
+    name: coredns
+    fields:
+      spec.replicas: 2
+      spec.template.spec.containers[coredns].resources:
+        requests: {cpu: 50m, memory: 128Mi}
+        limits: {cpu: 200m, memory: 256Mi}
+  register: coredns
+
+- name: Put the fields back as they were
+  homelab.k8s_ha.workload_fields:
+    namespace: kube-system
+    name: coredns
+    fields: "{{ coredns.rollback }}"
+"""
+
+RETURN = r"""
+before:
+  description: The value of every named field before the run (null when absent).
+  returned: success
+  type: dict
+after:
+  description: The value of every named field after the run.
+  returned: success
+  type: dict
+rollback:
+  description: The prior value of every field this run changes; null when it was absent.
+  returned: always
+  type: dict
+  sample: {"spec.replicas": 1, "spec.template.spec.topologySpreadConstraints": null}
+events:
+  description: The rollout's progress, one entry per change, with seconds since the write.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    K8sHaModule,
+    argument_spec,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.workload_fields import (
+    run_workload_fields,
+)
+
+
+def main():
+    run_workload_fields(K8sHaModule(argument_spec(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        kind=dict(type="str", default="Deployment"),
+        api_version=dict(type="str", default="apps/v1"),
+        fields=dict(type="dict", required=True),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        poll_interval=dict(type="float", default=2),
+    )))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""core_platform.yml and its rollback end to end, on the two-node fixture after runbook
+000's guardrails, with the Longhorn simulator: check mode with zero writes, the gate,
+apply, verification, the dry-run drain, idempotence, evidence, and the rollback."""
+
+import json
+
+import pytest
+
+from observe import audit_size, newest_evidence as newest, writes
+
+APPLY = "playbooks/core_platform.yml"
+ROLLBACK = "playbooks/core_platform_rollback.yml"
+COMPONENTS = {"coredns": "kube-system", "haproxy-kubernetes-ingress": "haproxy-controller"}
+VOLUMES = ["pvc-arr", "pvc-arr-lts", "pvc-arr-lts2", "pvc-elasticsearch", "pvc-homarr", "pvc-qdrant"]
+
+
+def deployment(c, name):
+    return c.get_json("deployment", name, "-n", COMPONENTS[name])
+
+
+def pod_nodes(c, name):
+    d = deployment(c, name)
+    sel = ",".join("%s=%s" % kv for kv in d["spec"]["selector"]["matchLabels"].items())
+    pods = c.get_json("pods", "-n", COMPONENTS[name], "-l", sel)["items"]
+    return sorted(p["spec"].get("nodeName", "") for p in pods
+                  if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"))
+
+
+@pytest.fixture
+def platform(longhorn, run_playbook, tmp_path):
+    c = longhorn.cluster
+    # where runbook 000 leaves the cluster: lanes labelled, worker-1 tainted and cordoned
+    c.kubectl("label", "node", "miniserver", "workload-lane=primary", "--overwrite")
+    c.kubectl("label", "node", "worker-1", "workload-lane=secondary", "--overwrite")
+    c.kubectl("taint", "node", "worker-1", "workload-lane=secondary:NoSchedule", "--overwrite")
+    originals = {}
+    for name in COMPONENTS:
+        d = deployment(c, name)
+        originals[name] = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": d["spec"],
+                           "metadata": {k: d["metadata"][k] for k in ("name", "namespace", "labels")}}
+    evidence = tmp_path / "evidence"
+
+    def run(playbook=APPLY, check=False, **extra):
+        extra.setdefault("evidence_root", str(evidence))
+        extra.setdefault("rollback_evidence_root", str(evidence))
+        extra.setdefault("core_platform_lease_sample_seconds", 2.5)
+        extra.setdefault("core_platform_volume_poll_interval", 0.3)
+        extra.setdefault("core_platform_volume_wait_timeout", 60)
+        return run_playbook(c, playbook, extra_vars=extra, check=check)
+    run.evidence = evidence
+    run.originals = originals
+    yield run
+    for body in originals.values():  # whatever the test left, the fixture's Deployments again
+        c.kubectl("replace", "-f", "-", input=json.dumps(body))
+    c.kubectl("cordon", "worker-1")
+    c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
+    c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
+
+
+def test_check_apply_verify_idempotent_rollback(platform, longhorn):
+    c = longhorn.cluster
+    settings_before = longhorn.settings()
+
+    # 1. the whole playbook in check mode: a plan, and not one write
+    offset = audit_size(c)
+    check = platform(check=True)
+    assert check.rc == 0, check.stdout[-4000:]
+    assert writes(c, offset) == []
+    run_dir = newest(platform.evidence, "core_platform")
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert [i["object"] for i in plan["items"]] == [
+        "LonghornSettings/longhorn-system", "Node/worker-1",
+        "Deployment/coredns", "Deployment/haproxy-kubernetes-ingress", "LonghornVolumes/longhorn-system"]
+    assert plan["volumes"][0] == "pvc-arr (apps/arr-config): 1 -> 2 replicas; now on miniserver; adds 1 on worker-1"
+    assert f"-e approve_plan={plan['id']}" in check.stdout
+    before = json.loads((run_dir / "before.json").read_text())
+    assert before["posture"]["datastore"] == "sqlite"  # k3s server labels, no etcd role
+    assert all(lease["renewing"] for lease in before["posture"]["leases"].values())
+    assert longhorn.settings() == settings_before
+
+    # 2. the gate: a wrong id applies nothing
+    offset = audit_size(c)
+    refused = platform(approve_plan="0000000000000000")
+    assert refused.rc != 0 and "Not approved" in refused.stdout
+    assert writes(c, offset) == []
+
+    # 3. apply exactly the plan
+    apply = platform(approve_plan=plan["id"])
+    assert apply.rc == 0, apply.stdout[-4000:]
+    for name in COMPONENTS:
+        assert pod_nodes(c, name) == ["miniserver", "worker-1"], name
+    coredns = deployment(c, "coredns")["spec"]["template"]["spec"]
+    container = coredns["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
+                                      "limits": {"cpu": "200m", "memory": "256Mi"}}
+    assert container["readinessProbe"]["httpGet"]["port"] == 8181
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
+    assert coredns["topologySpreadConstraints"][0]["maxSkew"] == 1
+    ingress = deployment(c, "haproxy-kubernetes-ingress")["spec"]["template"]["spec"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in ingress["affinity"]["podAntiAffinity"]
+    # no surprise scheduling: on worker-1 only DaemonSets and the two components
+    on_w1 = [p for p in c.get_json("pods", "-A", "--field-selector", "spec.nodeName=worker-1")["items"]
+             if p["metadata"]["ownerReferences"][0]["kind"] != "DaemonSet"]
+    assert sorted(p["metadata"]["namespace"] for p in on_w1) == ["haproxy-controller", "kube-system"]
+    assert longhorn.settings()["default-replica-count"] == '{"v1":"2","v2":"2"}'
+    assert longhorn.replica_nodes() == {v: ["miniserver", "worker-1"] for v in VOLUMES}
+    assert longhorn.max_concurrent_rebuilds() == 1
+    run_dir = newest(platform.evidence, "core_platform")
+    verify = json.loads((run_dir / "verify.json").read_text())
+    assert all(chk["passed"] for chk in verify["checks"]) and len(verify["checks"]) == 5
+    after = json.loads((run_dir / "after.json").read_text())
+    assert after["drain_preview"]["drainable"] is True
+    assert {(p["namespace"], p["outcome"]) for p in after["drain_preview"]["pods"]} >= {
+        ("kube-system", "evicted"), ("haproxy-controller", "evicted"), ("longhorn-system", "skipped")}
+    rollback = json.loads((run_dir / "rollback.json").read_text())
+    assert rollback["volumes"] == {v: 1 for v in VOLUMES}
+    assert sorted(r["name"] for r in rollback["components"]) == sorted(COMPONENTS)
+    assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
+
+    # 4. a second run finds nothing to change
+    offset = audit_size(c)
+    again = platform()
+    assert again.rc == 0, again.stdout[-4000:]
+    assert "changes nothing; nothing to approve" in again.stdout
+    assert writes(c, offset) == []
+
+    # 5. a PodDisruptionBudget that forbids evicting the ingress blocks the (dry-run) drain
+    c.kubectl("create", "poddisruptionbudget", "ingress", "-n", "haproxy-controller",
+              "--selector=app=haproxy-kubernetes-ingress", "--min-available=2")
+    try:
+        blocked = platform(check=True)
+        drain = json.loads((newest(platform.evidence, "core_platform") / "after.json").read_text())["drain_preview"]
+        assert blocked.rc == 0 and drain["drainable"] is False
+        assert [p["outcome"] for p in drain["pods"] if p["namespace"] == "haproxy-controller"] == ["blocked"]
+        assert "disruption budget" in [p["detail"] for p in drain["pods"]
+                                       if p["namespace"] == "haproxy-controller"][0]
+    finally:
+        c.kubectl("delete", "poddisruptionbudget", "ingress", "-n", "haproxy-controller")
+
+    # 6. rollback: check mode writes nothing; the approved plan restores every recorded field
+    offset = audit_size(c)
+    undo_check = platform(ROLLBACK, check=True, rollback_from=str(run_dir))
+    assert undo_check.rc == 0, undo_check.stdout[-4000:]
+    assert writes(c, offset) == []
+    undo_plan = json.loads((newest(platform.evidence, "core_platform_rollback") / "plan.json").read_text())
+    undo = platform(ROLLBACK, rollback_from=str(run_dir), approve_plan=undo_plan["id"])
+    assert undo.rc == 0, undo.stdout[-4000:]
+    for name, original in platform.originals.items():
+        now = deployment(c, name)["spec"]
+        for field in ("replicas", "strategy"):
+            assert now[field] == original["spec"][field], (name, field)
+        for field in ("affinity", "tolerations", "topologySpreadConstraints"):
+            assert now["template"]["spec"].get(field) == original["spec"]["template"]["spec"].get(field)
+        assert pod_nodes(c, name) == ["miniserver"]
+    assert longhorn.settings() == settings_before
+    assert longhorn.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
+    assert c.get_json("node", "worker-1")["spec"].get("unschedulable") is True
+
+
+def test_posture_reads_server_1s_files_when_a_host_is_given(platform, tmp_path):
+    """2.1 with an inventory host for server-1 (here the local connection, the files laid
+    out as on a k3s server): its config.yaml and db/ decide the datastore."""
+    k3s = tmp_path / "k3s"
+    (k3s / "db" / "etcd").mkdir(parents=True)
+    (k3s / "config.yaml").write_text("cluster-init: true\nwrite-kubeconfig-mode: '0644'\n")
+    run = platform(check=True, core_platform_k3s_host="localhost", core_platform_k3s_become=False,
+                   core_platform_k3s_config_path=str(k3s / "config.yaml"),
+                   core_platform_k3s_db_dir=str(k3s / "db"))
+    assert run.rc == 0, run.stdout[-4000:]
+    posture = json.loads((newest(platform.evidence, "core_platform") / "before.json").read_text())["posture"]
+    assert posture["datastore"] == "embedded etcd"
+    assert posture["datastore_from_api"]["datastore"] == "sqlite"
+    assert posture["datastore_from_host"]["evidence"] == ["config.yaml: cluster-init true", "db/etcd exists"]
+    assert "Decision: embedded etcd with 1 server(s): quorum needs three servers" in "\n".join(posture["report"])
