@@ -136,6 +136,17 @@ class K8sHaModule(object):
             self.fail_json(msg="Cannot reach the Kubernetes API at %s: %s"
                            % (self.client.configuration.host, api_error_message(e)))
 
+    def served(self, kind, api_version):
+        """Whether the API server serves ``kind`` (an optional CRD, for example)."""
+        try:
+            self.client.resource(kind, api_version)
+        except ResourceNotFoundError:
+            return False
+        except Exception as e:  # pylint: disable=broad-except
+            self.fail_json(msg="Cannot reach the Kubernetes API at %s: %s"
+                           % (self.client.configuration.host, api_error_message(e)))
+        return True
+
     def list(self, kind, api_version="v1", namespace=None, **params):
         """One LIST request for a kind; returns a list of plain dicts.
 

@@ -7,7 +7,7 @@ import pytest
 
 from observe import audit_size, writes
 
-PLAYBOOK = "tests/integration/playbooks/longhorn.yml"
+PLAYBOOK = "tests/integration/playbooks/modules.yml"
 RUNBOOK = {
     "default-replica-count": 2,
     "replica-soft-anti-affinity": False,

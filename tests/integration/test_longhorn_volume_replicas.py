@@ -9,7 +9,7 @@ import pytest
 
 from observe import audit_size, writes
 
-PLAYBOOK = "tests/integration/playbooks/longhorn.yml"
+PLAYBOOK = "tests/integration/playbooks/modules.yml"
 VOLUMES = ["pvc-arr", "pvc-arr-lts", "pvc-arr-lts2", "pvc-elasticsearch", "pvc-homarr", "pvc-qdrant"]
 FAST = {"poll_interval": 0.3, "wait_timeout": 60}
 
