@@ -20,9 +20,9 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import (
 )
 
 
-def _spread_fields(component, deployment, lane):
+def _spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
     try:
-        return spread_fields(component, deployment, lane)
+        return spread_fields(component, deployment, lane, lane_values, tolerate)
     except (KeyError, ValueError) as e:
         raise AnsibleFilterError("spread_fields: %s" % (e,))
 

@@ -20,13 +20,15 @@ def lane_toleration(lane):
     return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
 
 
-def spread_fields(component, deployment, lane):
+def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
     """Field path -> wanted value for ``component`` (the role's description of it).
 
     ``component``: ``replicas``, ``anti_affinity`` (required | preferred),
     ``topology_key``, ``max_skew``, and optionally ``container`` with ``resources``,
     ``readiness_probe``, ``liveness_probe``. ``lane``: ``label``, ``values`` (the lanes
     the component may run in) and ``taint`` (the secondary lane's taint, tolerated).
+    ``lane_values`` narrows the lanes (runbook 002's stage 1: primary only) and
+    ``tolerate`` False leaves the tolerations alone.
 
     The node affinity pins the component to the lanes instead of one host; the pod
     anti-affinity and the spread constraint put one pod per node. With required
@@ -43,21 +45,31 @@ def spread_fields(component, deployment, lane):
     else:
         anti = {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
     pod_spec = deployment["spec"]["template"]["spec"]
+    if pod_spec.get("nodeName"):
+        raise ValueError("%s is pinned with nodeName %s, which no affinity can widen; remove the pin first"
+                         % (component.get("name"), pod_spec["nodeName"]))
     tolerations = copy.deepcopy(pod_spec.get("tolerations") or [])
     if lane_toleration(lane) not in tolerations:
         tolerations.append(lane_toleration(lane))
+    values = list(lane_values if lane_values is not None else lane["values"])
     fields = {
         "spec.replicas": int(component.get("replicas", 2)),
         "spec.template.spec.affinity": {
             "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": lane["label"], "operator": "In",
-                                       "values": list(lane["values"])}]}]}},
+                                       "values": values}]}]}},
             "podAntiAffinity": anti},
         "spec.template.spec.topologySpreadConstraints": [
             {"maxSkew": int(component.get("max_skew", 1)), "topologyKey": key,
              "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector}],
-        "spec.template.spec.tolerations": tolerations,
     }
+    if tolerate:
+        fields["spec.template.spec.tolerations"] = tolerations
+    # a nodeSelector pin to one lane or one host would AND with the lane affinity
+    selector = pod_spec.get("nodeSelector") or {}
+    pins = [k for k in selector if k in (lane["label"], "kubernetes.io/hostname")]
+    if pins:  # None removes a key (and compares as "absent")
+        fields["spec.template.spec.nodeSelector"] = dict(selector, **dict((k, None) for k in pins))
     if component["anti_affinity"] == "required":
         fields["spec.strategy"] = {"type": "RollingUpdate",
                                    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -75,13 +87,22 @@ def spread_fields(component, deployment, lane):
 
 
 def rollback_order(rollback):
-    """A component's recorded fields as two steps: everything but the rollout strategy,
-    then the strategy. The rollout that undoes the spread runs under the one-at-a-time
-    strategy; restoring the surge first could leave a new pod unplaceable next to an
-    old pod's required anti-affinity."""
-    first = dict((k, v) for k, v in rollback.items() if k != "spec.strategy")
-    second = dict((k, v) for k, v in rollback.items() if k == "spec.strategy")
-    return [step for step in (first, second) if step]
+    """A component's recorded fields as ordered steps, each one rollout:
+
+    1. the pod anti-affinity alone back to its prior value. Required anti-affinity is
+       symmetric: while any old pod carries it, no new pod of the app may join that
+       pod's node, so a rollout back to co-located pods could wait forever on which old
+       pod the ReplicaSet removes first. Relaxing it first, with the lanes still open,
+       makes every later rollout placeable;
+    2. everything else but the rollout strategy;
+    3. the strategy last, so the rollouts above run one pod at a time."""
+    affinity = "spec.template.spec.affinity"
+    steps = []
+    if affinity in rollback:
+        steps.append({affinity + ".podAntiAffinity": (rollback[affinity] or {}).get("podAntiAffinity")})
+    steps.append(dict((k, v) for k, v in rollback.items() if k != "spec.strategy"))
+    steps.append(dict((k, v) for k, v in rollback.items() if k == "spec.strategy"))
+    return [step for step in steps if step]
 
 
 def _owned_by(pod, component):

@@ -104,10 +104,20 @@ def test_spread_fields_refuses_bad_input():
         spread_fields({"name": "x", "anti_affinity": "preferred", "container": "dns"}, DEPLOY, LANE)
 
 
-def test_rollback_restores_the_strategy_last():
+def test_rollback_relaxes_anti_affinity_first_and_restores_the_strategy_last():
     assert rollback_order({"spec.replicas": 1, "spec.strategy": None}) == [
         {"spec.replicas": 1}, {"spec.strategy": None}]
     assert rollback_order({"spec.replicas": 1}) == [{"spec.replicas": 1}]
+    pinned = {"nodeAffinity": {"pin": "miniserver"}}
+    steps = rollback_order({"spec.template.spec.affinity": pinned, "spec.replicas": 1})
+    assert steps == [{"spec.template.spec.affinity.podAntiAffinity": None},
+                     {"spec.template.spec.affinity": pinned, "spec.replicas": 1}]
+    # the relaxing step on a spread object: required anti-affinity gone, the lanes untouched
+    spread = set_field(DEPLOY, "spec.template.spec.affinity", {
+        "nodeAffinity": {"lanes": "both"}, "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}})
+    relaxed, tracker, _r = fields_change(spread, steps[0])
+    assert relaxed["spec"]["template"]["spec"]["affinity"] == {"nodeAffinity": {"lanes": "both"}}
+    assert tracker.has_difference
 
 
 def test_component_placement_and_strays():
@@ -127,3 +137,19 @@ def test_component_placement_and_strays():
     assert component_placement(pods, comp, ["m", "w"])[0]["nodes"] == ["m"]
     pods["w"].append(pod("apps", "qdrant-1", "ReplicaSet", "qdrant-x"))
     assert stray_pods(pods, "w", comp) == ["apps/qdrant-1", "kube-system/coredns-custom-1"]
+
+
+def test_stage_one_and_two_of_strategy_a():
+    web = set_field(DEPLOY, "spec.template.spec.nodeSelector", {"workload-lane": "primary", "kubernetes.io/os": "linux"})
+    one = spread_fields({"name": "web", "anti_affinity": "preferred"}, web, LANE, lane_values=["primary"], tolerate=False)
+    assert "spec.template.spec.tolerations" not in one
+    assert one["spec.template.spec.affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
+    assert one["spec.template.spec.nodeSelector"] == {"workload-lane": None, "kubernetes.io/os": "linux"}
+    after, _t, rollback = fields_change(web, one)
+    assert after["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"} or \
+        after["spec"]["template"]["spec"]["nodeSelector"].get("workload-lane") is None
+    assert rollback["spec.template.spec.nodeSelector"] == {"workload-lane": "primary", "kubernetes.io/os": "linux"}
+    pinned = set_field(DEPLOY, "spec.template.spec.nodeName", "miniserver")
+    with pytest.raises(ValueError, match="pinned with nodeName miniserver"):
+        spread_fields({"name": "arr", "anti_affinity": "preferred"}, pinned, LANE)
