@@ -13,11 +13,12 @@ import datetime
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import views
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     KNOWN_DATABASES,
+    claims_of,
     classify,
     gates_report,
     safety_gates,
+    guardrails_state,
     strategy_refusal,
-    strays_on,
 )
 
 LONGHORN = "longhorn.io/v1beta2"
@@ -61,20 +62,15 @@ def run_app_gates_info(module):
     pvcs = module.list("PersistentVolumeClaim", namespace=ns)
     classification = classify(workload, pvcs, p["databases"] or KNOWN_DATABASES)
     refusal = strategy_refusal(p["strategy"], classification, "%s/%s" % (ns, name)) if p["strategy"] else None
-    claims = [c for c in (v.get("persistentVolumeClaim", {}).get("claimName")
-                          for v in workload["spec"]["template"]["spec"].get("volumes") or []) if c]
+    # the claims the pods mount by name (a StatefulSet's templates end in "-*")
+    claims = [c for c in claims_of(workload) if not c.endswith("-*")]
     guardrails = None
     if p["secondary_node"]:
         node = module.get("Node", "v1", p["secondary_node"])
         if node is None:
             module.fail_json(msg="secondary_node: no node named %s" % p["secondary_node"])
-        taint = p["lane_taint"]
-        on_node = module.list("Pod", field_selector="spec.nodeName=%s" % p["secondary_node"])
-        guardrails = {
-            "tainted": bool(taint) and any(t.get("key") == taint["key"] and t.get("value") == taint.get("value")
-                                           and t.get("effect") == taint["effect"]
-                                           for t in node.get("spec", {}).get("taints") or []),
-            "strays": strays_on(on_node, taint)}
+        guardrails = guardrails_state(
+            node, module.list("Pod", field_selector="spec.nodeName=%s" % p["secondary_node"]), p["lane_taint"])
     gates = safety_gates(
         workload, pods, module.list("PodDisruptionBudget", "policy/v1", namespace=ns),
         datetime.datetime.now(datetime.timezone.utc), p["restart_bound"],

@@ -217,10 +217,21 @@ class K8sHaModule(object):
             data = getattr(response, "data", response)  # a raw response, or its body already read
             return 200, data.decode("utf-8", "replace") if isinstance(data, bytes) else "%s" % (data,)
         except Exception as e:  # pylint: disable=broad-except
-            status = getattr(e, "status", None)
-            if status is None:
-                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
+            status, _message = self._refusal(e)
             return status, "%s" % (getattr(e, "body", "") or e,)
+
+    def _refusal(self, exc):
+        """``(HTTP status, the server's message)`` of a refused request; a request that
+        got no HTTP answer fails the module."""
+        status = getattr(exc, "status", None)
+        if status is None:
+            self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(exc))
+        message = getattr(exc, "body", "") or "%s" % exc
+        try:
+            message = json.loads(message).get("message", message)
+        except (TypeError, ValueError, AttributeError):
+            pass
+        return status, message
 
     def evict_dry_run(self, name, namespace):
         """A server-side dry-run eviction: None when the API server would evict the pod,
@@ -233,15 +244,7 @@ class K8sHaModule(object):
             CoreV1Api(self.client.client.client).create_namespaced_pod_eviction(
                 name, namespace, body, dry_run="All")
         except Exception as e:  # pylint: disable=broad-except
-            status = getattr(e, "status", None)
-            if status is None:
-                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
-            message = getattr(e, "body", "") or "%s" % e
-            try:
-                message = json.loads(message).get("message", message)
-            except ValueError:
-                pass
-            return "HTTP %s: %s" % (status, message)
+            return "HTTP %s: %s" % self._refusal(e)
         return None
 
     def dry_run_patch(self, kind, api_version, name, patch, namespace=None):

@@ -20,6 +20,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes im
     plan_lines,
     plan_tracker,
     rebuilds_in_flight,
+    rebuilds_text,
     select,
     validate,
     views,
@@ -55,21 +56,25 @@ class Run(object):
                                          if s["changes"] and s["volume"] not in self.done],
                               stopped=stopped, rollback=self.rollback, events=self.events)
 
-    def guard(self, volume_names):
-        """Before a batch: no rebuild in flight anywhere, and each volume healthy."""
+    def current(self):
+        """Every volume's view as read now, and the rebuilds in flight."""
         volumes, replicas, engines = self.read()
-        busy = rebuilds_in_flight(engines)
+        return (dict((v["name"], v) for v in views(volumes, replicas, engines)),
+                rebuilds_in_flight(engines))
+
+    def guard(self, volume_names):
+        """Before a batch: no rebuild in flight anywhere, and each volume healthy.
+        Returns the views read (the state before the patch) and the reason to stop."""
+        current, busy = self.current()
         if busy:
-            return volumes, replicas, engines, "a rebuild is in flight: %s" % "; ".join(
-                "%s rebuilding %s" % (v, ", ".join(r)) for v, r in sorted(busy.items()))
-        current = dict((v["name"], v) for v in views(volumes, replicas, engines))
+            return current, rebuilds_text(busy)
         for name in volume_names:
             v = current.get(name)
             if v is None:
-                return volumes, replicas, engines, "volume %s is gone" % name
+                return current, "volume %s is gone" % name
             if v["robustness"] != "healthy":
-                return volumes, replicas, engines, "%s is %s, not healthy" % (name, v["robustness"])
-        return volumes, replicas, engines, None
+                return current, "%s is %s, not healthy" % (name, v["robustness"])
+        return current, None
 
     def run(self):
         m, p = self.module, self.p
@@ -78,16 +83,17 @@ class Run(object):
                           p["poll_interval"], by_volume)
         if errors:
             m.fail_json(msg="; ".join(errors))
-        volumes, replicas, engines = self.read()
+        current, busy = self.current()
         settings = dict((s["metadata"]["name"], s.get("value", ""))
                         for s in m.list("Setting", API, namespace=self.ns))
         eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings,
                                        p["if_uncordoned"])
+        all_views = [current[n] for n in sorted(current)]
         if by_volume:
-            selected, errors = select(views(volumes, replicas, engines), sorted(by_volume), [])
+            selected, errors = select(all_views, sorted(by_volume), [])
             target = dict((k, int(v)) for k, v in by_volume.items())
         else:
-            selected, errors = select(views(volumes, replicas, engines), p["names"], p["pvcs"])
+            selected, errors = select(all_views, p["names"], p["pvcs"])
             target = p["replicas"]
         if errors:
             m.fail_json(msg="; ".join(errors))
@@ -95,10 +101,8 @@ class Run(object):
         tracker = plan_tracker(steps)
         changing = [s for s in steps if s["changes"]]
         problems = [x for s in changing for x in s["problems"]]
-        busy = rebuilds_in_flight(engines)
         if busy and changing:
-            problems.insert(0, "a rebuild is in flight: %s" % "; ".join(
-                "%s rebuilding %s" % (v, ", ".join(r)) for v, r in sorted(busy.items())))
+            problems.insert(0, rebuilds_text(busy))
         result = dict(plan=steps, plan_lines=plan_lines(steps), nodes=eligibility)
         if problems:
             m.fail_json(msg="Nothing was changed: " + " | ".join(problems), **result)
@@ -109,11 +113,10 @@ class Run(object):
         for i in range(0, len(changing), size):
             batch = changing[i:i + size]
             names = [s["volume"] for s in batch]
-            volumes, replicas, engines, why = self.guard(names)
+            before, why = self.guard(names)
             if why:
                 self.fail("Stopped before %s: %s" % (", ".join(names), why), steps,
                           stopped={"volumes": names, "reason": why, "patched": False})
-            before = dict((v["name"], v) for v in views(volumes, replicas, engines))
             watches = {}
             for s in batch:
                 self.patch(s, steps)
@@ -142,8 +145,7 @@ class Run(object):
         last = {}
         pending = dict(watches)
         while pending:
-            volumes, replicas, engines = self.read()
-            current = dict((v["name"], v) for v in views(volumes, replicas, engines))
+            current, _busy = self.current()
             for name, watch in sorted(pending.items()):
                 view = current.get(name)
                 if view is None:

@@ -231,6 +231,14 @@ def rebuilds_in_flight(engines):
     return out
 
 
+def rebuilds_text(busy):
+    """rebuilds_in_flight's result as the problem it is, or None when nothing rebuilds."""
+    if not busy:
+        return None
+    return "a rebuild is in flight: %s" % "; ".join(
+        "%s rebuilding %s" % (v, ", ".join(r)) for v, r in sorted(busy.items()))
+
+
 class Watch(object):
     """Follows one volume after its patch until done, failed, or a repeated rebuild.
 

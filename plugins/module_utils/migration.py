@@ -11,6 +11,12 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import node_summary, pod_owner
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
+    requirement_matches,
+    toleration_tolerates,
+)
+
 STRATEGIES = ("active_active", "controlled_failover", "hybrid")
 CLASSES = ("stateless", "rwx_shareable", "rwo_single_writer", "fragile_db")
 # Strategy A runs two writers at once; it fits only data that tolerates that.
@@ -90,17 +96,8 @@ def _selects(selector, labels):
         return False
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
         return False
-    for e in selector.get("matchExpressions") or []:
-        value, op = labels.get(e["key"]), e["operator"]
-        if op == "In" and value not in e.get("values", []):
-            return False
-        if op == "NotIn" and value in e.get("values", []):
-            return False
-        if op == "Exists" and e["key"] not in labels:
-            return False
-        if op == "DoesNotExist" and e["key"] in labels:
-            return False
-    return True
+    # label-selector expressions share In / NotIn / Exists / DoesNotExist with node selectors
+    return all(requirement_matches(e, labels) for e in selector.get("matchExpressions") or [])
 
 
 def _parse_time(value):
@@ -200,17 +197,22 @@ def strays_on(pods, lane_taint):
     """Pods (as the API returns them) on the secondary node that did not opt in: no
     DaemonSet owns them and they do not tolerate the lane taint. A pod can be there only
     from before the taint (NoSchedule does not evict)."""
-    from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import toleration_tolerates
-
     out = []
     for p in pods:
-        owners = p["metadata"].get("ownerReferences") or []
-        if any(o.get("kind") == "DaemonSet" and o.get("controller") for o in owners):
+        if pod_owner(p)[0] == "DaemonSet":
             continue
         if lane_taint and any(toleration_tolerates(t, lane_taint) for t in p.get("spec", {}).get("tolerations") or []):
             continue
         out.append("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]))
     return sorted(out)
+
+
+def guardrails_state(node, pods, lane_taint):
+    """The guardrails gate's input: whether ``node`` carries ``lane_taint`` and which of
+    its ``pods`` did not opt in."""
+    wanted = dict((k, v) for k, v in (lane_taint or {}).items() if k in ("key", "value", "effect") and v)
+    return {"tainted": bool(wanted) and wanted in node_summary(node)["taints"],
+            "strays": strays_on(pods, lane_taint)}
 
 
 def gates_report(app, classification, refusal, gates):

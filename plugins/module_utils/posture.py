@@ -56,8 +56,7 @@ def datastore_from_api(nodes):
         if "--cluster-init" in args:
             return {"datastore": "embedded etcd",
                     "evidence": ["%s of %s has --cluster-init" % (NODE_ARGS, n["metadata"]["name"])]}
-    k3s_servers = [s for s in servers(nodes) if any(
-        is_k3s(n) for n in nodes if n["metadata"]["name"] == s)]
+    k3s_servers = servers([n for n in nodes if is_k3s(n)])
     if k3s_servers:
         return {"datastore": "sqlite",
                 "evidence": ["k3s server(s) %s without %s and without --datastore-endpoint: "
