@@ -7,9 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import fields_patch
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import (
     app_targets,
     overlay_targets,
+    stage_overlay_files,
     written_files,
 )
 
@@ -17,4 +19,5 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import (
 class FilterModule(object):
     def filters(self):
         return {"overlay_targets": overlay_targets, "app_targets": app_targets,
-                "written_files": written_files}
+                "written_files": written_files, "stage_overlay_files": stage_overlay_files,
+                "fields_patch": fields_patch}

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import (
     component_placement,
+    expected_placement,
     fields_rollback,
     placement_checks,
     rollback_order,
@@ -32,4 +33,5 @@ class FilterModule(object):
         return {"spread_fields": _spread_fields, "rollback_order": rollback_order,
                 "component_placement": component_placement, "stray_pods": stray_pods,
                 "fields_rollback": fields_rollback, "placement_checks": placement_checks,
-                "rollback_steps": rollback_steps}
+                "rollback_steps": rollback_steps,
+                "expected_placement": expected_placement}

@@ -159,3 +159,34 @@ def rollout_state(deployment):
     if observed and updated == want and available == want and total == want:
         return "done", text
     return "waiting", text
+
+
+def fields_patch(kind, api_version, name, fields):
+    """``fields`` (path -> value) as a strategic-merge patch a Kustomize overlay applies.
+
+    A removed field (None) is ``null``, which the merge deletes; a named list item
+    (``containers[web]``) becomes a list entry with that ``name``, the merge key of
+    containers. Paths are validated as in ``set_field``."""
+    patch = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+    for path in sorted(fields):
+        node = patch
+        tokens = parse_path(path)
+        for i, (key, item_name) in enumerate(tokens):
+            last = i == len(tokens) - 1
+            if item_name is None:
+                if last:
+                    node[key] = copy.deepcopy(fields[path])
+                    break
+                node = node.setdefault(key, {})
+                continue
+            items = node.setdefault(key, [])
+            entry = next((x for x in items if x.get("name") == item_name), None)
+            if entry is None:
+                entry = {"name": item_name}
+                items.append(entry)
+            if last:
+                entry.update(copy.deepcopy(fields[path]) or {})
+                entry["name"] = item_name
+                break
+            node = entry
+    return patch

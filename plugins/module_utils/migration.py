@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import datetime
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import node_summary, pod_owner
@@ -221,3 +222,41 @@ def gates_report(app, classification, refusal, gates):
         lines.append("REFUSED: " + refusal)
     lines += ["  [%s] %s: %s" % ("pass" if g["passed"] else "FAIL", g["name"], g["evidence"]) for g in gates]
     return lines
+
+
+HPA_PAUSED = {"scaleUp": {"selectPolicy": "Disabled"}, "scaleDown": {"selectPolicy": "Disabled"}}
+
+
+def _paused(behavior):
+    """The HPA's behavior with both directions disabled, its other settings kept (a
+    whole ``spec.behavior`` is written, so the prior one restores exactly, absent included)."""
+    out = copy.deepcopy(behavior or {})
+    for direction, policy in HPA_PAUSED.items():
+        out[direction] = dict(out.get(direction) or {}, **policy)
+    return out
+
+
+def window_holds(hpas, applications, deployments, namespace):
+    """workload_fields arguments that hold an app still for a cutover window:
+
+    - every HorizontalPodAutoscaler whose target is one of ``deployments`` gets both
+      scaling directions ``selectPolicy: Disabled`` (autoscaling/v2's own off switch;
+      the HPA object, its bounds and metrics stay as they are);
+    - every Argo CD Application in ``applications`` that syncs automatically goes to
+      manual sync (``spec.syncPolicy.automated`` removed), so it does not revert the
+      change from Git during the window.
+
+    workload_fields returns the prior values, which restore both afterwards."""
+    holds = []
+    for hpa in sorted(hpas, key=lambda h: h["metadata"]["name"]):
+        target = hpa.get("spec", {}).get("scaleTargetRef") or {}
+        if target.get("kind") == "Deployment" and target.get("name") in deployments:
+            holds.append({"kind": "HorizontalPodAutoscaler", "api_version": "autoscaling/v2",
+                          "name": hpa["metadata"]["name"], "namespace": namespace, "wait": False,
+                          "fields": {"spec.behavior": _paused(hpa["spec"].get("behavior"))}})
+    for app in sorted(applications, key=lambda a: a["metadata"]["name"]):
+        if (app.get("spec", {}).get("syncPolicy") or {}).get("automated") is not None:
+            holds.append({"kind": "Application", "api_version": "argoproj.io/v1alpha1",
+                          "name": app["metadata"]["name"], "namespace": app["metadata"]["namespace"],
+                          "wait": False, "fields": {"spec.syncPolicy.automated": None}})
+    return holds

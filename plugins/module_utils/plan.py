@@ -32,19 +32,45 @@ def _changes(results):
 def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
     """Plan items from the registered check-mode results of a looped module task.
 
-    Each result must carry ``item`` (the module parameters, with ``name``) and
-    ``diff`` ({'before', 'after'}); results without a change are left out."""
+    Each result must carry ``item`` (the module parameters, with ``name``, or a whole
+    object with ``metadata.name`` as kubernetes.core.k8s takes it) and ``diff``
+    ({'before', 'after'}); results without a change are left out. ``kind`` names the
+    objects unless the parameters carry their own ``kind``."""
     items = []
     for result in _changes(results):
         params = result["item"]
+        name = params["name"] if "name" in params else params["metadata"]["name"]
+        before, after = _sides(result, params)
         items.append(copy.deepcopy({
-            "object": "%s/%s" % (kind, params["name"]),
+            "object": "%s/%s" % (params.get("kind") or kind, name),
             "module": module,
             "params": params,
-            "before": result["diff"]["before"],
-            "after": result["diff"]["after"],
+            "before": before,
+            "after": after,
         }))
     return sorted(items, key=lambda i: i["object"])
+
+
+def _sides(result, params):
+    """(before, after) of a change. kubernetes.core.k8s returns no diff when it would
+    create or delete: a create is {} -> the leaf fields of the definition it was given
+    (not the dry run's answer, whose uid and timestamps differ on every run); a delete is
+    {"exists": true} -> {"exists": false}."""
+    if "diff" in result:
+        return result["diff"]["before"], result["diff"]["after"]
+    if params.get("state") == "absent":
+        return {"exists": True}, {"exists": False}
+    return {}, _leaves(params.get("definition", params))
+
+
+def _leaves(value, prefix=""):
+    """{"spec.replicas": 0, ...}: a nested object as dotted paths to its scalars and lists."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    out = {}
+    for key in sorted(value):
+        out.update(_leaves(value[key], "%s.%s" % (prefix, key) if prefix else key))
+    return out
 
 
 def file_plan_items(results, root, module="ansible.builtin.template"):

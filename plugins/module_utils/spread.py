@@ -20,6 +20,14 @@ def lane_toleration(lane):
     return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
 
 
+def unpinned_selector(pod_spec, lane):
+    """The pod's nodeSelector with its pins to a lane or one host set to None (removed),
+    since such a pin would AND with a lane affinity; None when there is no pin."""
+    selector = pod_spec.get("nodeSelector") or {}
+    pins = [k for k in selector if k in (lane["label"], "kubernetes.io/hostname")]
+    return dict(selector, **dict((k, None) for k in pins)) if pins else None
+
+
 def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
     """Field path -> wanted value for ``component`` (the role's description of it).
 
@@ -65,11 +73,9 @@ def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
     }
     if tolerate:
         fields["spec.template.spec.tolerations"] = tolerations
-    # a nodeSelector pin to one lane or one host would AND with the lane affinity
-    selector = pod_spec.get("nodeSelector") or {}
-    pins = [k for k in selector if k in (lane["label"], "kubernetes.io/hostname")]
-    if pins:  # None removes a key (and compares as "absent")
-        fields["spec.template.spec.nodeSelector"] = dict(selector, **dict((k, None) for k in pins))
+    unpinned = unpinned_selector(pod_spec, lane)
+    if unpinned is not None:  # None removes a key (and compares as "absent")
+        fields["spec.template.spec.nodeSelector"] = unpinned
     if component["anti_affinity"] == "required":
         fields["spec.strategy"] = {"type": "RollingUpdate",
                                    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -129,6 +135,19 @@ def placement_checks(placement):
              "detail": "running on " + (", ".join(c["nodes"]) or "no node")} for c in placement]
 
 
+def expected_placement(pods_by_node, expect, namespace):
+    """Verification checks that each Deployment of ``expect`` (``[{"deployment", "nodes"}]``)
+    runs exactly one pod on each listed node (an empty list: no running pod at all)."""
+    components = [{"name": e["deployment"], "namespace": namespace, "deployment": e["deployment"]} for e in expect]
+    checks = []
+    for e, placed in zip(expect, component_placement(pods_by_node, components, [])):
+        want = sorted(e["nodes"])
+        checks.append({"name": "%s runs %s" % (e["deployment"], "on " + ", ".join(want) if want else "no pod"),
+                       "passed": placed["nodes"] == want,
+                       "detail": "running on " + (", ".join(placed["nodes"]) or "no node")})
+    return checks
+
+
 def stray_pods(pods_by_node, node, components):
     """Pods on ``node`` that no DaemonSet owns and that are not one of ``components``:
     what the "no surprise scheduling" rule forbids."""
@@ -140,7 +159,8 @@ def fields_rollback(results):
     """From the registered results of a looped workload_fields task: for each object it
     changed, the module arguments that put the fields back (name, namespace, fields)."""
     return [{"name": r["item"]["name"], "namespace": r["item"]["namespace"],
-             "kind": r["item"].get("kind", "Deployment"), "fields": r["rollback"]}
+             "kind": r["item"].get("kind", "Deployment"), "api_version": r["item"].get("api_version", "apps/v1"),
+             "fields": r["rollback"]}
             for r in results if r.get("changed") and r.get("rollback")]
 
 

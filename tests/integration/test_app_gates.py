@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from observe import audit_size, writes
+from observe import LANE_TAINT, audit_size, clear_lanes, set_lanes, writes
 
 PLAYBOOK = "tests/integration/playbooks/modules.yml"
-LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
 PROBE = {"httpGet": {"path": "/", "port": 8080}}
 
 
@@ -38,10 +37,7 @@ def pdb(name, **budget):
 @pytest.fixture
 def lanes(longhorn):
     c = longhorn.cluster
-    c.kubectl("label", "node", "miniserver", "workload-lane=primary", "--overwrite")
-    c.kubectl("label", "node", "worker-1", "workload-lane=secondary", "--overwrite")
-    c.kubectl("taint", "node", "worker-1", "workload-lane=secondary:NoSchedule", "--overwrite")
-    c.kubectl("uncordon", "worker-1")  # runbook 002 starts with worker-1 uncordoned, lane-tainted
+    set_lanes(c, uncordon=True)
     objects = [app("web", "registry.example/web:1", replicas=2), pdb("web", maxUnavailable=1),
                app("notes-db", "registry.example/postgres:16", claim="arr-config"), pdb("notes-db", maxUnavailable=0),
                app("files", "registry.example/files:1", claim="homarr-data"), pdb("files", maxUnavailable=0)]
@@ -49,9 +45,7 @@ def lanes(longhorn):
     c.kubectl("rollout", "status", "-n", "apps", "deployment/web", "--timeout=60s")
     yield longhorn
     c.kubectl("delete", "deployments,pdb", "-n", "apps", "-l", "homelab.k8s-ha/fixture=gates", "--wait=true")
-    c.kubectl("cordon", "worker-1")
-    c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
-    c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
+    clear_lanes(c)
 
 
 def gates(c, run_playbook, name, **args):

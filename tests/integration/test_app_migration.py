@@ -1,13 +1,16 @@
 """app_migration.yml, strategy A (active_active), on the two-node fixture with worker-1
 uncordoned but lane-tainted: stage 1 keeps two replicas on miniserver, stage 2 puts one
 on each node (placed by the real scheduler), both rolled back to the before-snapshot;
-check mode writes nothing; an app that fails a safety gate is refused."""
+the app's HPA is paused and its Argo CD Application held on manual sync during the
+window, then restored exactly; check mode writes nothing; an app that fails a safety
+gate is refused."""
 
 import json
 
 import pytest
+import yaml
 
-from observe import audit_size, newest_evidence as newest, writes
+from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
 
 APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
@@ -20,6 +23,19 @@ WEB = {"apiVersion": "apps/v1", "kind": "Deployment",
                     "containers": [{"name": "web", "image": "registry.example/web:1",
                                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
                                     "readinessProbe": PROBE, "livenessProbe": PROBE}]}}}}
+HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+       "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
+       "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+ARGO_APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd", "labels": {"homelab.k8s-ha/fixture": "migration"}},
+            "spec": {"project": "default",
+                     "source": {"repoURL": "https://git.example/homelab.git", "path": "apps/web", "targetRevision": "main"},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "apps"},
+                     "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}}
+ARGO_CRDS = "tests/fixtures/argocd-crds"
 PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
        "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}
@@ -38,35 +54,46 @@ def web_spec(c):
 @pytest.fixture
 def migration(two_node, run_playbook, tmp_path):
     c = two_node
-    c.kubectl("label", "node", "miniserver", "workload-lane=primary", "--overwrite")
-    c.kubectl("label", "node", "worker-1", "workload-lane=secondary", "--overwrite")
-    c.kubectl("taint", "node", "worker-1", "workload-lane=secondary:NoSchedule", "--overwrite")
-    c.kubectl("uncordon", "worker-1")
-    c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [WEB, PDB]}))
+    set_lanes(c, uncordon=True)
+    c.kubectl("apply", "-f", ARGO_CRDS)
+    c.kubectl("wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s")
+    c.kubectl("create", "namespace", "argocd", check=False)
+    c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                   "items": [WEB, PDB, HPA, ARGO_APP]}))
     c.kubectl("rollout", "status", "-n", "apps", "deployment/web", "--timeout=60s")
-    evidence = tmp_path / "evidence"
-
-    def run(playbook=APPLY, check=False, **extra):
-        extra.setdefault("evidence_root", str(evidence))
-        extra.setdefault("rollback_evidence_root", str(evidence))
-        extra.setdefault("app_migration_watch_seconds", 3)
-        return run_playbook(c, playbook, extra_vars=extra, check=check)
-    run.evidence = evidence
+    # a GitOps checkout with the app's base, as the runbook's repository has it
+    repo = tmp_path / "gitops"
+    base = repo / "apps" / "base" / "web"
+    base.mkdir(parents=True)
+    (base / "deployment.yaml").write_text(json.dumps(WEB))
+    (base / "kustomization.yaml").write_text("resources:\n  - deployment.yaml\n")
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, app_migration_watch_seconds=3,
+                          gitops_repo_dir=str(repo))
+    run.repo = repo
     yield run
-    c.kubectl("delete", "deployment,pdb", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration", "--wait=true")
-    c.kubectl("cordon", "worker-1")
-    c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
-    c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
+    c.kubectl("delete", "deployment,pdb,hpa", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration", "--wait=true")
+    c.kubectl("delete", "-f", ARGO_CRDS, "--wait=true")
+    clear_lanes(c)
 
 
-def stage(migration, c, number):
-    args = {"app": {"namespace": "apps", "workload": "web"}, "strategy": "active_active", "stage": number}
+def holds(c):
+    """The HPA's spec and the Argo CD Application's sync policy, as the test compares them."""
+    return (c.get_json("hpa", "web", "-n", "apps")["spec"],
+            c.get_json("applications.argoproj.io", "web", "-n", "argocd")["spec"].get("syncPolicy"))
+
+
+def stage(migration, c, number, **extra):
+    args = dict({"app": {"namespace": "apps", "workload": "web"}, "strategy": "active_active", "stage": number}, **extra)
     offset = audit_size(c)
     check = migration(check=True, **args)
     assert check.rc == 0, check.stdout[-4000:]
     assert writes(c, offset) == []
     plan = json.loads((newest(migration.evidence, "app_migration") / "plan.json").read_text())
-    assert [i["object"] for i in plan["items"]] == ["Deployment/web"]
+    folder = "primary-only" if number == 1 else "dual-lane"
+    patch = "patch-topology-and-anti-affinity.yaml" if number == 1 else "patch-toleration-and-affinity.yaml"
+    assert [i["object"] for i in plan["items"]] == [
+        "Application/web", "HorizontalPodAutoscaler/web", "Deployment/web",
+        f"File/apps/overlays/web/{folder}/kustomization.yaml", f"File/apps/overlays/web/{folder}/{patch}"]
     apply = migration(approve_plan=plan["id"], **args)
     assert apply.rc == 0, apply.stdout[-4000:]
     run_dir = newest(migration.evidence, "app_migration")
@@ -85,27 +112,61 @@ def undo(migration, c, run_dir):
     assert run.rc == 0, run.stdout[-4000:]
 
 
+def rendered(c, repo, folder):
+    """The Deployment the overlay renders (kubectl's built-in kustomize), as its spec."""
+    out = c.kubectl("kustomize", str(repo / "apps" / "overlays" / "web" / folder)).stdout
+    return yaml.safe_load(out)["spec"]
+
+
+def same_placement_fields(overlay, live):
+    """The overlay sets the fields the stage set live (an empty map counts as absent)."""
+    for field in ("replicas", "strategy"):
+        if field in overlay:
+            assert overlay[field] == live[field], field
+    for field in ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector"):
+        assert (overlay["template"]["spec"].get(field) or None) == (live["template"]["spec"].get(field) or None), field
+
+
 def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
     c = two_node
     before = web_spec(c)
+    held_before = holds(c)
 
+    offset = audit_size(c)
     first = stage(migration, c, 1)
     assert web_nodes(c) == ["miniserver", "miniserver"]  # two replicas, still primary-only
+    # held during the window (one write each), released after the verification (another)
+    held = [e["objectRef"]["resource"] for e in writes(c, offset) if e["objectRef"]["resource"] != "deployments"]
+    assert sorted(held) == ["applications", "applications", "horizontalpodautoscalers", "horizontalpodautoscalers"]
+    assert holds(c) == held_before
+    # the GitOps overlay renders what the cluster now runs (commit 1 of the PR template)
+    same_placement_fields(rendered(c, migration.repo, "primary-only"), web_spec(c))
     spec = web_spec(c)["template"]["spec"]
     assert "tolerations" not in spec and "workload-lane" not in spec.get("nodeSelector", {})
     assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
 
-    second = stage(migration, c, 2)
+    second = stage(migration, c, 2, app_migration_restore_holds=False)  # kept for a bake window
     assert web_nodes(c) == ["miniserver", "worker-1"]  # the real scheduler's outcome
+    hpa, sync = holds(c)
+    assert hpa["behavior"]["scaleUp"]["selectPolicy"] == hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+    assert hpa["minReplicas"] == 1 and hpa["maxReplicas"] == 3  # the HPA itself untouched
+    assert "automated" not in (sync or {})  # Argo CD on manual sync
+    same_placement_fields(rendered(c, migration.repo, "dual-lane"), web_spec(c))
+    doc = (migration.repo / "docs" / "runbooks" / "migrations").glob("web-*.md")
+    text = next(doc).read_text()
+    assert "active_active, stage 1" in text and "active_active, stage 2" in text
+    assert "[pass] web runs on miniserver, worker-1" in text
     spec = web_spec(c)["template"]["spec"]
-    assert {"key": "workload-lane", "operator": "Equal", "value": "secondary", "effect": "NoSchedule"} in spec["tolerations"]
+    assert LANE_TOLERATION in spec["tolerations"]
     assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
 
     undo(migration, c, second)
     assert web_nodes(c) == ["miniserver", "miniserver"]
+    assert holds(c) == held_before  # released by the rollback, exactly as before
     undo(migration, c, first)
     assert web_nodes(c) == ["miniserver"]
+    assert list((migration.repo / "apps" / "overlays").rglob("*.yaml")) == []  # the rendered files taken back
     after = web_spec(c)
     for field in ("replicas", "strategy"):
         assert after[field] == before[field], field

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from observe import audit_size, newest_evidence as newest, writes
+from observe import audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
 
 APPLY = "playbooks/core_platform.yml"
 ROLLBACK = "playbooks/core_platform_rollback.yml"
@@ -30,31 +30,19 @@ def pod_nodes(c, name):
 def platform(longhorn, run_playbook, tmp_path):
     c = longhorn.cluster
     # where runbook 000 leaves the cluster: lanes labelled, worker-1 tainted and cordoned
-    c.kubectl("label", "node", "miniserver", "workload-lane=primary", "--overwrite")
-    c.kubectl("label", "node", "worker-1", "workload-lane=secondary", "--overwrite")
-    c.kubectl("taint", "node", "worker-1", "workload-lane=secondary:NoSchedule", "--overwrite")
+    set_lanes(c)
     originals = {}
     for name in COMPONENTS:
         d = deployment(c, name)
         originals[name] = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": d["spec"],
                            "metadata": {k: d["metadata"][k] for k in ("name", "namespace", "labels")}}
-    evidence = tmp_path / "evidence"
-
-    def run(playbook=APPLY, check=False, **extra):
-        extra.setdefault("evidence_root", str(evidence))
-        extra.setdefault("rollback_evidence_root", str(evidence))
-        extra.setdefault("core_platform_lease_sample_seconds", 2.5)
-        extra.setdefault("core_platform_volume_poll_interval", 0.3)
-        extra.setdefault("core_platform_volume_wait_timeout", 60)
-        return run_playbook(c, playbook, extra_vars=extra, check=check)
-    run.evidence = evidence
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, core_platform_lease_sample_seconds=2.5,
+                          core_platform_volume_poll_interval=0.3, core_platform_volume_wait_timeout=60)
     run.originals = originals
     yield run
     for body in originals.values():  # whatever the test left, the fixture's Deployments again
         c.kubectl("replace", "-f", "-", input=json.dumps(body))
-    c.kubectl("cordon", "worker-1")
-    c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
-    c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
+    clear_lanes(c)
 
 
 def test_check_apply_verify_idempotent_rollback(platform, longhorn):

@@ -23,6 +23,14 @@ tests/fixtures/longhorn-crds) and does what longhorn-manager does with them:
   replicas are removed. ``status.robustness`` is healthy / degraded / faulted from the
   ``RW`` count; ``status.kubernetesStatus`` comes from the PersistentVolume whose CSI
   volume handle is the volume.
+- **Attachment** (what the CSI attacher and Longhorn's attachment controller do together):
+  once a pod mounts a volume's claim, the volume follows the pods. It attaches to the
+  node of the oldest scheduled pod that mounts it (``attaching`` for
+  ``--attach-seconds``, then ``attached`` with ``spec.nodeID``) and detaches only when no
+  pod that mounts it is left, Terminating ones included (``detaching``, then
+  ``detached``). A pod on another node while an RWO volume is attached is recorded as
+  ``multi-attach-refused``, the Multi-Attach error a kubelet would show. A volume no pod
+  has mounted keeps the attachment of its fixture.
 - **Faults**, read from the ConfigMap ``longhorn-simulator`` in the Longhorn namespace
   (comma-separated names):
   ``fail-rebuild`` - the next rebuild of these volumes fails at 50 %; the replica is
@@ -32,7 +40,8 @@ tests/fixtures/longhorn-crds) and does what longhorn-manager does with them:
   once (a rebuild storm);
   ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
   ``refuse-settings`` - the webhook refuses changes to these settings with HTTP 422, as
-  Longhorn refuses some settings while volumes are attached.
+  Longhorn refuses some settings while volumes are attached;
+  ``stuck-attached`` - these volumes never detach (a stuck VolumeAttachment).
 
 Every step is appended to ``<state-dir>/history.jsonl`` (one JSON object per line with
 ``t``, ``event``, ``volume``, ``replica``, ``node``), which tests read to prove, for
@@ -45,6 +54,7 @@ Command line::
 
     longhorn_simulator.py [--cluster-dir .local/cluster] [--state-dir DIR]
                           [--namespace longhorn-system] [--rebuild-seconds 2]
+                          [--attach-seconds 1]
 
 It prints ``ready`` once the webhook is registered and runs until SIGTERM / SIGINT, then
 removes its webhook registrations.
@@ -194,8 +204,12 @@ class Simulator:
     """The webhook server and the controller loop of one simulated longhorn-manager."""
 
     def __init__(self, cluster_dir: Path, state_dir: Path, namespace: str,
-                 rebuild_seconds: float, tick: float = 0.2):
+                 rebuild_seconds: float, tick: float = 0.2, attach_seconds: float = 1.0):
         self.cluster_dir = Path(cluster_dir)
+        self.attach_seconds = attach_seconds
+        self.followed = set()  # volumes a pod has mounted: their attachment follows pods
+        self.moving = {}  # volume -> {"state": "attaching"|"detaching", "node", "since"}
+        self.refused = set()  # (volume, pod) multi-attach refusals already recorded
         self.state_dir = Path(state_dir)
         self.ns = namespace
         self.rebuild_seconds = rebuild_seconds
@@ -349,7 +363,9 @@ class Simulator:
         usable = self._reconcile_nodes(nodes, kube_nodes, settings, faults.get("down-nodes", set()))
         replicas = self._list("replicas")
         engines = {e["spec"].get("volumeName"): e for e in self._list("engines")}
+        mounts = self._mounts()
         for volume in self._list("volumes"):
+            self._attachment(volume, pvs.get(volume["metadata"]["name"]), mounts, faults)
             self._reconcile_volume(volume, [r for r in replicas
                                             if r["spec"].get("volumeName") == volume["metadata"]["name"]],
                                    engines.get(volume["metadata"]["name"]), replicas, engines,
@@ -376,6 +392,62 @@ class Simulator:
                 {"type": "Schedulable", "status": "True" if schedulable else "False", "reason": reason}]})
             usable[name] = ready and schedulable
         return usable
+
+    def _mounts(self) -> dict:
+        """(namespace, claim) -> [(creationTimestamp, pod, node)] of the scheduled pods
+        that mount it and have not finished (Terminating ones still hold it)."""
+        out = {}
+        for pod in self.core.list_pod_for_all_namespaces().items:
+            if not pod.spec.node_name or pod.status.phase in ("Succeeded", "Failed"):
+                continue
+            for v in pod.spec.volumes or []:
+                if v.persistent_volume_claim is not None:
+                    out.setdefault((pod.metadata.namespace, v.persistent_volume_claim.claim_name), []).append(
+                        (pod.metadata.creation_timestamp.isoformat(), pod.metadata.name, pod.spec.node_name))
+        return out
+
+    def _attachment(self, volume, pv, mounts, faults) -> None:
+        """Attach a followed volume where its pods are; detach it when none is left."""
+        vname = volume["metadata"]["name"]
+        if pv is None or pv.spec.claim_ref is None:
+            return
+        users = sorted(mounts.get((pv.spec.claim_ref.namespace, pv.spec.claim_ref.name), []))
+        if users:
+            self.followed.add(vname)
+        if vname not in self.followed:
+            return
+        t = time.time()
+        node = volume["spec"].get("nodeID") or ""
+        moving = self.moving.get(vname)
+        if node:
+            rwo = "ReadWriteMany" not in (pv.spec.access_modes or [])
+            for _created, pod, where in users:
+                if rwo and where != node and (vname, pod) not in self.refused:
+                    self.refused.add((vname, pod))
+                    self.record("multi-attach-refused", volume=vname, pod=pod, node=where, attached=node)
+            if users or vname in faults.get("stuck-attached", set()):
+                if moving and moving["state"] == "detaching":
+                    self.moving.pop(vname)  # a pod came back before the detach finished
+                return
+            if moving is None or moving["state"] != "detaching":
+                self.moving[vname] = {"state": "detaching", "node": node, "since": t}
+                self.record("detach-start", volume=vname, node=node)
+            elif t - moving["since"] >= self.attach_seconds:
+                self._spec("volumes", volume, {"nodeID": ""})
+                self.moving.pop(vname)
+                self.record("detached", volume=vname, node=node)
+            return
+        if not users:
+            self.moving.pop(vname, None)
+            return
+        target = users[0][2]
+        if moving is None or moving["state"] != "attaching" or moving["node"] != target:
+            self.moving[vname] = {"state": "attaching", "node": target, "since": t}
+            self.record("attach-start", volume=vname, node=target)
+        elif t - moving["since"] >= self.attach_seconds:
+            self._spec("volumes", volume, {"nodeID": target})
+            self.moving.pop(vname)
+            self.record("attached", volume=vname, node=target)
 
     def _reconcile_volume(self, volume, mine, engine, all_replicas, engines, usable, settings,
                           faults, pvs) -> None:
@@ -503,6 +575,8 @@ class Simulator:
         else:
             state = "attached"
             robustness = "healthy" if rw >= wanted else "degraded" if rw else "faulted"
+        if vname in self.moving:
+            state = self.moving[vname]["state"]
         status = {"state": state, "robustness": robustness, "currentNodeID": node_id,
                   "conditions": [scheduled]}
         pv = pvs.get(vname)
@@ -577,8 +651,9 @@ class Running:
     CRDS = HERE.parent / "fixtures" / "longhorn-crds"
     OBJECTS = HERE.parent / "fixtures" / "longhorn-two-node"
 
-    def __init__(self, cluster, namespace="longhorn-system", rebuild_seconds=1.5):
+    def __init__(self, cluster, namespace="longhorn-system", rebuild_seconds=1.5, attach_seconds=1.0):
         self.cluster = cluster
+        self.attach_seconds = attach_seconds
         self.ns = namespace
         self.rebuild_seconds = rebuild_seconds
         self.state_dir = Path(cluster.dir) / "longhorn-sim"
@@ -597,7 +672,7 @@ class Running:
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, str(Path(__file__).resolve()), "--cluster-dir", str(c.dir),
              "--state-dir", str(self.state_dir), "--namespace", self.ns,
-             "--rebuild-seconds", str(self.rebuild_seconds)],
+             "--rebuild-seconds", str(self.rebuild_seconds), "--attach-seconds", str(self.attach_seconds)],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         try:
             line = self.proc.stdout.readline()
@@ -633,7 +708,7 @@ class Running:
     # -- what tests drive and observe --------------------------------------------------
     def set_faults(self, **faults):
         """Set the fault ConfigMap (fail_rebuild, loop_rebuild, down_nodes,
-        refuse_settings: lists of names) and wait until the simulator has read it."""
+        refuse_settings, stuck_attached: lists of names) and wait until the simulator has read it."""
         data = {k.replace("_", "-"): ",".join(v) for k, v in faults.items()}
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": FAULTS_CONFIGMAP, "namespace": self.ns}, "data": data}
@@ -683,9 +758,10 @@ def main(argv=None) -> int:
     p.add_argument("--state-dir", type=Path, default=None)
     p.add_argument("--namespace", default="longhorn-system")
     p.add_argument("--rebuild-seconds", type=float, default=2.0)
+    p.add_argument("--attach-seconds", type=float, default=1.0)
     args = p.parse_args(argv)
     sim = Simulator(args.cluster_dir, args.state_dir or args.cluster_dir / "longhorn-sim",
-                    args.namespace, args.rebuild_seconds)
+                    args.namespace, args.rebuild_seconds, attach_seconds=args.attach_seconds)
 
     def stop(_signum, _frame):
         sim.stopping.set()

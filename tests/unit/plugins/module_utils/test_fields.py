@@ -153,3 +153,17 @@ def test_stage_one_and_two_of_strategy_a():
     pinned = set_field(DEPLOY, "spec.template.spec.nodeName", "miniserver")
     with pytest.raises(ValueError, match="pinned with nodeName miniserver"):
         spread_fields({"name": "arr", "anti_affinity": "preferred"}, pinned, LANE)
+
+
+def test_fields_become_a_strategic_merge_patch_for_an_overlay():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import fields_patch
+    patch = fields_patch("Deployment", "apps/v1", "web", {
+        "spec.replicas": 2,
+        "spec.template.spec.nodeSelector": {"workload-lane": None, "disk": "ssd"},
+        "spec.template.spec.containers[web].resources": {"requests": {"cpu": "10m"}},
+        "spec.template.spec.tolerations": None})
+    assert patch == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                     "spec": {"replicas": 2, "template": {"spec": {
+                         "containers": [{"name": "web", "resources": {"requests": {"cpu": "10m"}}}],
+                         "nodeSelector": {"workload-lane": None, "disk": "ssd"},
+                         "tolerations": None}}}}

@@ -29,3 +29,25 @@ def test_written_files_keep_prior_content_only_for_files_that_existed():
     assert written_files(results, stats) == [
         {"path": "/r/new.yaml", "existed": False, "content": ""},
         {"path": "/r/app.yaml", "existed": True, "content": "path: a\n"}]
+
+
+def test_stage_overlays_layer_dual_lane_on_primary_only_and_replace_whole_fields():
+    import yaml
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import stage_overlay_files
+    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+             "spec": {"replicas": 2, "template": {"spec": {
+                 "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}},
+                 "nodeSelector": {"workload-lane": None}}}}}
+    first = stage_overlay_files("/repo", "apps/overlays", "apps/base", "web", "1", patch)
+    assert [f["dest"] for f in first] == ["/repo/apps/overlays/web/primary-only/kustomization.yaml",
+                                          "/repo/apps/overlays/web/primary-only/patch-topology-and-anti-affinity.yaml"]
+    kustomization = yaml.safe_load(first[0]["content"])
+    assert kustomization["resources"] == ["../../../base/web"]
+    assert kustomization["patches"] == [{"path": "patch-topology-and-anti-affinity.yaml",
+                                         "target": {"kind": "Deployment", "name": "web"}}]
+    pod = yaml.safe_load(first[1]["content"])["spec"]["template"]["spec"]
+    assert pod["affinity"]["$patch"] == "replace"  # set whole, as workload_fields does
+    assert pod["nodeSelector"] == {"workload-lane": None}  # a removal merges
+    second = stage_overlay_files("/repo", "apps/overlays", "apps/base", "web", "2", patch)
+    assert second[0]["dest"] == "/repo/apps/overlays/web/dual-lane/kustomization.yaml"
+    assert yaml.safe_load(second[0]["content"])["resources"] == ["../primary-only"]

@@ -106,3 +106,21 @@ def test_old_restarts_do_not_count():
     gates = safety_gates(deploy(**dict(PROBES, **REQUESTS)), [pod(restarts=9, finished="2026-11-21T09:00:00Z")],
                          [pdb(maxUnavailable=0)], NOW, stateful=True)
     assert all(g["passed"] for g in gates)
+
+
+def test_window_holds_pause_the_apps_autoscalers_and_its_automated_argo_sync():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import window_holds
+    hpas = [{"metadata": {"name": "web"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                                                   "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}}},
+            {"metadata": {"name": "other"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "other"}}}]
+    apps = [{"metadata": {"name": "web", "namespace": "argocd"}, "spec": {"syncPolicy": {"automated": {"prune": True}}}},
+            {"metadata": {"name": "manual", "namespace": "argocd"}, "spec": {"syncPolicy": {}}}]
+    holds = window_holds(hpas, apps, ["web", "web-primary"], "apps")
+    assert holds == [
+        {"kind": "HorizontalPodAutoscaler", "api_version": "autoscaling/v2", "name": "web", "namespace": "apps",
+         "wait": False, "fields": {"spec.behavior": {
+             "scaleUp": {"selectPolicy": "Disabled"},
+             "scaleDown": {"stabilizationWindowSeconds": 600, "selectPolicy": "Disabled"}}}},
+        {"kind": "Application", "api_version": "argoproj.io/v1alpha1", "name": "web", "namespace": "argocd",
+         "wait": False, "fields": {"spec.syncPolicy.automated": None}}]
+    assert window_holds([], [apps[1]], ["web"], "apps") == []

@@ -68,3 +68,17 @@ def test_file_items_and_their_unified_diff():
     lines = plan_report(items)
     assert "  +kind: Kustomization" in lines
     assert "  -  path: apps/base/qdrant" in lines and "  +  path: apps/overlays/primary-lane/qdrant" in lines
+
+
+def test_a_create_or_delete_without_a_diff_is_planned_from_its_parameters():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import plan_items
+    definition = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "db-standby"},
+                  "spec": {"replicas": 0, "template": {"spec": {"tolerations": [{"key": "lane"}]}}}}
+    created = plan_items([{"changed": True, "item": {"definition": definition, "name": "db-standby"},
+                           "result": {"metadata": {"uid": "random"}}}], "Deployment", "kubernetes.core.k8s")
+    assert created[0]["before"] == {}
+    assert created[0]["after"] == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata.name": "db-standby",
+                                   "spec.replicas": 0, "spec.template.spec.tolerations": [{"key": "lane"}]}
+    deleted = plan_items([{"changed": True, "item": {"name": "db-standby", "state": "absent"}}],
+                         "Deployment", "kubernetes.core.k8s")
+    assert (deleted[0]["before"], deleted[0]["after"]) == ({"exists": True}, {"exists": False})

@@ -1,0 +1,262 @@
+"""app_migration.yml, strategy B (controlled_failover), on the two-node fixture with
+worker-1 uncordoned but lane-tainted and the Longhorn simulator attaching the RWO volume
+where the app's pod runs. Stage 1 makes notes-db-primary and notes-db-standby; failover
+moves the single writer to worker-1 only after the primary pod is gone and the volume
+detached; failback returns it; rollbacks undo both. A watch on the app's pods proves
+that at no moment two of them were Running. Strategy C keeps the same app pinned to
+miniserver and adds a replication sidecar, rolled back exactly. Every check run writes
+nothing."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
+
+APPLY = "playbooks/app_migration.yml"
+ROLLBACK = "playbooks/app_migration_rollback.yml"
+PROBE = {"httpGet": {"path": "/", "port": 5432}}
+LABEL = {"homelab.k8s-ha/fixture": "failover"}
+DB = {"apiVersion": "apps/v1", "kind": "Deployment",
+      "metadata": {"name": "notes-db", "namespace": "apps", "labels": LABEL},
+      "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+               "selector": {"matchLabels": {"app": "notes-db"}},
+               "template": {"metadata": {"labels": {"app": "notes-db"}}, "spec": {
+                   "nodeSelector": {"workload-lane": "primary"},
+                   "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "arr-config"}}],
+                   "containers": [{"name": "db", "image": "registry.example/postgres:16",
+                                   "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
+                                   "readinessProbe": PROBE, "livenessProbe": PROBE}]}}}}
+PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+       "metadata": {"name": "notes-db", "namespace": "apps", "labels": LABEL},
+       "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "notes-db"}}}}
+APP = {"namespace": "apps", "workload": "notes-db"}
+
+
+class PodWatch(object):
+    """Every change of the app's pods, from a watch (no polling gaps): the most pods that
+    were Running at one time (Terminating ones count) and when each pod appeared and went."""
+
+    def __init__(self, cluster):
+        from kubernetes import client, config, watch
+        self.core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+        self.watch = watch.Watch()
+        self.pods, self.most, self.timeline, self.error = {}, 0, [], None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self._follow()
+        except Exception as e:  # pylint: disable=broad-except
+            self.error = e  # a broken watch must fail the test, not go unseen
+
+    def _follow(self):
+        for ev in self.watch.stream(self.core.list_namespaced_pod, "apps", label_selector="app=notes-db"):
+            pod = ev["object"]
+            name = pod.metadata.name
+            if ev["type"] == "DELETED":
+                self.pods.pop(name, None)
+            else:
+                self.pods[name] = pod.status.phase
+            self.timeline.append((time.time(), ev["type"], name, pod.spec.node_name, pod.status.phase))
+            self.most = max(self.most, sum(1 for phase in self.pods.values() if phase == "Running"))
+
+    def __enter__(self):
+        self.thread.start()
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        self.watch.stop()
+        assert self.error is None, "the pod watch broke: %r" % (self.error,)
+
+    def first(self, kind, prefix):
+        return min(t for t, ev, name, _n, _p in self.timeline if ev == kind and name.startswith(prefix))
+
+    def last(self, kind, prefix):
+        return max(t for t, ev, name, _n, _p in self.timeline if ev == kind and name.startswith(prefix))
+
+
+def running(c):
+    """deployment -> nodes of its Running pods."""
+    out = {}
+    for p in c.get_json("pods", "-n", "apps", "-l", "app=notes-db")["items"]:
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"):
+            owner = p["metadata"]["ownerReferences"][0]["name"].rsplit("-", 1)[0]
+            out.setdefault(owner, []).append(p["spec"]["nodeName"])
+    return out
+
+
+@pytest.fixture
+def failover(longhorn, run_playbook, tmp_path):
+    c = longhorn.cluster
+    set_lanes(c, uncordon=True)
+    # runbook 001 done for this volume: a replica on each node
+    c.kubectl("patch", "volumes.longhorn.io", "pvc-arr", "-n", "longhorn-system", "--type", "merge",
+              "-p", '{"spec": {"numberOfReplicas": 2}}')
+    longhorn.wait("pvc-arr on both nodes", lambda: longhorn.replica_nodes().get("pvc-arr") == ["miniserver", "worker-1"]
+                  and longhorn.volumes()["pvc-arr"]["status"]["robustness"] == "healthy")
+    c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [DB, PDB]}))
+    c.kubectl("rollout", "status", "-n", "apps", "deployment/notes-db", "--timeout=60s")
+    longhorn.wait("pvc-arr attached to miniserver", lambda: longhorn.volumes()["pvc-arr"]["status"].get(
+        "currentNodeID") == "miniserver" and longhorn.volumes()["pvc-arr"]["status"]["state"] == "attached")
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, app_migration_watch_seconds=2)
+    yield run
+    c.kubectl("delete", "deployment,pdb", "-n", "apps", "-l", "homelab.k8s-ha/fixture=failover", "--wait=true")
+    c.kubectl("delete", "deployment", "-n", "apps", "notes-db-primary", "notes-db-standby", "--ignore-not-found",
+              "--wait=true")
+    clear_lanes(c)
+
+
+def checked_then_applied(run, c, playbook=APPLY, name="app_migration", **args):
+    """The check run (zero writes), then the run that approves its plan id; the evidence folder."""
+    offset = audit_size(c)
+    check = run(playbook, check=True, **args)
+    assert check.rc == 0, check.stdout[-4000:] + check.stderr[-2000:]
+    assert writes(c, offset) == [], "a check run wrote"
+    plan = json.loads((newest(run.evidence, name) / "plan.json").read_text())
+    apply = run(playbook, approve_plan=plan["id"], **args)
+    assert apply.rc == 0, apply.stdout[-4000:]
+    run_dir = newest(run.evidence, name)
+    return plan, run_dir
+
+
+def stage(run, c, number):
+    plan, run_dir = checked_then_applied(run, c, app=APP, strategy="controlled_failover", stage=number)
+    verify = json.loads((run_dir / "verify.json").read_text())
+    assert verify["checks"] and all(chk["passed"] for chk in verify["checks"]), verify
+    return plan, run_dir
+
+
+def undo(run, c, run_dir):
+    checked_then_applied(run, c, ROLLBACK, "app_migration_rollback", rollback_from=str(run_dir))
+
+
+def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
+    c = longhorn.cluster
+    with PodWatch(c) as watch:
+        plan, first = stage(failover, c, 1)
+        assert sorted(i["object"] + " " + i["module"] for i in plan["items"]) == [
+            "Deployment/notes-db-primary homelab.k8s_ha.deployment_handover",
+            "Deployment/notes-db-primary kubernetes.core.k8s",
+            "Deployment/notes-db-standby kubernetes.core.k8s"]
+        assert running(c) == {"notes-db-primary": ["miniserver"]}
+        standby = c.get_json("deployment", "notes-db-standby", "-n", "apps")["spec"]
+        assert standby["replicas"] == 0
+        assert LANE_TOLERATION in standby["template"]["spec"]["tolerations"]
+
+        stage(failover, c, "failover")
+        assert running(c) == {"notes-db-standby": ["worker-1"]}
+        # the single writer moved only after the primary pod was gone and the volume detached
+        assert watch.last("DELETED", "notes-db-primary") < watch.first("ADDED", "notes-db-standby")
+        events = [e for e in longhorn.history() if e.get("volume") == "pvc-arr"]
+        detached = max(e["t"] for e in events if e["event"] == "detached" and e["node"] == "miniserver")
+        assert detached < watch.first("ADDED", "notes-db-standby")
+        assert longhorn.volumes()["pvc-arr"]["status"]["currentNodeID"] == "worker-1"
+
+        _plan, back = stage(failover, c, "failback")
+        assert running(c) == {"notes-db-primary": ["miniserver"]}
+        assert watch.last("DELETED", "notes-db-standby") < watch.last("ADDED", "notes-db-primary")
+
+        # the runbook's rollback of a failover: standby to 0, primary to 1
+        _plan, again = stage(failover, c, "failover")
+        undo(failover, c, again)
+        assert running(c) == {"notes-db-primary": ["miniserver"]}
+        # and of stage 1: the app's own Deployment writes again, the pair is gone
+        undo(failover, c, first)
+        assert running(c) == {"notes-db": ["miniserver"]}
+        assert c.kubectl("get", "deployment", "-n", "apps", "notes-db-primary", "notes-db-standby",
+                         "--ignore-not-found", "-o", "name").stdout.strip() == ""
+        assert back.exists()
+    assert watch.most == 1, watch.timeline
+    assert not [e for e in longhorn.history() if e["event"] == "multi-attach-refused"]
+
+
+def test_strategy_b_refusals(failover, longhorn):
+    c = longhorn.cluster
+    offset = audit_size(c)
+    # a failover before stage 1 made the pair: nothing to fail over to
+    run = failover(app=APP, strategy="controlled_failover", stage="failover", approve_plan="0")
+    assert run.rc != 0
+    assert ("missing in namespace apps: notes-db-primary, notes-db-standby. Run stage 1 first. Nothing was changed."
+            in run.stdout), run.stdout[-3000:]
+    # strategy A on the RWO app: refused by the data-model class, with the reason
+    run = failover(app=APP, strategy="active_active", stage=1, approve_plan="0")
+    assert run.rc != 0
+    assert "strategy active_active runs two replicas writing at once" in run.stdout
+    assert "rwo_single_writer" in run.stdout or "fragile_db" in run.stdout
+    # a stage the strategy does not have
+    run = failover(app=APP, strategy="controlled_failover", stage=2)
+    assert run.rc != 0
+    assert "stage: \"2\" (allowed: 1, 2 for active_active; 1, failover, failback for controlled_failover" in run.stdout
+    assert writes(c, offset) == []
+
+
+SIDECAR = {"name": "replicate", "image": "registry.example/replicator:1", "args": ["--dest", "queue.apps.svc"],
+           "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}},
+           "readinessProbe": {"tcpSocket": {"port": 9000}}, "livenessProbe": {"tcpSocket": {"port": 9000}}}
+
+
+def test_strategy_c_pins_the_primary_and_adds_the_sidecar(failover, longhorn):
+    c = longhorn.cluster
+    before = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]
+    # refused before any write: no sidecar given
+    offset = audit_size(c)
+    run = failover(app=APP, strategy="hybrid", stage=1, approve_plan="0")
+    assert run.rc != 0 and "sidecar: a container spec with name and image is required" in run.stdout
+    assert writes(c, offset) == []
+
+    plan, run_dir = checked_then_applied(failover, c, app=APP, strategy="hybrid", stage=1, sidecar=SIDECAR)
+    assert [i["object"] for i in plan["items"]] == ["Deployment/notes-db"]
+    verify = json.loads((run_dir / "verify.json").read_text())
+    assert all(chk["passed"] for chk in verify["checks"]), verify
+    assert "sidecar replicate runs, Ready, in every pod" in [chk["name"] for chk in verify["checks"]]
+    assert running(c) == {"notes-db": ["miniserver"]}
+    pod = [p for p in c.get_json("pods", "-n", "apps", "-l", "app=notes-db")["items"]
+           if not p["metadata"].get("deletionTimestamp")][0]
+    assert [x["name"] for x in pod["spec"]["containers"]] == ["db", "replicate"]
+    spec = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]["template"]["spec"]
+    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
+    assert "tolerations" not in spec  # never opted in to the secondary lane
+
+    # a second run changes nothing
+    again = failover(check=True, app=APP, strategy="hybrid", stage=1, sidecar=SIDECAR)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert "No changes: the cluster already matches." in again.stdout
+
+    undo(failover, c, run_dir)
+    after = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]["template"]["spec"]
+    assert [x["name"] for x in after["containers"]] == ["db"]
+    for field in ("affinity", "nodeSelector", "tolerations"):
+        assert after.get(field) == before["template"]["spec"].get(field), field
+    assert running(c) == {"notes-db": ["miniserver"]}
+
+
+def test_a_volume_that_never_detaches_stops_the_failover_before_the_standby_starts(failover, longhorn):
+    c = longhorn.cluster
+    stage(failover, c, 1)
+    longhorn.set_faults(stuck_attached=["pvc-arr"])
+    offset = audit_size(c)
+    args = dict(app=APP, strategy="controlled_failover", stage="failover", app_migration_detach_timeout=5)
+    check = failover(check=True, **args)  # the timeout is part of the plan the approval binds to
+    assert check.rc == 0 and writes(c, offset) == []
+    plan = json.loads((newest(failover.evidence, "app_migration") / "plan.json").read_text())
+    with PodWatch(c) as watch:
+        run = failover(approve_plan=plan["id"], **args)
+        assert run.rc != 0
+        assert "detaching not done within detach_timeout 5s" in run.stdout
+        assert "Longhorn volume pvc-arr is attached on miniserver" in run.stdout
+        # the standby was never scaled up: no second writer, not even for a moment
+        assert c.get_json("deployment", "notes-db-standby", "-n", "apps")["spec"]["replicas"] == 0
+        assert not [name for _t, _ev, name, _n, _p in watch.timeline if name.startswith("notes-db-standby")]
+        # the failed run's evidence holds the way back; the rollback takes it
+        failed = newest(failover.evidence, "app_migration")
+        assert json.loads((failed / "rollback.json").read_text())["handovers"] == [
+            {"giver": "notes-db-standby", "name": "notes-db-primary", "replicas": 1, "namespace": "apps"}]
+        longhorn.set_faults()
+        undo(failover, c, failed)
+        assert running(c) == {"notes-db-primary": ["miniserver"]}
+    assert watch.most == 1, watch.timeline
