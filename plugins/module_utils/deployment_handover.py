@@ -35,6 +35,7 @@ class Handover(object):
         self.replicas = p["replicas"]
         self.longhorn = module.served("Volume", LONGHORN)
         self.result = {}
+        self.pv_names, self.handles = [], set()
 
     def read(self):
         """(giver, taker, giver pods, taker pods); taker None when it does not exist."""
@@ -46,27 +47,30 @@ class Handover(object):
         return (giver, taker, owned_pods(giver, replicasets, pods) if giver else [],
                 owned_pods(taker, replicasets, pods) if taker else [])
 
-    def busy(self, claims):
+    def bind(self, claims, pvcs):
+        """The claims' PersistentVolumes and Longhorn volume names: fixed for the whole
+        handover, so read once, not on every poll."""
+        by_name = dict((p["metadata"]["name"], p) for p in pvcs)
+        self.pv_names = [n for n in (by_name[c]["spec"].get("volumeName") for c in claims if c in by_name) if n]
+        pvs = dict((pv["metadata"]["name"], pv) for pv in self.m.list("PersistentVolume")) if self.pv_names else {}
+        self.handles = set((pvs[n]["spec"].get("csi") or {}).get("volumeHandle") for n in self.pv_names if n in pvs)
+
+    def busy(self):
         """Lines for the claims' volumes still attached (handover.volumes_in_use)."""
         m = self.m
-        pvcs = dict((p["metadata"]["name"], p) for p in m.list("PersistentVolumeClaim", namespace=self.ns))
-        pv_names = [pvcs[c]["spec"].get("volumeName") for c in claims if c in pvcs]
-        pv_names = [n for n in pv_names if n]
-        if not pv_names:
+        if not self.pv_names:
             return []
-        pvs = dict((pv["metadata"]["name"], pv) for pv in m.list("PersistentVolume"))
         volumes = []
         if self.longhorn:
-            handles = set((pvs[n]["spec"].get("csi") or {}).get("volumeHandle") for n in pv_names if n in pvs)
-            for v in m.list("Volume", LONGHORN, namespace=self.m.params["longhorn_namespace"]):
-                if v["metadata"]["name"] in handles:
+            for v in m.list("Volume", LONGHORN, namespace=m.params["longhorn_namespace"]):
+                if v["metadata"]["name"] in self.handles:
                     st = v.get("status") or {}
                     volumes.append({"name": v["metadata"]["name"], "state": st.get("state") or "unknown",
                                     "node": st.get("currentNodeID") or v["spec"].get("nodeID") or ""})
         attachments = [{"name": a["metadata"]["name"], "pv": a["spec"]["source"]["persistentVolumeName"],
                         "node": a["spec"].get("nodeName"), "attached": (a.get("status") or {}).get("attached")}
                        for a in m.list("VolumeAttachment", "storage.k8s.io/v1")
-                       if (a["spec"].get("source") or {}).get("persistentVolumeName") in pv_names]
+                       if (a["spec"].get("source") or {}).get("persistentVolumeName") in self.pv_names]
         return volumes_in_use(volumes, attachments)
 
     def scale(self, name, replicas):
@@ -112,6 +116,7 @@ def run_deployment_handover(module):
                            "scale %s to %d and wait until Ready" % (h.taker_name, h.replicas)]
         module.exit_with(tracker, **result)
 
+    h.bind(claims, pvcs)
     t0 = time.monotonic()
     deadlines = {"stopping": p["stop_timeout"], "detaching": p["detach_timeout"], "starting": p["start_timeout"]}
     started = {}
@@ -122,7 +127,7 @@ def run_deployment_handover(module):
     while True:
         giver, taker, giver_pods, taker_pods = h.read()
         # once the taker is up, the volume is attached again, to the new writer
-        busy = h.busy(claims) if not giver_pods and not scaled_up else []
+        busy = h.busy() if not giver_pods and not scaled_up else []
         now, text = phase(giver_pods, busy, taker, taker_pods, h.replicas)
         if now == "starting" and not scaled_up:
             h.scale(h.taker_name, h.replicas)

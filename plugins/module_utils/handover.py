@@ -81,10 +81,8 @@ def refusal(giver, taker, giver_pods, taker_pods, pvcs, replicas):
 
 def is_done(giver, taker, giver_pods, taker_pods, replicas):
     """The handover is complete: the giver at 0 with no pod, the taker at ``replicas``, all Ready."""
-    return (int(giver.get("spec", {}).get("replicas", 1)) == 0 and not giver_pods
-            and int(taker.get("spec", {}).get("replicas", 1)) == replicas
-            and len([p for p in taker_pods if _ready(p) and not p["metadata"].get("deletionTimestamp")]) == replicas
-            and len(taker_pods) == replicas)
+    return (int(giver.get("spec", {}).get("replicas", 1)) == 0
+            and phase(giver_pods, [], taker, taker_pods, replicas)[0] == "done")
 
 
 def volumes_in_use(volumes, attachments):

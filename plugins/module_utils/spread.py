@@ -20,12 +20,17 @@ def lane_toleration(lane):
     return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
 
 
+def lane_pins(pod_spec, lane):
+    """The nodeSelector keys that pin a pod to a lane or one host: such a pin would AND
+    with a lane affinity."""
+    return [k for k in pod_spec.get("nodeSelector") or {} if k in (lane["label"], "kubernetes.io/hostname")]
+
+
 def unpinned_selector(pod_spec, lane):
-    """The pod's nodeSelector with its pins to a lane or one host set to None (removed),
-    since such a pin would AND with a lane affinity; None when there is no pin."""
-    selector = pod_spec.get("nodeSelector") or {}
-    pins = [k for k in selector if k in (lane["label"], "kubernetes.io/hostname")]
-    return dict(selector, **dict((k, None) for k in pins)) if pins else None
+    """The pod's nodeSelector with its lane and host pins set to None (removed); None
+    when there is no pin."""
+    pins = lane_pins(pod_spec, lane)
+    return dict(pod_spec["nodeSelector"], **dict((k, None) for k in pins)) if pins else None
 
 
 def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):

@@ -10,7 +10,11 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import lane_toleration, unpinned_selector
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import (
+    lane_pins,
+    lane_toleration,
+    unpinned_selector,
+)
 
 # Server-set metadata that a new object must not carry.
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
@@ -60,8 +64,8 @@ def dual_deployments(deployment, lane, role_label="role"):
         template.setdefault("metadata", {})
         template["metadata"]["labels"] = dict(template["metadata"].get("labels") or {}, **{role_label: side})
         pod_spec = template["spec"]
-        selector = dict((k, v) for k, v in (unpinned_selector(pod_spec, lane) or pod_spec.get("nodeSelector") or {}).items()
-                        if v is not None)
+        pins = lane_pins(pod_spec, lane)
+        selector = dict((k, v) for k, v in (pod_spec.get("nodeSelector") or {}).items() if k not in pins)
         if selector:
             pod_spec["nodeSelector"] = selector
         else:
