@@ -113,3 +113,59 @@ def failback_blockers(spec, node, pods_on_node, now, window_seconds):
     reasons += ["%s: %s" % (name, r) for r in node_blockers(spec, node)]
     reasons += ["%s: %s" % (name, r) for r in room_blockers(spec, node, pods_on_node)]
     return reasons
+
+
+def _running(pod):
+    return field(pod, "status", "phase") == "Running" and not field(pod, "metadata", "deletionTimestamp")
+
+
+def failback_plan(apps, nodes, pods, now, window_seconds):
+    """One decision per app: which pod (at most one) may be evicted to fail back now.
+
+    ``apps``: [{"namespace", "name", "selector": matchLabels}]; ``nodes``: Node objects;
+    ``pods``: every pod (for the apps and for the nodes' room). A pod is away when a node
+    matches more of its preferred node affinity weight than the node it runs on (the
+    descheduler's rule). It may be evicted only when that better node passes
+    ``failback_blockers``. Per app at most one pod, and none while a pod of the app is
+    not Running (a failback still settling, a rollout). Returns
+    [{"app", "action": "evict" | "hold" | "none", "pod", "from", "to", "reasons"}]."""
+    by_node = {}
+    for p in pods:
+        if field(p, "spec", "nodeName"):
+            by_node.setdefault(p["spec"]["nodeName"], []).append(p)
+    node_by_name = dict((field(n, "metadata", "name"), n) for n in nodes)
+    out = []
+    for app in apps:
+        ident = "%s/%s" % (app["namespace"], app["name"])
+        mine = [p for p in pods if field(p, "metadata", "namespace") == app["namespace"]
+                and all((field(p, "metadata", "labels") or {}).get(k) == v for k, v in app["selector"].items())]
+        decision = {"app": ident, "action": "none", "pod": None, "from": None, "to": None, "reasons": []}
+        out.append(decision)
+        unsettled = sorted(field(p, "metadata", "name") for p in mine if not _running(p))
+        away = []
+        for pod in sorted((p for p in mine if _running(p)), key=lambda p: p["metadata"]["name"]):
+            weights = preferred_weights(pod["spec"], nodes)
+            here = weights.get(pod["spec"]["nodeName"], 0)
+            best = max(weights.values()) if weights else 0
+            if best > here:
+                away.append((pod, sorted(n for n, w in weights.items() if w == best)))
+        if not away:
+            decision["reasons"] = ["every Running pod is on its most preferred node"] if mine else ["no pods"]
+            continue
+        pod, targets = away[0]
+        decision.update({"pod": pod["metadata"]["name"], "from": pod["spec"]["nodeName"], "to": targets[0]})
+        if unsettled:
+            decision.update(action="hold", reasons=["pods of the app not Running yet: %s" % ", ".join(unsettled)])
+            continue
+        reasons = []
+        spec = dict((k, v) for k, v in pod["spec"].items() if k != "nodeName")  # as a replacement pod
+        for target in targets:
+            node = node_by_name[target]
+            blockers = failback_blockers(spec, node, by_node.get(target, []), now, window_seconds)
+            if not blockers:
+                decision.update(action="evict", to=target, reasons=[])
+                break
+            reasons += blockers
+        else:
+            decision.update(action="hold", reasons=reasons)
+    return out

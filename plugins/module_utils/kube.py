@@ -233,19 +233,24 @@ class K8sHaModule(object):
             pass
         return status, message
 
-    def evict_dry_run(self, name, namespace):
-        """A server-side dry-run eviction: None when the API server would evict the pod,
-        else "HTTP <code>: <message>" (429 when a PodDisruptionBudget forbids it)."""
+    def evict(self, name, namespace, dry_run=False):
+        """Evict a pod through the Eviction API (PodDisruptionBudgets respected): None when
+        the API server evicts it (or would, with ``dry_run``), else "HTTP <code>: <message>"
+        (429 when a PodDisruptionBudget forbids it)."""
         from kubernetes.client import CoreV1Api  # imported where AnsibleK8SModule required it
 
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": name, "namespace": namespace}}
         try:
             CoreV1Api(self.client.client.client).create_namespaced_pod_eviction(
-                name, namespace, body, dry_run="All")
+                name, namespace, body, **({"dry_run": "All"} if dry_run else {}))
         except Exception as e:  # pylint: disable=broad-except
             return "HTTP %s: %s" % self._refusal(e)
         return None
+
+    def evict_dry_run(self, name, namespace):
+        """A server-side dry-run eviction (see ``evict``)."""
+        return self.evict(name, namespace, dry_run=True)
 
     def dry_run_patch(self, kind, api_version, name, patch, namespace=None):
         """What the API server (and its admission webhooks) say of a merge patch, as a

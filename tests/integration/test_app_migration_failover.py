@@ -37,13 +37,17 @@ APP = {"namespace": "apps", "workload": "notes-db"}
 
 class PodWatch(object):
     """Every change of the app's pods, from a watch (no polling gaps): the most pods that
-    were Running at one time (Terminating ones count) and when each pod appeared and went."""
+    were Running at one time (Terminating ones count) and when each pod appeared and went.
+    A connection the API server or the loopback drops is resumed from the last
+    resourceVersion seen, so no event is lost; a resume the server refuses (410 Gone)
+    would lose events and fails the test."""
 
     def __init__(self, cluster):
         from kubernetes import client, config, watch
         self.core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
         self.watch = watch.Watch()
-        self.pods, self.most, self.timeline, self.error = {}, 0, [], None
+        self.pods, self.most, self.timeline, self.error, self.resumed = {}, 0, [], None, 0
+        self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -53,15 +57,34 @@ class PodWatch(object):
             self.error = e  # a broken watch must fail the test, not go unseen
 
     def _follow(self):
-        for ev in self.watch.stream(self.core.list_namespaced_pod, "apps", label_selector="app=notes-db"):
-            pod = ev["object"]
-            name = pod.metadata.name
-            if ev["type"] == "DELETED":
-                self.pods.pop(name, None)
-            else:
-                self.pods[name] = pod.status.phase
-            self.timeline.append((time.time(), ev["type"], name, pod.spec.node_name, pod.status.phase))
-            self.most = max(self.most, sum(1 for phase in self.pods.values() if phase == "Running"))
+        from urllib3.exceptions import HTTPError
+        listed = self.core.list_namespaced_pod("apps", label_selector="app=notes-db")
+        for pod in listed.items:
+            self._see("LISTED", pod)
+        version = listed.metadata.resource_version
+        while not self.stopping:
+            try:
+                for ev in self.watch.stream(self.core.list_namespaced_pod, "apps", label_selector="app=notes-db",
+                                            resource_version=version, allow_watch_bookmarks=True):
+                    if ev["type"] != "BOOKMARK":
+                        self._see(ev["type"], ev["object"])
+                    version = self.watch.resource_version or version
+                return
+            except HTTPError:
+                if self.stopping:
+                    return
+                self.resumed += 1
+                version = self.watch.resource_version or version
+                time.sleep(0.2)
+
+    def _see(self, kind, pod):
+        name = pod.metadata.name
+        if kind == "DELETED":
+            self.pods.pop(name, None)
+        else:
+            self.pods[name] = pod.status.phase
+        self.timeline.append((time.time(), kind, name, pod.spec.node_name, pod.status.phase))
+        self.most = max(self.most, sum(1 for phase in self.pods.values() if phase == "Running"))
 
     def __enter__(self):
         self.thread.start()
@@ -69,6 +92,7 @@ class PodWatch(object):
         return self
 
     def __exit__(self, *exc):
+        self.stopping = True
         self.watch.stop()
         assert self.error is None, "the pod watch broke: %r" % (self.error,)
 

@@ -58,3 +58,50 @@ def test_a_healthy_preferred_node_lets_failback_evict():
 ])
 def test_each_reason_the_descheduler_ignores_blocks_the_eviction(target, pods, reason):
     assert reason in failback_blockers(SONARR, target, pods, NOW, 120)
+
+
+def app_pod(name, node_name, phase="Running", deleting=False, app="sonarr"):
+    meta = {"name": name, "namespace": "media", "labels": {"app": app}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-22T11:59:00Z"
+    return {"metadata": meta, "spec": dict(SONARR, nodeName=node_name), "status": {"phase": phase}}
+
+
+SONARR_APP = [{"namespace": "media", "name": "sonarr", "selector": {"app": "sonarr"}}]
+
+
+def test_failback_plan_evicts_one_pod_per_app_only_towards_a_node_it_can_land_on():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import failback_plan
+    nodes = [node("w1"), node("w2", priority="backup")]
+    away = [app_pod("sonarr-a", "w2"), app_pod("sonarr-b", "w2")]
+    (d,) = failback_plan(SONARR_APP, nodes, away, NOW, 60)
+    assert d["action"] == "evict" and d["pod"] == "sonarr-a" and (d["from"], d["to"]) == ("w2", "w1")
+
+    # home already: nothing to do
+    (d,) = failback_plan(SONARR_APP, nodes, [app_pod("sonarr-a", "w1")], NOW, 60)
+    assert d["action"] == "none" and d["pod"] is None
+
+    # the preferred node cordoned (the descheduler's flap): held with the reason
+    (d,) = failback_plan(SONARR_APP, [node("w1", unschedulable=True), nodes[1]], away, NOW, 60)
+    assert d["action"] == "hold" and d["reasons"] == ["w1: node is unschedulable (cordoned)"]
+
+    # Ready for less than the window, NotReady, tainted, full
+    (d,) = failback_plan(SONARR_APP, [node("w1", ready_for=20), nodes[1]], away, NOW, 60)
+    assert d["action"] == "hold" and "less than the 60s stabilisation window" in d["reasons"][0]
+    (d,) = failback_plan(SONARR_APP, [node("w1", ready_for=None), nodes[1]], away, NOW, 60)
+    assert d["reasons"][0] == "w1 is not Ready"
+    tainted = node("w1", taints=[{"key": "maintenance", "value": "yes", "effect": "NoSchedule"}])
+    (d,) = failback_plan(SONARR_APP, [tainted, nodes[1]], away, NOW, 60)
+    assert d["action"] == "hold" and "untolerated taint maintenance=yes:NoSchedule" in d["reasons"][0]
+    full = [app_pod("big", "w1", app="other")]
+    full[0]["spec"] = {"containers": [{"resources": {"requests": {"cpu": "1900m"}}}], "nodeName": "w1"}
+    (d,) = failback_plan(SONARR_APP, nodes, away + full, NOW, 60)
+    assert d["action"] == "hold" and "not enough cpu" in d["reasons"][0]
+
+
+def test_failback_plan_waits_while_a_pod_of_the_app_is_not_running():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import failback_plan
+    nodes = [node("w1"), node("w2", priority="backup")]
+    pods = [app_pod("sonarr-a", "w2"), app_pod("sonarr-new", "w1", phase="Pending"), app_pod("sonarr-old", "w2", deleting=True)]
+    (d,) = failback_plan(SONARR_APP, nodes, pods, NOW, 60)
+    assert d["action"] == "hold" and d["reasons"] == ["pods of the app not Running yet: sonarr-new, sonarr-old"]

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runbook 003 (active-passive with automatic failback), pure: which workloads are pinned
+by the strict nodeSelector, the fields that turn the pin into a preference (phase 3), the
+PodDisruptionBudget each gets, and the descheduler's manifests (phase 4) corrected for
+today's descheduler.
+
+``model`` is the role's one description of the lanes (role defaults, overridable per
+inventory)::
+
+    {"pin": {"role": "primary"},                 # the strict nodeSelector to replace
+     "priority_label": "workload-priority",      # the label the preferences match
+     "preferences": [{"value": "primary", "weight": 100},
+                     {"value": "backup", "weight": 10}],
+     "backup_taint": {"key": "role", "value": "backup", "effect": "PreferNoSchedule"},
+     "toleration_seconds": 30}                   # NoExecute unreachable / not-ready
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import field
+
+NODE_PROBLEM_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def model_errors(model):
+    """What is wrong with the lane model, each naming the variable's field."""
+    errors = []
+    if not isinstance(model, dict):
+        return ["active_passive model: a mapping is required"]
+    pin = model.get("pin")
+    if not isinstance(pin, dict) or not pin:
+        errors.append("pin: the nodeSelector to replace, e.g. {role: primary}")
+    if not model.get("priority_label"):
+        errors.append("priority_label: the node label the preferences match, e.g. workload-priority")
+    prefs = model.get("preferences")
+    if not isinstance(prefs, list) or not prefs:
+        errors.append("preferences: a list of {value, weight}")
+    else:
+        for i, p in enumerate(prefs):
+            weight = p.get("weight") if isinstance(p, dict) else None
+            if not isinstance(p, dict) or not p.get("value") or not isinstance(weight, int) \
+                    or isinstance(weight, bool) or not 1 <= weight <= 100:
+                errors.append("preferences[%d]: value and an integer weight from 1 to 100 are required" % i)
+    taint = model.get("backup_taint")
+    if not isinstance(taint, dict) or not taint.get("key") or taint.get("effect") not in _EFFECTS:
+        errors.append("backup_taint: key, value and effect (one of %s) are required" % ", ".join(_EFFECTS))
+    seconds = model.get("toleration_seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        errors.append("toleration_seconds: a whole number of seconds >= 0 is required")
+    return errors
+
+
+def pinned(workload, pin):
+    """Whether the workload's pod template selects every label of ``pin``."""
+    selector = field(workload, "spec", "template", "spec", "nodeSelector") or {}
+    return bool(pin) and all(selector.get(k) == v for k, v in pin.items())
+
+
+def preference_terms(model):
+    """The preferred node affinity: one term per lane value, with its weight."""
+    return [{"weight": p["weight"], "preference": {"matchExpressions": [
+        {"key": model["priority_label"], "operator": "In", "values": [p["value"]]}]}}
+        for p in model["preferences"]]
+
+
+def managed_tolerations(model):
+    """The tolerations phase 3 adds: the backup taint's, and NoExecute unreachable and
+    not-ready with the model's tolerationSeconds."""
+    taint = model["backup_taint"]
+    out = [{"key": taint["key"], "operator": "Equal", "value": taint.get("value", ""), "effect": taint["effect"]}]
+    out += [{"key": key, "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": model["toleration_seconds"]} for key in NODE_PROBLEM_TAINTS]
+    return out
+
+
+def _same_slot(a, b):
+    return a.get("key") == b.get("key") and a.get("effect") == b.get("effect")
+
+
+def conversion_fields(workload, model):
+    """The workload_fields ``fields`` that convert a pinned workload (phase 3):
+
+    - ``nodeSelector``: the pin's keys removed (the field removed when nothing is left);
+    - ``affinity``: the existing affinity with the preferred node affinity set;
+    - ``tolerations``: the existing ones, those for the same key and effect replaced by
+      the managed ones.
+
+    Nothing else; workload_fields returns the prior values for the rollback."""
+    errors = model_errors(model)
+    if errors:
+        raise ValueError("; ".join(errors))
+    spec = field(workload, "spec", "template", "spec") or {}
+    selector = {k: v for k, v in (spec.get("nodeSelector") or {}).items() if k not in model["pin"]}
+    affinity = copy.deepcopy(spec.get("affinity") or {})
+    affinity.setdefault("nodeAffinity", {})[PREFERRED] = preference_terms(model)
+    ours = managed_tolerations(model)
+    kept = [t for t in spec.get("tolerations") or [] if not any(_same_slot(t, o) for o in ours)]
+    return {
+        "spec.template.spec.nodeSelector": selector or None,
+        "spec.template.spec.affinity": affinity,
+        "spec.template.spec.tolerations": kept + ours,
+    }
+
+
+def pdb_for(workload, max_unavailable):
+    """A PodDisruptionBudget over the workload's pods (the runbook's ``<app>-pdb``)."""
+    labels = field(workload, "spec", "selector", "matchLabels")
+    if not labels:
+        raise ValueError("%s has no spec.selector.matchLabels to build a PodDisruptionBudget from"
+                         % field(workload, "metadata", "name"))
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "%s-pdb" % workload["metadata"]["name"],
+                         "namespace": workload["metadata"]["namespace"]},
+            "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": dict(labels)}}}
+
+
+def covering_pdbs(workload, pdbs):
+    """Names of the PodDisruptionBudgets (same namespace) that select the workload's pods."""
+    labels = field(workload, "spec", "template", "metadata", "labels") or {}
+    out = []
+    for pdb in pdbs:
+        if field(pdb, "metadata", "namespace") != field(workload, "metadata", "namespace"):
+            continue
+        match = field(pdb, "spec", "selector", "matchLabels") or {}
+        if match and all(labels.get(k) == v for k, v in match.items()) \
+                and not field(pdb, "spec", "selector", "matchExpressions"):
+            out.append(pdb["metadata"]["name"])
+    return sorted(out)
+
+
+def descheduler_policy(namespaces, node_fit):
+    """The DeschedulerPolicy of runbook 003, in today's format: ``descheduler/v1alpha2``
+    with a profile whose RemovePodsViolatingNodeAffinity (a *deschedule* plugin; the
+    runbook's manifest enables it under ``balance``, where the descheduler ignores it)
+    evicts pods for their preferred node affinity, limited to ``namespaces``."""
+    affinity_args = {"nodeAffinityType": [PREFERRED]}
+    if namespaces:
+        affinity_args["namespaces"] = {"include": sorted(set(namespaces))}
+    return {
+        "apiVersion": "descheduler/v1alpha2",
+        "kind": "DeschedulerPolicy",
+        "profiles": [{
+            "name": "failback",
+            "pluginConfig": [
+                {"name": "DefaultEvictor", "args": {"evictFailedBarePods": False, "evictLocalStoragePods": False,
+                                                    "evictSystemCriticalPods": False, "nodeFit": bool(node_fit)}},
+                {"name": "RemovePodsViolatingNodeAffinity", "args": affinity_args}],
+            "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}},
+        }],
+    }
+
+
+def descheduler_rbac_rules():
+    """What the descheduler reads and writes today (upstream kubernetes/base/rbac.yaml):
+    the runbook's rules miss namespaces, PodDisruptionBudgets, PriorityClasses,
+    events.k8s.io and the leader-election Lease, without which it does not start."""
+    return [
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes", "namespaces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["scheduling.k8s.io"], "resources": ["priorityclasses"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["descheduler"],
+         "verbs": ["get", "patch", "delete"]},
+    ]
+
+
+def descheduler_objects(cfg):
+    """The descheduler's objects, in apply order: ServiceAccount, ClusterRole,
+    ClusterRoleBinding, the policy ConfigMap, and a CronJob (``mode: cronjob``, every
+    ``interval_minutes``) or a Deployment (``mode: deployment``, ``--descheduling-interval``).
+
+    ``cfg``: name, namespace, image, mode, interval_minutes, namespaces, node_fit,
+    max_pods_per_node (0: no limit), labels."""
+    mode = cfg.get("mode")
+    if mode not in ("cronjob", "deployment"):
+        raise ValueError("mode: %r is not one of cronjob, deployment" % (mode,))
+    minutes = cfg.get("interval_minutes")
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 59:
+        raise ValueError("interval_minutes: %r is not a whole number of minutes from 1 to 59" % (minutes,))
+    name, ns = cfg["name"], cfg["namespace"]
+    labels = dict(cfg.get("labels") or {}, **{"app.kubernetes.io/name": name})
+    meta = {"name": name, "namespace": ns, "labels": labels}
+    policy = descheduler_policy(cfg.get("namespaces") or [], cfg.get("node_fit", True))
+    args = ["--policy-config-file=/policy/policy.yaml", "--v=3"]
+    if cfg.get("max_pods_per_node"):
+        policy["maxNoOfPodsToEvictPerNode"] = int(cfg["max_pods_per_node"])
+    pod = {"metadata": {"labels": labels}, "spec": {
+        "serviceAccountName": name,
+        "priorityClassName": "system-cluster-critical",
+        "containers": [{
+            "name": "descheduler", "image": cfg["image"], "command": ["/bin/descheduler"], "args": args,
+            "volumeMounts": [{"name": "policy", "mountPath": "/policy"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}}],
+        "volumes": [{"name": "policy", "configMap": {"name": "%s-policy" % name}}]}}
+    if mode == "cronjob":
+        pod["spec"]["restartPolicy"] = "Never"
+        runner = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": {
+            "schedule": "*/%d * * * *" % minutes, "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+            "jobTemplate": {"spec": {"template": pod}}}}
+    else:
+        args.append("--descheduling-interval=%dm" % minutes)
+        runner = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}}, "template": pod}}
+    cluster_meta = {"name": name, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
+         "rules": descheduler_rbac_rules()},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta, name="%s-policy" % name),
+         "data": {"policy.yaml": _yaml(policy)}},
+        runner,
+    ]
+
+
+def _yaml(obj):
+    """The policy as the YAML text the descheduler reads (JSON is YAML; stable key order)."""
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""I/O of module failback_guard: read the apps, nodes and pods once, let the pure
+``failback.failback_plan`` decide, evict through the Eviction API (one pod per app),
+and wait until each evicted app runs on its preferred node again."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import time
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import failback_plan
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import field
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Guard(object):
+    def __init__(self, module):
+        self.m = module
+        self.apps = []
+
+    def read_apps(self):
+        apps, missing = [], []
+        for w in self.m.params["workloads"]:
+            d = self.m.get("Deployment", "apps/v1", w["name"], namespace=w["namespace"])
+            if d is None:
+                missing.append("%s/%s" % (w["namespace"], w["name"]))
+                continue
+            selector = field(d, "spec", "selector", "matchLabels")
+            if not selector:
+                self.m.fail_json(msg="workloads: %s/%s has no spec.selector.matchLabels" % (w["namespace"], w["name"]))
+            apps.append({"namespace": w["namespace"], "name": w["name"], "selector": selector})
+        if missing:
+            self.m.fail_json(msg="workloads: no Deployment %s. Nothing was evicted." % ", ".join(missing))
+        self.apps = apps
+
+    def plan(self):
+        nodes = self.m.list("Node")
+        pods = self.m.list("Pod")
+        return failback_plan(self.apps, nodes, pods, _utcnow(), self.m.params["window_seconds"])
+
+    def placed(self, decision):
+        """Whether the app now runs, settled, on the node it was evicted towards."""
+        again = [d for d in self.plan() if d["app"] == decision["app"]][0]
+        ns = decision["app"].split("/", 1)[0]
+        app = [a for a in self.apps if "%s/%s" % (a["namespace"], a["name"]) == decision["app"]][0]
+        pods = self.m.list("Pod", namespace=ns, label_selector=",".join(
+            "%s=%s" % kv for kv in sorted(app["selector"].items())))
+        live = [p for p in pods if not field(p, "metadata", "deletionTimestamp")]
+        on_target = [p for p in live if field(p, "spec", "nodeName") == decision["to"]
+                     and field(p, "status", "phase") == "Running"]
+        settled = all(field(p, "status", "phase") == "Running" for p in live)
+        return bool(on_target) and settled and again["action"] == "none", [
+            "%s %s on %s" % (p["metadata"]["name"], field(p, "status", "phase"), field(p, "spec", "nodeName") or "-")
+            for p in pods]
+
+
+def run_failback_guard(module):
+    p = module.params
+    if p["window_seconds"] < 0:
+        module.fail_json(msg="window_seconds: %s is negative; allowed: a whole number of seconds >= 0"
+                         % p["window_seconds"])
+    for i, w in enumerate(p["workloads"]):
+        if not w.get("namespace") or not w.get("name"):
+            module.fail_json(msg="workloads[%d]: namespace and name are required" % i)
+    g = Guard(module)
+    g.read_apps()
+    decisions = g.plan()
+    tracker = DifferenceTracker()
+    result = {"decisions": decisions, "evicted": [], "events": []}
+    t0 = time.monotonic()
+    for d in decisions:
+        if d["action"] != "evict":
+            continue
+        ns = d["app"].split("/", 1)[0]
+        refused = module.evict(d["pod"], ns, dry_run=module.check_mode)
+        if refused:
+            # a PodDisruptionBudget (429) or the API refused it: nothing moved, say why
+            d.update(action="hold", reasons=["eviction refused: %s" % refused])
+            continue
+        tracker.add("%s.node" % d["app"], d["from"], d["to"])
+        result["evicted"].append({"app": d["app"], "pod": d["pod"], "from": d["from"], "to": d["to"]})
+        result["events"].append({"t": round(time.monotonic() - t0, 1), "app": d["app"],
+                                 "message": "%s %s from %s towards %s" % (
+                                     "would evict" if module.check_mode else "evicted", d["pod"], d["from"], d["to"])})
+        if module.check_mode or not p["wait"]:
+            continue
+        started, last = time.monotonic(), None
+        while True:
+            done, state = g.placed(d)
+            text = "; ".join(state)
+            if text != last:
+                result["events"].append({"t": round(time.monotonic() - t0, 1), "app": d["app"], "message": text})
+                last = text
+            if done:
+                break
+            if time.monotonic() - started >= p["wait_timeout"]:
+                module.fail_json(msg="%s: evicted %s, but the app is not Running on %s within wait_timeout %ss: %s"
+                                 % (d["app"], d["pod"], d["to"], p["wait_timeout"], text), **result)
+            time.sleep(p["poll_interval"])
+    result["held"] = [d for d in decisions if d["action"] == "hold"]
+    module.exit_with(tracker, **result)

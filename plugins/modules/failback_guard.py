@@ -1,0 +1,109 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: failback_guard
+short_description: Fail pods back to their preferred node only when they can land there
+version_added: 0.1.0
+author:
+  - homelab.k8s_ha maintainers (!UNKNOWN)
+description:
+  - The guarded failback of runbook 003. A pod is away when a node matches more of its
+    preferred node affinity weight than the node it runs on, the rule of the
+    descheduler's RemovePodsViolatingNodeAffinity.
+  - The descheduler evicts such a pod even when the better node is cordoned, tainted or
+    full (descheduler issues 1707, 1410, 1236), so the pod comes back to the same node
+    and is evicted again on every pass. This module evicts only when the better node has
+    been Ready for at least O(window_seconds), is schedulable, has no taint the pod does
+    not tolerate, matches its required placement and has room for its requests.
+    Otherwise the app is held, with the reasons.
+  - Evictions go through the Eviction API, so PodDisruptionBudgets are respected; a
+    refused eviction (HTTP 429) holds the app. At most one pod per app is evicted per
+    run, and none while a pod of the app is not Running yet.
+  - With O(wait), the module waits after each eviction until the app runs, settled, on
+    the better node.
+  - In check mode the evictions are server-side dry runs; the diff shows each app's
+    move.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  workloads:
+    description: The Deployments to fail back, each with C(namespace) and C(name).
+    type: list
+    elements: dict
+    required: true
+  window_seconds:
+    description: How long the better node must have been Ready before a pod is evicted towards it.
+    type: int
+    default: 60
+  wait:
+    description: After an eviction, wait until the app runs on the better node.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait per evicted app.
+    type: int
+    default: 300
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: float
+    default: 2
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Fail sonarr and prowlarr back to k3s-w1 once it has been Ready for two minutes
+  homelab.k8s_ha.failback_guard:
+    workloads:
+      - {namespace: media, name: sonarr}
+      - {namespace: media, name: prowlarr}
+    window_seconds: 120
+  register: failback
+"""
+
+RETURN = r"""
+decisions:
+  description: Per app what the guard decided (C(evict), C(hold) or C(none)), for which pod, from and to which node, and why.
+  returned: always
+  type: list
+  elements: dict
+evicted:
+  description: The pods evicted (in check mode, that would be), with the app and both nodes.
+  returned: always
+  type: list
+  elements: dict
+held:
+  description: The apps held back, with the reasons (the better node's blockers or the eviction's refusal).
+  returned: success
+  type: list
+  elements: dict
+events:
+  description: Each eviction and each change of the app's pods while waiting, with seconds since the start.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback_guard import run_failback_guard
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import K8sHaModule, argument_spec
+
+
+def main():
+    run_failback_guard(K8sHaModule(argument_spec(
+        workloads=dict(type="list", elements="dict", required=True),
+        window_seconds=dict(type="int", default=60),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        poll_interval=dict(type="float", default=2),
+    )))
+
+
+if __name__ == "__main__":
+    main()

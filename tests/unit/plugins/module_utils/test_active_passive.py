@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import (
+    conversion_fields,
+    covering_pdbs,
+    descheduler_objects,
+    model_errors,
+    pdb_for,
+    pinned,
+)
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import fields_change, get_field
+
+MODEL = {"pin": {"role": "primary"}, "priority_label": "workload-priority",
+         "preferences": [{"value": "primary", "weight": 100}, {"value": "backup", "weight": 10}],
+         "backup_taint": {"key": "role", "value": "backup", "effect": "PreferNoSchedule"},
+         "toleration_seconds": 30}
+SONARR = {"metadata": {"name": "sonarr", "namespace": "media"},
+          "spec": {"selector": {"matchLabels": {"app": "sonarr"}}, "template": {
+              "metadata": {"labels": {"app": "sonarr"}},
+              "spec": {"nodeSelector": {"role": "primary"},
+                       "tolerations": [{"key": "role", "operator": "Exists", "effect": "PreferNoSchedule"},
+                                       {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                       "containers": [{"name": "sonarr", "image": "sonarr"}]}}}}
+
+
+def test_the_runbook_fields_replace_the_pin_and_nothing_else():
+    assert pinned(SONARR, MODEL["pin"]) and not pinned(SONARR, {"role": "backup"})
+    fields = conversion_fields(SONARR, MODEL)
+    assert fields["spec.template.spec.nodeSelector"] is None
+    assert fields["spec.template.spec.affinity"] == {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [{"key": "workload-priority", "operator": "In", "values": ["primary"]}]}},
+        {"weight": 10, "preference": {"matchExpressions": [{"key": "workload-priority", "operator": "In", "values": ["backup"]}]}}]}}
+    # the user's own toleration for another key stays; the one for the backup taint is replaced
+    assert fields["spec.template.spec.tolerations"] == [
+        {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "role", "operator": "Equal", "value": "backup", "effect": "PreferNoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]
+    new, tracker, rollback = fields_change(SONARR, fields)
+    assert sorted(rollback) == sorted(fields)
+    assert rollback["spec.template.spec.nodeSelector"] == {"role": "primary"}
+    assert rollback["spec.template.spec.affinity"] is None
+    # the second run changes nothing; the rollback restores the object exactly
+    assert not fields_change(new, conversion_fields(new, MODEL))[1].has_difference
+    assert fields_change(new, rollback)[0] == SONARR
+    # other nodeSelector keys are kept
+    other = json.loads(json.dumps(SONARR))
+    other["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/os"] = "linux"
+    assert conversion_fields(other, MODEL)["spec.template.spec.nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert get_field(new, "spec.template.spec.containers") == SONARR["spec"]["template"]["spec"]["containers"]
+
+
+def test_a_bad_model_names_the_field_and_what_is_allowed():
+    bad = dict(MODEL, preferences=[{"value": "primary", "weight": 101}], toleration_seconds=-1,
+               backup_taint={"key": "role", "effect": "Sometimes"})
+    errors = model_errors(bad)
+    assert errors == ["preferences[0]: value and an integer weight from 1 to 100 are required",
+                      "backup_taint: key, value and effect (one of NoSchedule, PreferNoSchedule, NoExecute) are required",
+                      "toleration_seconds: a whole number of seconds >= 0 is required"]
+    with pytest.raises(ValueError, match="preferences"):
+        conversion_fields(SONARR, bad)
+
+
+def test_pdb_and_the_pdbs_that_already_cover_the_app():
+    pdb = pdb_for(SONARR, 1)
+    assert pdb["metadata"] == {"name": "sonarr-pdb", "namespace": "media"}
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "sonarr"}}}
+    assert covering_pdbs(SONARR, [pdb, dict(pdb, metadata={"name": "x", "namespace": "other"})]) == ["sonarr-pdb"]
+
+
+def test_descheduler_manifests_today_format():
+    objs = descheduler_objects({"name": "descheduler", "namespace": "kube-system", "image": "img:v0.36.0",
+                                "mode": "cronjob", "interval_minutes": 2, "namespaces": ["media", "media"],
+                                "node_fit": True, "max_pods_per_node": 1})
+    assert [o["kind"] for o in objs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CronJob"]
+    policy = json.loads(objs[3]["data"]["policy.yaml"])
+    assert policy["apiVersion"] == "descheduler/v1alpha2" and policy["maxNoOfPodsToEvictPerNode"] == 1
+    profile = policy["profiles"][0]
+    assert profile["plugins"] == {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}}
+    assert profile["pluginConfig"][1]["args"]["namespaces"] == {"include": ["media"]}
+    assert objs[4]["spec"]["schedule"] == "*/2 * * * *"
+    rules = objs[1]["rules"]
+    assert any("namespaces" in r["resources"] for r in rules) and any("pods/eviction" in r["resources"] for r in rules)
+    dep = descheduler_objects({"name": "d", "namespace": "kube-system", "image": "i", "mode": "deployment",
+                               "interval_minutes": 5})[-1]
+    assert dep["kind"] == "Deployment" and "--descheduling-interval=5m" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    with pytest.raises(ValueError, match="mode: 'daemonset' is not one of cronjob, deployment"):
+        descheduler_objects({"name": "d", "namespace": "n", "image": "i", "mode": "daemonset", "interval_minutes": 5})
+    with pytest.raises(ValueError, match="interval_minutes"):
+        descheduler_objects({"name": "d", "namespace": "n", "image": "i", "mode": "cronjob", "interval_minutes": 0})
