@@ -8,12 +8,10 @@ miniserver and adds a replication sidecar, rolled back exactly. Every check run 
 nothing."""
 
 import json
-import threading
-import time
 
 import pytest
 
-from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
+from observe import LANE_TOLERATION, PodWatch, audit_size, check_then_apply, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
 
 APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
@@ -33,74 +31,6 @@ PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
        "metadata": {"name": "notes-db", "namespace": "apps", "labels": LABEL},
        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "notes-db"}}}}
 APP = {"namespace": "apps", "workload": "notes-db"}
-
-
-class PodWatch(object):
-    """Every change of the app's pods, from a watch (no polling gaps): the most pods that
-    were Running at one time (Terminating ones count) and when each pod appeared and went.
-    A connection the API server or the loopback drops is resumed from the last
-    resourceVersion seen, so no event is lost; a resume the server refuses (410 Gone)
-    would lose events and fails the test."""
-
-    def __init__(self, cluster):
-        from kubernetes import client, config, watch
-        self.core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
-        self.watch = watch.Watch()
-        self.pods, self.most, self.timeline, self.error, self.resumed = {}, 0, [], None, 0
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            self._follow()
-        except Exception as e:  # pylint: disable=broad-except
-            self.error = e  # a broken watch must fail the test, not go unseen
-
-    def _follow(self):
-        from urllib3.exceptions import HTTPError
-        listed = self.core.list_namespaced_pod("apps", label_selector="app=notes-db")
-        for pod in listed.items:
-            self._see("LISTED", pod)
-        version = listed.metadata.resource_version
-        while not self.stopping:
-            try:
-                for ev in self.watch.stream(self.core.list_namespaced_pod, "apps", label_selector="app=notes-db",
-                                            resource_version=version, allow_watch_bookmarks=True):
-                    if ev["type"] != "BOOKMARK":
-                        self._see(ev["type"], ev["object"])
-                    version = self.watch.resource_version or version
-                return
-            except HTTPError:
-                if self.stopping:
-                    return
-                self.resumed += 1
-                version = self.watch.resource_version or version
-                time.sleep(0.2)
-
-    def _see(self, kind, pod):
-        name = pod.metadata.name
-        if kind == "DELETED":
-            self.pods.pop(name, None)
-        else:
-            self.pods[name] = pod.status.phase
-        self.timeline.append((time.time(), kind, name, pod.spec.node_name, pod.status.phase))
-        self.most = max(self.most, sum(1 for phase in self.pods.values() if phase == "Running"))
-
-    def __enter__(self):
-        self.thread.start()
-        time.sleep(1)
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.watch.stop()
-        assert self.error is None, "the pod watch broke: %r" % (self.error,)
-
-    def first(self, kind, prefix):
-        return min(t for t, ev, name, _n, _p in self.timeline if ev == kind and name.startswith(prefix))
-
-    def last(self, kind, prefix):
-        return max(t for t, ev, name, _n, _p in self.timeline if ev == kind and name.startswith(prefix))
 
 
 def running(c):
@@ -135,16 +65,7 @@ def failover(longhorn, run_playbook, tmp_path):
 
 
 def checked_then_applied(run, c, playbook=APPLY, name="app_migration", **args):
-    """The check run (zero writes), then the run that approves its plan id; the evidence folder."""
-    offset = audit_size(c)
-    check = run(playbook, check=True, **args)
-    assert check.rc == 0, check.stdout[-4000:] + check.stderr[-2000:]
-    assert writes(c, offset) == [], "a check run wrote"
-    plan = json.loads((newest(run.evidence, name) / "plan.json").read_text())
-    apply = run(playbook, approve_plan=plan["id"], **args)
-    assert apply.rc == 0, apply.stdout[-4000:]
-    run_dir = newest(run.evidence, name)
-    return plan, run_dir
+    return check_then_apply(run, c, playbook, name, **args)
 
 
 def stage(run, c, number):
@@ -160,7 +81,7 @@ def undo(run, c, run_dir):
 
 def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
     c = longhorn.cluster
-    with PodWatch(c) as watch:
+    with PodWatch(c, "apps", "app=notes-db") as watch:
         plan, first = stage(failover, c, 1)
         assert sorted(i["object"] + " " + i["module"] for i in plan["items"]) == [
             "Deployment/notes-db-primary homelab.k8s_ha.deployment_handover",
@@ -268,7 +189,7 @@ def test_a_volume_that_never_detaches_stops_the_failover_before_the_standby_star
     check = failover(check=True, **args)  # the timeout is part of the plan the approval binds to
     assert check.rc == 0 and writes(c, offset) == []
     plan = json.loads((newest(failover.evidence, "app_migration") / "plan.json").read_text())
-    with PodWatch(c) as watch:
+    with PodWatch(c, "apps", "app=notes-db") as watch:
         run = failover(approve_plan=plan["id"], **args)
         assert run.rc != 0
         assert "detaching not done within detach_timeout 5s" in run.stdout

@@ -1,0 +1,211 @@
+"""Runbook 003 on the three-worker fixture (k3s-w1 primary, k3s-w2 backup, k3s-w3 GPU),
+with the real node-lifecycle controller taking w1 down and the real descheduler binary
+failing back. Before the change, w1 down leaves sonarr Pending (the runbook's problem);
+after active_passive.yml, sonarr and prowlarr fail over to w2 and back to w1, each pod
+moving exactly twice. With w1 Ready but cordoned the plain descheduler policy evicts on
+every pass; the guarded failback evicts nothing until w1 can take the pods."""
+
+import json
+import time
+
+import pytest
+
+from observe import Descheduler, PodWatch, audit_size, check_then_apply, evidence_runner, newest_evidence, writes
+
+APPLY = "playbooks/active_passive.yml"
+ROLLBACK = "playbooks/active_passive_rollback.yml"
+FAILBACK = "playbooks/failback.yml"
+APPS = ("sonarr", "prowlarr")
+W1, W2, W3 = "k3s-w1", "k3s-w2", "k3s-w3"
+TOLERATION_SECONDS = 15
+PASS_SECONDS = 10  # the descheduler's interval in these tests (the CronJob's, shortened)
+
+
+def live(c, app):
+    """Nodes of the app's Running pods that are not being deleted."""
+    return [p["spec"]["nodeName"] for p in c.get_json("pods", "-n", "media", "-l", "app=" + app)["items"]
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+
+
+def settled_on(c, node):
+    """Every app has exactly one pod, Running on ``node``, and no pod of it is left elsewhere."""
+    for app in APPS:
+        pods = c.get_json("pods", "-n", "media", "-l", "app=" + app)["items"]
+        if [(p["spec"].get("nodeName"), p["status"].get("phase"), bool(p["metadata"].get("deletionTimestamp")))
+                for p in pods] != [(node, "Running", False)]:
+            return False
+    return True
+
+
+def node_is(c, node, status):
+    return any(x["type"] == "Ready" and x["status"] == status
+               for x in c.get_json("node", node)["status"]["conditions"])
+
+
+def bring_back(c, node):
+    if node in c._state().get("down", []):  # pylint: disable=protected-access
+        c.node_up(node)
+    c.wait(node + " Ready", lambda: node_is(c, node, "True"), 60)
+
+
+@pytest.fixture
+def ap(three_worker, run_playbook, tmp_path):
+    c = three_worker
+    c.wait("the apps on k3s-w1", lambda: settled_on(c, W1), 60)
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, inventory="local-three-worker",
+                          active_passive_toleration_seconds=TOLERATION_SECONDS, active_passive_rollout_timeout=60)
+    yield run
+    bring_back(c, W1)
+    c.kubectl("uncordon", W1)
+    if run.evidence.exists() and any(p.name.endswith("-active_passive") for p in run.evidence.iterdir()):
+        undo = run(ROLLBACK, check=True)
+        plan = json.loads((newest_evidence(run.evidence, "active_passive_rollback") / "plan.json").read_text())
+        if plan["items"]:
+            undo = run(ROLLBACK, approve_plan=plan["id"])
+        assert undo.rc == 0, undo.stdout[-3000:]
+    c.wait("the apps back on k3s-w1", lambda: settled_on(c, W1), 90)
+
+
+def test_before_the_change_w1_down_leaves_sonarr_pending(ap, three_worker):
+    """The runbook's problem statement: with `nodeSelector: role: primary`, no node can take
+    sonarr while w1 is down. (The pod gets NoExecute tolerations of 15 s only, so that
+    the eviction that takes 5 min by default comes within the test.)"""
+    c = three_worker
+    c.kubectl("patch", "deployment", "sonarr", "-n", "media", "--type", "json", "-p", json.dumps([
+        {"op": "add", "path": "/spec/template/spec/tolerations", "value": [
+            {"key": k, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": TOLERATION_SECONDS}
+            for k in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")]}]))
+    try:
+        c.kubectl("rollout", "status", "deployment/sonarr", "-n", "media", "--timeout=60s")
+        c.node_down(W1)
+        c.wait("sonarr's replacement Pending", lambda: [
+            p for p in c.get_json("pods", "-n", "media", "-l", "app=sonarr")["items"]
+            if p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName")], c.grace + 60)
+        time.sleep(5)  # it stays Pending: w2 has role=backup, w3 the GPU taint
+        pending = [p for p in c.get_json("pods", "-n", "media", "-l", "app=sonarr")["items"]
+                   if not p["metadata"].get("deletionTimestamp")]
+        assert [(p["status"]["phase"], p["spec"].get("nodeName")) for p in pending] == [("Pending", None)]
+        events = c.get_json("events", "-n", "media", "--field-selector",
+                            "reason=FailedScheduling,involvedObject.name=" + pending[0]["metadata"]["name"])["items"]
+        assert events and "didn't match Pod's node affinity/selector" in events[-1]["message"], events
+    finally:
+        bring_back(c, W1)
+        c.kubectl("patch", "deployment", "sonarr", "-n", "media", "--type", "json", "-p",
+                  json.dumps([{"op": "remove", "path": "/spec/template/spec/tolerations"}]))
+
+
+def test_failover_to_w2_and_failback_by_the_descheduler(ap, three_worker, tmp_path):
+    c = three_worker
+    plan, run_dir = check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="descheduler")
+    objects = sorted(i["object"] for i in plan["items"])
+    assert objects == sorted(["Node/k3s-w1", "Node/k3s-w2", "Deployment/sonarr", "Deployment/prowlarr",
+                              "PodDisruptionBudget/sonarr-pdb", "PodDisruptionBudget/prowlarr-pdb",
+                              "ServiceAccount/descheduler", "ClusterRole/descheduler", "ClusterRoleBinding/descheduler",
+                              "ConfigMap/descheduler-policy", "CronJob/descheduler"])
+    # phase 3's diff is exactly the runbook's fields
+    sonarr = [i for i in plan["items"] if i["object"] == "Deployment/sonarr"][0]
+    assert sorted(sonarr["after"]) == ["spec.template.spec.affinity", "spec.template.spec.nodeSelector",
+                                       "spec.template.spec.tolerations"]
+    assert sonarr["before"]["spec.template.spec.nodeSelector"] == {"role": "primary"}
+    assert sonarr["after"]["spec.template.spec.nodeSelector"] is None
+    verify = json.loads((run_dir / "verify.json").read_text())
+    assert verify["placement"] == {"media/prowlarr": [W1], "media/sonarr": [W1]} and verify["gpu_intruders"] == []
+    w2 = c.get_json("node", W2)
+    assert {"key": "role", "value": "backup", "effect": "PreferNoSchedule"} in w2["spec"]["taints"]
+    assert w2["metadata"]["labels"]["workload-priority"] == "backup" and w2["metadata"]["labels"]["role"] == "backup"
+
+    # a second run changes nothing
+    offset = audit_size(c)
+    again = ap(APPLY, check=True, active_passive_failback="descheduler")
+    assert again.rc == 0 and writes(c, offset) == []
+    assert json.loads((newest_evidence(ap.evidence, "active_passive") / "plan.json").read_text())["items"] == []
+
+    desched = Descheduler(c, tmp_path / "descheduler")
+    with PodWatch(c, "media", "") as watch:
+        desched.every(PASS_SECONDS)
+        try:
+            t_down = time.time()
+            c.node_down(W1)
+            c.wait("w1 NotReady", lambda: not node_is(c, W1, "True"), c.grace + 30)
+            t_notready = time.time()
+            c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS),
+                   c.grace + TOLERATION_SECONDS + 60)
+            t_failover = time.time()
+            c.node_up(W1)
+            c.wait("w1 Ready", lambda: node_is(c, W1, "True"), 60)
+            t_ready = time.time()
+            c.wait("both apps back on w1", lambda: settled_on(c, W1), PASS_SECONDS + TOLERATION_SECONDS + 60)
+            t_back = time.time()
+            n = len(desched.passes)
+            c.wait("3 more descheduler passes", lambda: len(desched.passes) >= n + 3, 3 * PASS_SECONDS + 90)
+        finally:
+            desched.stop()
+    print("failover: NotReady after %.1f s, Running on w2 after %.1f s; failback: back on w1 %.1f s after Ready"
+          % (t_notready - t_down, t_failover - t_down, t_back - t_ready))
+    assert t_failover - t_down <= c.grace + TOLERATION_SECONDS + 10
+    assert t_back - t_ready <= PASS_SECONDS + TOLERATION_SECONDS
+    for app in APPS:  # each pod moved exactly twice: w1 -> w2 -> w1
+        assert watch.placements(app + "-") == [W1, W2, W1], watch.timeline
+    evictions = [e for _t, evicted in desched.passes for e in evicted]
+    assert sorted(e.split("/")[1].rsplit("-", 2)[0] for e in evictions) == sorted(APPS), desched.passes
+    assert [e for _t, evicted in desched.passes[n:] for e in evicted] == []
+    # nothing but the GPU workload ever landed on w3
+    on_w3 = {name for _t, _ev, name, node, _p in watch.timeline if node == W3}
+    assert on_w3 and all(name.startswith("clusterplex-worker-") for name in on_w3)
+
+
+def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, three_worker, tmp_path):
+    c = three_worker
+    check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="guarded", active_passive_failback_window=5)
+    assert c.kubectl("get", "cronjob", "descheduler", "-n", "kube-system", check=False).returncode != 0
+    # w1 fails and comes back cordoned (maintenance): the pods wait on w2
+    c.node_down(W1)
+    c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS), c.grace + TOLERATION_SECONDS + 60)
+    c.kubectl("cordon", W1)
+    bring_back(c, W1)
+    c.wait("the old pods gone from w1", lambda: settled_on(c, W2), 60)
+    time.sleep(6)  # longer than the window: only the cordon holds the pods now
+
+    # the runbook's Helm values, in today's format: no nodeFit, the plain plugin
+    c.kubectl("create", "serviceaccount", "descheduler", "-n", "kube-system")
+    c.kubectl("create", "clusterrolebinding", "descheduler-probe", "--clusterrole=cluster-admin",
+              "--serviceaccount=kube-system:descheduler")
+    try:
+        plain = Descheduler(c, tmp_path / "plain", policy={
+            "apiVersion": "descheduler/v1alpha2", "kind": "DeschedulerPolicy", "profiles": [{
+                "name": "plain", "pluginConfig": [
+                    {"name": "DefaultEvictor", "args": {}},
+                    {"name": "RemovePodsViolatingNodeAffinity", "args": {
+                        "nodeAffinityType": ["preferredDuringSchedulingIgnoredDuringExecution"],
+                        "namespaces": {"include": ["media"]}}}],
+                "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}}}]})
+        flaps = []
+        for _pass in range(3):
+            flaps.append(sorted(e.split("/")[1].rsplit("-", 2)[0] for e in plain.run()))
+            c.wait("the evicted pods back on w2 (w1 is cordoned)", lambda: settled_on(c, W2), 60)
+        assert flaps == [sorted(APPS)] * 3  # evicted on every pass, and back on w2 every time
+    finally:
+        c.kubectl("delete", "clusterrolebinding", "descheduler-probe")
+        c.kubectl("delete", "serviceaccount", "descheduler", "-n", "kube-system")
+
+    # the guarded failback: nothing evicted, held because w1 is cordoned
+    offset = audit_size(c)
+    held = ap(FAILBACK, active_passive_failback_window=5)
+    assert held.rc == 0, held.stdout[-3000:]
+    assert writes(c, offset) == [] and settled_on(c, W2)
+    assert held.stdout.count("hold") >= 2 and "k3s-w1: node is unschedulable (cordoned)" in held.stdout
+
+    # uncordoned: the guard fails back, one pod per app, through the Eviction API
+    c.kubectl("uncordon", W1)
+    check = ap(FAILBACK, check=True, active_passive_failback_window=5)
+    assert check.rc == 0 and settled_on(c, W2)
+    offset = audit_size(c)
+    back = ap(FAILBACK, active_passive_failback_window=5)
+    assert back.rc == 0, back.stdout[-3000:]
+    assert settled_on(c, W1)
+    assert sorted((w["objectRef"].get("subresource"), w["objectRef"]["name"].rsplit("-", 2)[0])
+                  for w in writes(c, offset)) == [("eviction", "prowlarr"), ("eviction", "sonarr")]
+    # a further pass has nothing to do
+    offset = audit_size(c)
+    assert ap(FAILBACK, active_passive_failback_window=5).rc == 0
+    assert writes(c, offset) == []
