@@ -109,6 +109,35 @@ def ap_untolerating(pods, taint):
             if untolerated_taints((p.get("spec") or {}).get("tolerations") or [], [taint])]
 
 
+def ap_drill_state(pods, workloads):
+    return ap.drill_state(pods, workloads)
+
+
+def ap_drill_check(pods, workloads, test, node):
+    return _wrap("ap_drill_check", ap.drill_check, pods, workloads, test, node)
+
+
+def ap_drill_report(marks, toleration_seconds, scenario_one):
+    return ap.drill_report(marks or {}, toleration_seconds, scenario_one)
+
+
+def ap_refs(objects):
+    """{namespace, name} of each object."""
+    return [{"namespace": o["metadata"]["namespace"], "name": o["metadata"]["name"]} for o in objects]
+
+
+def ap_victim(pods, workload, node):
+    """A Running pod of ``workload`` (a Deployment) on ``node``, for scenario 4; fails if none."""
+    labels = workload["spec"]["selector"]["matchLabels"]
+    for p in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        if p["metadata"]["namespace"] == workload["metadata"]["namespace"] \
+                and (p.get("spec") or {}).get("nodeName") == node and (p.get("status") or {}).get("phase") == "Running" \
+                and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items()):
+            return p
+    raise AnsibleFilterError("ap_victim: no Running pod of %s/%s on %s" % (
+        workload["metadata"]["namespace"], workload["metadata"]["name"], node))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -123,6 +152,11 @@ class FilterModule(object):
             "ap_untolerating": ap_untolerating,
             "ap_label_selectors": ap_label_selectors,
             "ap_away": ap_away,
+            "ap_drill_state": ap_drill_state,
+            "ap_drill_check": ap_drill_check,
+            "ap_refs": ap_refs,
+            "ap_victim": ap_victim,
+            "ap_drill_report": ap_drill_report,
             "ap_converted": ap_converted,
             "ap_decision_text": ap_decision_text,
         }

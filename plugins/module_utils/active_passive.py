@@ -234,3 +234,93 @@ def descheduler_objects(cfg):
 def _yaml(obj):
     """The policy as the YAML text the descheduler reads (JSON is YAML; stable key order)."""
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def drill_state(pods, workloads):
+    """Where each workload's pods are, for the failover drill: ``{"running": {app: [nodes of
+    Running pods not being deleted]}, "terminating": {app: [nodes]}, "pending": {app: n}}``.
+    ``workloads``: Deployment objects (their ``spec.selector.matchLabels`` pick the pods)."""
+    out = {"running": {}, "terminating": {}, "pending": {}}
+    for w in workloads:
+        app = "%s/%s" % (w["metadata"]["namespace"], w["metadata"]["name"])
+        selector = field(w, "spec", "selector", "matchLabels") or {}
+        mine = [p for p in pods if field(p, "metadata", "namespace") == w["metadata"]["namespace"] and selector
+                and all((field(p, "metadata", "labels") or {}).get(k) == v for k, v in selector.items())]
+        out["running"][app] = sorted(field(p, "spec", "nodeName") for p in mine
+                                     if field(p, "status", "phase") == "Running"
+                                     and not field(p, "metadata", "deletionTimestamp"))
+        out["terminating"][app] = sorted(field(p, "spec", "nodeName") or "-" for p in mine
+                                         if field(p, "metadata", "deletionTimestamp"))
+        out["pending"][app] = len([p for p in mine if field(p, "status", "phase") == "Pending"
+                                   and not field(p, "metadata", "deletionTimestamp")])
+    return out
+
+
+def drill_settled(state, node):
+    """Every workload runs only on ``node``, with no pod Pending or being deleted anywhere."""
+    return all(nodes and set(nodes) == {node} for nodes in state["running"].values()) and \
+        not any(state["terminating"].values()) and not any(state["pending"].values())
+
+
+def drill_none_on(state, node):
+    """No workload has a live (Running, not being deleted) pod on ``node``: they were evicted."""
+    return not any(node in nodes for nodes in state["running"].values())
+
+
+def drill_check(pods, workloads, test, node):
+    """One of the drill's conditions over the pods: ``settled`` (drill_settled), ``evicted``
+    (drill_none_on) or ``running`` (every workload has a live pod and all on ``node``)."""
+    state = drill_state(pods, workloads)
+    if test == "settled":
+        return drill_settled(state, node)
+    if test == "evicted":
+        return drill_none_on(state, node)
+    if test == "running":
+        return all(nodes and set(nodes) == {node} for nodes in state["running"].values())
+    raise ValueError("test: %r is not one of settled, evicted, running" % (test,))
+
+
+# Runbook 003's own estimates (phase 5 timelines and phase 6 tuning), beside the drill's numbers.
+RUNBOOK_ESTIMATES = {
+    "notready": "T+40s",
+    "evicted": "T+5m00s (default toleration); about 1 min tuned (30 s)",
+    "failover": "T+6m00s; about 1 min tuned",
+    "ready": "T+1m after power-on",
+    "back": "about 5-5.5 min after Ready (T+6m30s after power-on; 6-7 min in all)",
+    "restart": "immediately, on w1 (no detour to w2)",
+}
+_PHASES = (
+    ("failover", "notready", "down", "node NotReady"),
+    ("failover", "evicted", "down", "pods evicted from the node"),
+    ("failover", "failover", "down", "pods Running on the backup node"),
+    ("failback", "ready", "up", "node Ready"),
+    ("failback", "back", "ready", "pods back on the primary node (from Ready)"),
+    ("restart", "restart", "deleted", "a deleted pod Running again on the primary node"),
+)
+
+
+def drill_report(marks, toleration_seconds, scenario_one):
+    """The drill's results from its time marks (epoch seconds; a missing mark is a step
+    that did not complete): timings in seconds, one check per scenario, and a table a
+    person reads with the runbook's estimates beside the measured numbers."""
+    timings = {}
+    for _group, mark, since, _text in _PHASES:
+        if mark in marks and since in marks:
+            timings[mark] = round(marks[mark] - marks[since], 1)
+    checks = [
+        {"name": "1. normal placement", "passed": bool(scenario_one), "detail": "every workload on the primary node"},
+        {"name": "2. failover", "passed": "failover" in timings,
+         "detail": "Running on the backup node after %s s" % timings.get("failover", "-")},
+        {"name": "3. failback", "passed": "back" in timings,
+         "detail": "back on the primary node %s s after Ready" % timings.get("back", "-")},
+        {"name": "4. pod restart stays", "passed": "restart" in timings,
+         "detail": "Running on the primary node after %s s" % timings.get("restart", "-")},
+    ]
+    lines = ["tolerationSeconds %s" % toleration_seconds, "",
+             "| step | measured | runbook |", "|---|---|---|"]
+    for group, mark, since, text in _PHASES:
+        measured = "%.1f s after %s" % (timings[mark], {"down": "down", "up": "up", "ready": "Ready",
+                                                        "deleted": "the delete"}[since]) \
+            if mark in timings else "not reached"
+        lines.append("| %s: %s | %s | %s |" % (group, text, measured, RUNBOOK_ESTIMATES[mark]))
+    return {"timings": timings, "checks": checks, "report": lines}

@@ -153,6 +153,24 @@ def test_failover_to_w2_and_failback_by_the_descheduler(ap, three_worker, tmp_pa
     on_w3 = {name for _t, _ev, name, node, _p in watch.timeline if node == W3}
     assert on_w3 and all(name.startswith("clusterplex-worker-") for name in on_w3)
 
+    # the rollback: check run writes nothing; then the objects equal the before-snapshot
+    offset = audit_size(c)
+    undo = ap(ROLLBACK, check=True)
+    assert undo.rc == 0 and writes(c, offset) == [], undo.stdout[-3000:]
+    undo_plan = json.loads((newest_evidence(ap.evidence, "active_passive_rollback") / "plan.json").read_text())
+    assert len(undo_plan["items"]) == len(plan["items"])
+    assert ap(ROLLBACK, approve_plan=undo_plan["id"]).rc == 0
+    for app in APPS:
+        spec = c.get_json("deployment", app, "-n", "media")["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] == {"role": "primary"} and "affinity" not in spec and "tolerations" not in spec
+    for node in (W1, W2):
+        n = c.get_json("node", node)
+        assert "workload-priority" not in n["metadata"]["labels"] and not n["spec"].get("taints")
+    assert c.get_json("pdb,cronjob,configmap,serviceaccount", "-n", "kube-system", "-l",
+                      "app.kubernetes.io/name=descheduler")["items"] == []
+    assert c.get_json("pdb", "-n", "media")["items"] == []
+    assert c.kubectl("get", "clusterrole", "descheduler", check=False).returncode != 0
+
 
 def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, three_worker, tmp_path):
     c = three_worker
@@ -209,3 +227,38 @@ def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, thr
     offset = audit_size(c)
     assert ap(FAILBACK, active_passive_failback_window=5).rc == 0
     assert writes(c, offset) == []
+
+
+def test_failover_drill_times_the_four_scenarios(ap, three_worker):
+    """failover_drill.yml with its own gate: check run (the drill and its id, zero writes),
+    then the approved drill takes w1 down with the inventory's command, times failover and
+    the guarded failback it runs itself, and writes the timings into the evidence report."""
+    c = three_worker
+    drill_vars = dict(active_passive_failback_window=3, active_passive_drill_pass_seconds=5,
+                      active_passive_drill_timeout=120)
+    check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="guarded", **drill_vars)
+    refused = ap("playbooks/failover_drill.yml", approve_plan="0", **drill_vars)
+    assert refused.rc != 0 and "Not approved" in refused.stdout and c.node_ready(W1)
+    offset = audit_size(c)
+    check = ap("playbooks/failover_drill.yml", check=True, **drill_vars)
+    assert check.rc == 0 and writes(c, offset) == [] and c.node_ready(W1), check.stdout[-3000:]
+    drill = json.loads((newest_evidence(ap.evidence, "failover_drill") / "plan.json").read_text())
+    assert drill["items"][0]["workloads"] == ["media/prowlarr", "media/sonarr"]
+    with PodWatch(c, "media", "") as watch:
+        run = ap("playbooks/failover_drill.yml", approve_plan=drill["id"], **drill_vars)
+    assert run.rc == 0, run.stdout[-5000:]
+    folder = newest_evidence(ap.evidence, "failover_drill")
+    result = json.loads((folder / "verify.json").read_text())
+    assert [ch["passed"] for ch in result["checks"]] == [True] * 4, result
+    t = result["timings"]
+    print("drill timings:", t)
+    assert t["notready"] <= c.grace + 5
+    assert t["failover"] <= c.grace + TOLERATION_SECONDS + 10
+    assert t["back"] <= 5 + TOLERATION_SECONDS
+    report = (folder / "report.md").read_text()
+    assert "| failover: pods Running on the backup node | %.1f s after down |" % t["failover"] in report
+    # prowlarr (the first workload by name) w1 -> w2 -> w1, then scenario 4's replacement on
+    # w1 again; sonarr moved exactly twice
+    assert watch.placements("prowlarr-") == [W1, W2, W1, W1], watch.timeline
+    assert watch.placements("sonarr-") == [W1, W2, W1], watch.timeline
+    assert c.node_ready(W1)

@@ -90,3 +90,42 @@ def test_descheduler_manifests_today_format():
         descheduler_objects({"name": "d", "namespace": "n", "image": "i", "mode": "daemonset", "interval_minutes": 5})
     with pytest.raises(ValueError, match="interval_minutes"):
         descheduler_objects({"name": "d", "namespace": "n", "image": "i", "mode": "cronjob", "interval_minutes": 0})
+
+
+def _pod(name, node, phase="Running", deleting=False, app="sonarr"):
+    meta = {"name": name, "namespace": "media", "labels": {"app": app}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-22T12:00:00Z"
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+
+
+def test_drill_conditions_read_where_the_pods_are():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import drill_check, drill_state
+    apps = [SONARR]
+    home = [_pod("sonarr-a", "w1")]
+    assert drill_check(home, apps, "settled", "w1") and not drill_check(home, apps, "evicted", "w1")
+    # w1 down: the old pod is being deleted there, the replacement still Pending
+    moving = [_pod("sonarr-a", "w1", deleting=True), _pod("sonarr-b", None, phase="Pending")]
+    assert drill_state(moving, apps) == {"running": {"media/sonarr": []}, "terminating": {"media/sonarr": ["w1"]},
+                                         "pending": {"media/sonarr": 1}}
+    assert drill_check(moving, apps, "evicted", "w1") and not drill_check(moving, apps, "running", "w2")
+    away = [_pod("sonarr-a", "w1", deleting=True), _pod("sonarr-b", "w2")]
+    assert drill_check(away, apps, "running", "w2") and not drill_check(away, apps, "settled", "w2")
+    # another app's pods do not count
+    assert drill_check(home + [_pod("other-x", "w2", app="other")], apps, "settled", "w1")
+    with pytest.raises(ValueError, match="test: 'gone' is not one of settled, evicted, running"):
+        drill_check(home, apps, "gone", "w1")
+
+
+def test_drill_report_puts_the_runbook_beside_the_numbers():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import drill_report
+    marks = {"down": 100.0, "notready": 112.4, "evicted": 128.0, "failover": 129.1, "up": 140.0, "ready": 141.0,
+             "back": 146.5, "deleted": 150.0, "restart": 151.2}
+    r = drill_report(marks, 15, True)
+    assert r["timings"] == {"notready": 12.4, "evicted": 28.0, "failover": 29.1, "ready": 1.0, "back": 5.5, "restart": 1.2}
+    assert [c["passed"] for c in r["checks"]] == [True] * 4
+    assert "| failover: pods Running on the backup node | 29.1 s after down | T+6m00s; about 1 min tuned |" in r["report"]
+    # a drill that stopped during the failover: the later steps are not reached, and fail
+    stopped = drill_report({"down": 100.0, "notready": 112.0}, 15, True)
+    assert [c["passed"] for c in stopped["checks"]] == [True, False, False, False]
+    assert "| failback: pods back on the primary node (from Ready) | not reached |" in " ".join(stopped["report"])
