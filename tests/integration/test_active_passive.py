@@ -210,8 +210,12 @@ def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, thr
     offset = audit_size(c)
     held = ap(FAILBACK, active_passive_failback_window=5)
     assert held.rc == 0, held.stdout[-3000:]
-    assert writes(c, offset) == [] and settled_on(c, W2)
-    assert held.stdout.count("hold") >= 2 and "k3s-w1: node is unschedulable (cordoned)" in held.stdout
+    assert writes(c, offset) == [], (writes(c, offset), held.stdout[-3000:])
+    decisions = json.loads((newest_evidence(ap.evidence, "failback") / "verify.json").read_text())["decisions"]
+    assert sorted((d["app"], d["action"], d["from"], d["to"]) for d in decisions) == [
+        ("media/prowlarr", "hold", W2, W1), ("media/sonarr", "hold", W2, W1)], decisions
+    assert all("k3s-w1: node is unschedulable (cordoned)" in d["reasons"] for d in decisions), decisions
+    assert settled_on(c, W2), c.get_json("pods", "-n", "media")["items"]
 
     # uncordoned: the guard fails back, one pod per app, through the Eviction API
     c.kubectl("uncordon", W1)
