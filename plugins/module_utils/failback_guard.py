@@ -41,25 +41,26 @@ class Guard(object):
             self.m.fail_json(msg="workloads: no Deployment %s. Nothing was evicted." % ", ".join(missing))
         self.apps = apps
 
-    def plan(self):
+    def plan(self, apps=None):
+        """(decisions, every pod): one LIST of nodes and one of pods per call."""
         nodes = self.m.list("Node")
         pods = self.m.list("Pod")
-        return failback_plan(self.apps, nodes, pods, _utcnow(), self.m.params["window_seconds"])
+        return failback_plan(apps or self.apps, nodes, pods, _utcnow(), self.m.params["window_seconds"]), pods
 
     def placed(self, decision):
-        """Whether the app now runs, settled, on the node it was evicted towards."""
-        again = [d for d in self.plan() if d["app"] == decision["app"]][0]
-        ns = decision["app"].split("/", 1)[0]
+        """Whether the app now runs, settled, on the node it was evicted towards; judged
+        from the same read as the guard's own decision."""
         app = [a for a in self.apps if "%s/%s" % (a["namespace"], a["name"]) == decision["app"]][0]
-        pods = self.m.list("Pod", namespace=ns, label_selector=",".join(
-            "%s=%s" % kv for kv in sorted(app["selector"].items())))
-        live = [p for p in pods if not field(p, "metadata", "deletionTimestamp")]
+        (again,), pods = self.plan([app])
+        mine = [p for p in pods if field(p, "metadata", "namespace") == app["namespace"]
+                and all((field(p, "metadata", "labels") or {}).get(k) == v for k, v in app["selector"].items())]
+        live = [p for p in mine if not field(p, "metadata", "deletionTimestamp")]
         on_target = [p for p in live if field(p, "spec", "nodeName") == decision["to"]
                      and field(p, "status", "phase") == "Running"]
         settled = all(field(p, "status", "phase") == "Running" for p in live)
         return bool(on_target) and settled and again["action"] == "none", [
             "%s %s on %s" % (p["metadata"]["name"], field(p, "status", "phase"), field(p, "spec", "nodeName") or "-")
-            for p in pods]
+            for p in sorted(mine, key=lambda p: p["metadata"]["name"])]
 
 
 def run_failback_guard(module):
@@ -72,7 +73,7 @@ def run_failback_guard(module):
             module.fail_json(msg="workloads[%d]: namespace and name are required" % i)
     g = Guard(module)
     g.read_apps()
-    decisions = g.plan()
+    decisions, _pods = g.plan()
     tracker = DifferenceTracker()
     result = {"decisions": decisions, "evicted": [], "events": []}
     t0 = time.monotonic()
