@@ -209,6 +209,37 @@ class K8sHaModule(object):
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
 
+    def write(self, verb, kind, api_version, body=None, name=None, namespace=None,
+              resource_version=None):
+        """``create``, ``replace`` or ``delete`` one object; a dict (the object, or the
+        server's answer to a delete). ``replace`` carries ``body``'s resourceVersion
+        and ``delete`` the given ``resource_version`` as a precondition, so either is
+        refused with HTTP 409 when the object changed since it was read.
+
+        Raises ConflictError (409: exists, or changed) and NotFoundError (404) for the
+        caller to decide; any other refusal fails the module. In check mode the
+        request is a server-side dry run (kubernetes.core's client adds it)."""
+        res = self.resource(kind, api_version)
+        try:
+            if verb == "create":
+                out = self.client.create(res, body, namespace=namespace)
+            elif verb == "replace":
+                out = self.client.replace(res, body, namespace=namespace)
+            elif verb == "delete":
+                opts = {}
+                if resource_version:
+                    opts["body"] = {"apiVersion": "v1", "kind": "DeleteOptions",
+                                    "preconditions": {"resourceVersion": resource_version}}
+                out = self.client.delete(res, name=name, namespace=namespace, **opts)
+            else:
+                raise ValueError("verb: %r; use create, replace or delete" % (verb,))
+        except (ConflictError, NotFoundError):
+            raise
+        except DynamicApiError as e:
+            self.fail_json(msg="Cannot %s %s %s: %s" % (verb, kind, name or (body or {}).get(
+                "metadata", {}).get("name"), api_error_message(e)), status=getattr(e, "status", None))
+        return out.to_dict() if hasattr(out, "to_dict") else out
+
     def raw_get(self, path):
         """GET a non-resource path (``/readyz``): ``(HTTP status, body text)``."""
         dynamic = self.client.client  # kubernetes.core's K8SClient wraps the DynamicClient
