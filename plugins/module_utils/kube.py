@@ -110,6 +110,10 @@ class K8sHaModule(object):
     def fail_json(self, **kwargs):
         self.ansible.fail_json(**kwargs)
 
+    def run_command(self, argv):
+        """Run a command (talosctl): ``(rc, stdout, stderr)``, through AnsibleModule."""
+        return self.ansible._module.run_command(argv)  # pylint: disable=protected-access
+
     def exit_json(self, **kwargs):
         self.ansible.exit_json(**kwargs)
 
@@ -230,6 +234,11 @@ class K8sHaModule(object):
                 if resource_version:
                     opts["body"] = {"apiVersion": "v1", "kind": "DeleteOptions",
                                     "preconditions": {"resourceVersion": resource_version}}
+                    if getattr(self.client, "dry_run", False):
+                        # The API server reads a DELETE's options from its body when it
+                        # has one and then ignores the query string, so the dryRun the
+                        # client adds to the URL would be lost: it must be in the body.
+                        opts["body"]["dryRun"] = ["All"]
                 out = self.client.delete(res, name=name, namespace=namespace, **opts)
             else:
                 raise ValueError("verb: %r; use create, replace or delete" % (verb,))

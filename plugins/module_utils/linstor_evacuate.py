@@ -9,14 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import linstor as rules
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import LockLost, lock_from
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import lock_from
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.steps import Steps
 
 try:
     import linstor
@@ -82,26 +81,16 @@ class Controller(object):
             pass
 
 
-class Evacuation(object):
-    def __init__(self, module, sleep=time.sleep):
-        self.m = module
-        self.p = module.params
-        self.sleep = sleep
-        self.start = time.monotonic()
-        self.events = []
-        self.tracker = DifferenceTracker()
+class Evacuation(Steps):
+    def __init__(self, module):
+        super(Evacuation, self).__init__(module)
         self.ctl = None
-        self.lock = None
-
-    # -- plumbing ---------------------------------------------------------------------
-    def say(self, event, **fields):
-        fields.update(t=round(time.monotonic() - self.start, 1), event=event)
-        self.events.append(fields)
 
     def fail(self, msg, **fields):
         if self.ctl is not None:
             self.ctl.close()
-        self.m.fail_json(msg=msg, events=self.events, controller_url=getattr(self.ctl, "url", None), **fields)
+        fields["controller_url"] = getattr(self.ctl, "url", None)
+        super(Evacuation, self).fail(msg, **fields)
 
     def url(self):
         if self.p["controller_url"]:
@@ -112,33 +101,6 @@ class Evacuation(object):
         if error:
             self.fail(error)
         return url
-
-    def seconds(self, option):
-        try:
-            return rules.duration_seconds(self.p[option], option)
-        except ValueError as e:
-            self.fail("%s" % e)
-
-    def wait(self, what, read, done, timeout, describe):
-        """Poll ``read`` until ``done(value)``; renew the lock; progress into events."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            value = read()
-            summary = describe(value)
-            if summary != last:
-                self.say("%s: %s" % (what, summary))
-                last = summary
-            if done(value):
-                return value
-            if time.monotonic() >= deadline:
-                return value
-            try:
-                if self.lock is not None:
-                    self.lock.keep()
-            except LockLost as e:
-                self.fail("%s; stopped while waiting for %s" % (e, what))
-            self.sleep(min(self.p["poll_interval"], max(0.05, deadline - time.monotonic())))
 
     # -- actions ----------------------------------------------------------------------
     def run(self):
@@ -165,10 +127,8 @@ class Evacuation(object):
         except ControllerError as e:
             self.fail("%s" % e)
         self.ctl.close()
-        result.update(controller_url=url, events=self.events, changed=self.tracker.has_difference)
-        if self.m.diff_mode:
-            result["diff"] = self.tracker.get_diff()
-        self.m.exit_json(**result)
+        result["controller_url"] = url
+        self.exit(result)
 
     def faulty(self):
         rows = rules.faulty_rows(self.ctl.resources())
@@ -208,9 +168,8 @@ class Evacuation(object):
             self.ctl.put("node evacuate", self.ctl.api.node_evacuate, node)
             out["evacuate_sent"] = True
             self.say("node evacuate %s sent" % node)
-        remaining = self.wait("resources of %s on %s" % (pool, node), self._remaining, lambda r: not r,
-                              timeout, lambda r: "%d left%s" % (len(r), (": " + ", ".join(
-                                  x["resource"] for x in r[:5])) if r else ""))
+        _ok, remaining = self.wait("resources of %s on %s" % (pool, node), self._remaining, lambda r: not r,
+                                   timeout, _left)
         out["remaining"] = remaining
         if remaining:
             self.fail("evacuation of %s did not finish within %s: %d resource(s) of pool %s are still on it: %s."
@@ -249,9 +208,8 @@ class Evacuation(object):
             rows = rules.unsettled_rows(self.ctl.resources())
             self.say("check mode: %d resource(s) not settled now; not waiting" % len(rows))
             return {"unsettled": rows, "faulty": self.faulty()}
-        rows = self.wait("settle", lambda: rules.unsettled_rows(self.ctl.resources()), lambda r: not r, timeout,
-                         lambda r: "%d not settled%s" % (len(r), (": " + ", ".join(
-                             "%s@%s %s" % (x["resource"], x["node"], "/".join(x["states"])) for x in r[:5])) if r else ""))
+        _ok, rows = self.wait("settle", lambda: rules.unsettled_rows(self.ctl.resources()), lambda r: not r,
+                              timeout, _unsettled)
         if rows:
             self.fail("LINSTOR did not settle within %s: %d resource(s) still %s"
                       % (self.p["settle_timeout"], len(rows), "; ".join(
@@ -261,6 +219,15 @@ class Evacuation(object):
         if faulty:
             self.fail(faulty_message(faulty, "LINSTOR settled but is not healthy"), faulty=faulty)
         return {"unsettled": [], "faulty": []}
+
+
+def _left(rows):
+    return "%d left%s" % (len(rows), (": " + ", ".join(x["resource"] for x in rows[:5])) if rows else "")
+
+
+def _unsettled(rows):
+    return "%d not settled%s" % (len(rows), (": " + ", ".join(
+        "%s@%s %s" % (x["resource"], x["node"], "/".join(x["states"])) for x in rows[:5])) if rows else "")
 
 
 def _flags(nodes, name):

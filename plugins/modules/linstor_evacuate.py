@@ -36,6 +36,7 @@ description:
     the lock is no longer its own.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.rollout_lock
 options:
   action:
     description: What to do.
@@ -72,10 +73,6 @@ options:
     description: How long C(settle) waits, in seconds or as a duration.
     type: str
     default: 30m
-  poll_interval:
-    description: Seconds between two reads while waiting.
-    type: float
-    default: 10
   request_timeout:
     description: Seconds one REST request may take.
     type: int
@@ -84,29 +81,10 @@ options:
     description: With C(check), fail when a resource is faulty. C(evacuate) and C(settle) always do.
     type: bool
     default: true
-  lock:
-    description:
-      - The rollout lock (a Lease this run holds, see M(homelab.k8s_ha.cluster_lock)),
-        renewed while waiting. The module fails before doing anything when the lock
-        is not its own.
-    type: dict
-    suboptions:
-      name:
-        description: The Lease's name.
-        type: str
-        required: true
-      namespace:
-        description: The Lease's namespace.
-        type: str
-        required: true
-      holder:
-        description: This run's holder identity.
-        type: str
-        required: true
-      duration_seconds:
-        description: The Lease's duration.
-        type: int
-        default: 300
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: float
+    default: 10
 requirements:
   - python-linstor >= 1.20.0
   - kubernetes >= 24.2.0 (only to find the controller's Service)

@@ -90,3 +90,15 @@ def run_playbook(tmp_path):
         return PlaybookRun(proc, result)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def talos_capi(cluster):
+    """The talos-capi cluster (cp-1, worker-1, worker-2) with the CAPI simulator and
+    its objects: a Cluster, a TalosControlPlane, a MachineDeployment, three Machines."""
+    from capi_simulator import CapiSimulator
+
+    _load(cluster, "talos-capi")
+    sim = CapiSimulator(cluster).start()
+    yield sim
+    sim.stop()

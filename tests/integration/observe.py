@@ -24,7 +24,11 @@ def audit_size(cluster):
 
 def writes(cluster, since, resource=None):
     """Writes our code sent after ``since`` (cluster-admin, not kubectl, not a dry run),
-    optionally only to ``resource`` itself (no subresource)."""
+    optionally only to ``resource`` itself (no subresource).
+
+    A dry run is recognised by ``dryRun=All`` in the URL. A DELETE with a body takes its
+    options from the body and ignores the URL's, so tests of deletes also assert that
+    the object is still there."""
     return [e for e in audit_entries(cluster, since)
             if e["verb"] in WRITE_VERBS
             and "dryRun=All" not in e["requestURI"]

@@ -1,0 +1,283 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure Cluster API rules of runbook 004: the rollout guards, which machine to
+remediate, and where it runs. No I/O here.
+
+Both CAPI API versions are read (CAPI v1.11+ serves v1beta1 and v1beta2 and their field
+paths differ):
+
+- MachineDeployment rolling update: v1beta1 ``spec.strategy.rollingUpdate``, v1beta2
+  ``spec.rollout.strategy.rollingUpdate``;
+- Machine conditions: v1beta1 ``status.conditions`` (plus ``status.v1beta2.conditions``),
+  v1beta2 ``status.conditions`` (plus ``status.deprecated.v1beta1.conditions``);
+- Cluster ``spec.controlPlaneRef``: ``{kind, name, apiVersion}`` or ``{apiGroup, kind, name}``.
+
+TalosControlPlane (``controlplane.cluster.x-k8s.io/v1alpha3``):
+``spec.rolloutStrategy.rollingUpdate.maxSurge`` (0 or 1; 1 when not set).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+CP_LABEL = "cluster.x-k8s.io/control-plane"
+CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
+MD_LABEL = "cluster.x-k8s.io/deployment-name"
+REMEDIATE_ANNOTATION = "cluster.x-k8s.io/remediate-machine"
+SCOPES = ("all", "control_plane", "workers")
+REBOOT_MODES = ("default", "powercycle", "force")
+UNHEALTHY_CONDITIONS = ("HealthCheckSucceeded", "NodeHealthy", "NodeReady")
+
+
+def _get(obj, *path):
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def version_of(obj):
+    return (obj.get("apiVersion") or "").rsplit("/", 1)[-1]
+
+
+def int_or_percent(value):
+    """An intstr as (number, is_percent); None stays None."""
+    if value is None:
+        return None
+    text = "%s" % value
+    if text.endswith("%"):
+        return int(text[:-1] or 0), True
+    return int(text), False
+
+
+# ---- guards ------------------------------------------------------------------------------
+def md_rolling_update(md):
+    """(path, maxSurge, maxUnavailable) of a MachineDeployment, for its API version."""
+    if version_of(md) == "v1beta1":
+        path = "spec.strategy.rollingUpdate"
+        ru = _get(md, "spec", "strategy", "rollingUpdate") or {}
+    else:
+        path = "spec.rollout.strategy.rollingUpdate"
+        ru = _get(md, "spec", "rollout", "strategy", "rollingUpdate") or {}
+    return path, ru.get("maxSurge"), ru.get("maxUnavailable")
+
+
+def _is(value, want):
+    try:
+        parsed = int_or_percent(value)
+    except ValueError:
+        return False
+    return parsed is not None and parsed[0] == want and (want == 0 or not parsed[1])
+
+
+def guard_errors(tcp, mds):
+    """The runbook's static guards: TalosControlPlane maxSurge=0; each MachineDeployment
+    maxSurge=0 and maxUnavailable=1. A message per violation, naming the field path."""
+    errors = []
+    if tcp is not None:
+        surge = _get(tcp, "spec", "rolloutStrategy", "rollingUpdate", "maxSurge")
+        if not _is(surge, 0):
+            errors.append("TalosControlPlane %s: spec.rolloutStrategy.rollingUpdate.maxSurge is %s; the"
+                          " no-spare rollout needs 0 (a surge machine has nowhere to go)"
+                          % (tcp["metadata"]["name"], "not set (defaults to 1)" if surge is None else surge))
+    for md in mds or []:
+        path, surge, unavailable = md_rolling_update(md)
+        name = md["metadata"]["name"]
+        if not _is(surge, 0):
+            errors.append("MachineDeployment %s (%s): %s.maxSurge is %s; needs 0" % (
+                name, version_of(md), path, "not set (defaults to 1)" if surge is None else surge))
+        if not _is(unavailable, 1):
+            errors.append("MachineDeployment %s (%s): %s.maxUnavailable is %s; needs 1" % (
+                name, version_of(md), path, "not set (defaults to 0)" if unavailable is None else unavailable))
+    return errors
+
+
+def control_plane_ref(cluster):
+    ref = _get(cluster, "spec", "controlPlaneRef") or {}
+    return ref.get("kind"), ref.get("name")
+
+
+# ---- machines ----------------------------------------------------------------------------
+def conditions(machine):
+    """Every condition of a Machine, whatever the version put it, by type (first wins)."""
+    found = {}
+    for path in (("status", "conditions"), ("status", "v1beta2", "conditions"),
+                 ("status", "deprecated", "v1beta1", "conditions")):
+        for c in _get(machine, *path) or []:
+            found.setdefault(c.get("type"), c)
+    return found
+
+
+def node_ready(node):
+    for c in _get(node, "status", "conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status")
+    return "Unknown"
+
+
+def is_control_plane(machine):
+    return CP_LABEL in (_get(machine, "metadata", "labels") or {})
+
+
+def node_name(machine):
+    return _get(machine, "status", "nodeRef", "name")
+
+
+def deleting(machine):
+    return bool(_get(machine, "metadata", "deletionTimestamp")) or _get(machine, "status", "phase") == "Deleting"
+
+
+def unhealthy_reasons(machine, nodes):
+    """Why a Machine needs remediation (empty when healthy)."""
+    why = []
+    phase = _get(machine, "status", "phase")
+    if phase == "Failed":
+        why.append("phase Failed")
+    if REMEDIATE_ANNOTATION in (_get(machine, "metadata", "annotations") or {}):
+        why.append("annotated %s" % REMEDIATE_ANNOTATION)
+    conds = conditions(machine)
+    for ctype in UNHEALTHY_CONDITIONS:
+        c = conds.get(ctype)
+        if c is not None and c.get("status") in ("False", "Unknown"):
+            why.append("%s %s%s" % (ctype, c["status"], " (%s)" % c["reason"] if c.get("reason") else ""))
+    name = node_name(machine)
+    if name:
+        node = (nodes or {}).get(name)
+        if node is None:
+            why.append("node %s is gone" % name)
+        elif node_ready(node) != "True":
+            why.append("node %s Ready=%s" % (name, node_ready(node)))
+    return why
+
+
+def unavailable(machines, nodes):
+    """{machine: reason} of the machines that are deleting, unhealthy or not Running."""
+    out = {}
+    for m in machines:
+        name = m["metadata"]["name"]
+        if deleting(m):
+            out[name] = "deleting"
+            continue
+        why = unhealthy_reasons(m, nodes)
+        if why:
+            out[name] = ", ".join(why)
+        elif _get(m, "status", "phase") != "Running":
+            out[name] = "phase %s" % (_get(m, "status", "phase") or "unknown")
+    return out
+
+
+def in_scope(machine, scope):
+    if scope == "control_plane":
+        return is_control_plane(machine)
+    if scope == "workers":
+        return not is_control_plane(machine)
+    return True
+
+
+def select(machines, nodes, scope="all", wanted=None, max_unavailable=1):
+    """The one machine to remediate now: ``(machine, reasons, errors)``.
+
+    Control plane machines come before workers; one machine at a time. ``errors``
+    (a list of messages) refuse the remediation; with no error and no machine,
+    nothing needs remediation. ``max_unavailable`` is the runbook's
+    maxConcurrentUnavailable, counted in the chosen machine's scope (control plane or
+    workers) with the chosen machine included."""
+    errors = []
+    candidates = []
+    for m in sorted(machines, key=lambda x: (not is_control_plane(x), x["metadata"]["name"])):
+        if deleting(m) or not in_scope(m, scope):
+            continue
+        why = unhealthy_reasons(m, nodes)
+        if why:
+            candidates.append((m, why))
+    if wanted:
+        names = [m["metadata"]["name"] for m in machines]
+        if wanted not in names:
+            return None, [], ["machine: %r is not a Machine of this cluster; machines: %s"
+                              % (wanted, ", ".join(sorted(names)) or "none")]
+        chosen = [c for c in candidates if c[0]["metadata"]["name"] == wanted]
+        if not chosen:
+            target = next(m for m in machines if m["metadata"]["name"] == wanted)
+            state = "deleting" if deleting(target) else "healthy" if not unhealthy_reasons(target, nodes) \
+                else "outside scope %s" % scope
+            return None, [], ["machine: %s is %s; nothing to remediate" % (wanted, state)]
+        if candidates[0][0]["metadata"]["name"] != wanted and is_control_plane(candidates[0][0]) \
+                and not is_control_plane(chosen[0][0]):
+            return None, [], ["machine: %s is a worker, but control plane machine %s is unhealthy too;"
+                              " the control plane goes first" % (wanted, candidates[0][0]["metadata"]["name"])]
+        candidates = chosen
+    if not candidates:
+        return None, [], []
+    machine, why = candidates[0]
+    cp = is_control_plane(machine)
+    peers = [m for m in machines if is_control_plane(m) == cp]
+    down = unavailable(peers, nodes)
+    down.setdefault(machine["metadata"]["name"], ", ".join(why))
+    if len(down) > max_unavailable:
+        errors.append("%d %s machines are unavailable or deleting (%s); max_concurrent_unavailable is %d,"
+                      " so remediating %s now could take one more down. Wait until the others are back"
+                      % (len(down), "control plane" if cp else "worker",
+                         "; ".join("%s: %s" % kv for kv in sorted(down.items())), max_unavailable,
+                         machine["metadata"]["name"]))
+    return machine, why, errors
+
+
+def address(machine, node):
+    """The node IP talosctl should use: the Machine's InternalIP, else ExternalIP, else
+    the Node's InternalIP."""
+    for source in (_get(machine, "status", "addresses") or [], _get(node, "status", "addresses") or []):
+        for kind in ("InternalIP", "ExternalIP"):
+            for a in source:
+                if a.get("type") == kind and a.get("address"):
+                    return a["address"]
+    return None
+
+
+def resolve(machine, nodes):
+    """``(node name, node IP, error)`` of a Machine."""
+    name = node_name(machine)
+    mname = machine["metadata"]["name"]
+    if not name:
+        return None, None, "machine %s has no status.nodeRef: its node cannot be found" % mname
+    ip = address(machine, (nodes or {}).get(name))
+    if not ip:
+        return name, None, "machine %s (node %s) has no InternalIP or ExternalIP address" % (mname, name)
+    return name, ip, None
+
+
+def talosctl_argv(talosctl, ip, mode, timeout, talosconfig=None):
+    """The reboot command of the runbook's step 5."""
+    if mode not in REBOOT_MODES:
+        raise ValueError("reboot_mode: %r; use one of %s" % (mode, ", ".join(REBOOT_MODES)))
+    argv = [talosctl]
+    if talosconfig:
+        argv += ["--talosconfig", talosconfig]
+    return argv + ["-n", ip, "reboot", "--mode=%s" % mode, "--wait=true", "--timeout", timeout]
+
+
+# ---- GitOps sync waves -------------------------------------------------------------------
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+REQUIRED_WAVES = {"TalosConfigTemplate": "-2", "MachineDeployment": "-1", "TalosControlPlane": "0"}
+
+
+def sync_wave_errors(docs, required=None):
+    """Each TalosConfigTemplate, MachineDeployment and TalosControlPlane of the rendered
+    overlays must carry its Argo CD sync wave (-2, -1, 0), so a single commit changing
+    both applies the template and workers before the control plane rollout starts."""
+    required = required or REQUIRED_WAVES
+    errors, seen = [], {}
+    for d in docs or []:
+        if not isinstance(d, dict):
+            continue
+        kind = d.get("kind")
+        if kind not in required:
+            continue
+        name = _get(d, "metadata", "name")
+        seen.setdefault(kind, []).append(name)
+        wave = "%s" % ((_get(d, "metadata", "annotations") or {}).get(SYNC_WAVE, "")).strip()
+        if wave != required[kind]:
+            errors.append("%s %s: annotation %s is %s; needs \"%s\"" % (
+                kind, name, SYNC_WAVE, '"%s"' % wave if wave else "missing", required[kind]))
+    return errors, seen

@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""I/O of module capi_machine_remediate: read the Cluster, its TalosControlPlane,
+MachineDeployments, Machines and Nodes; let the pure ``capi`` rules guard and select;
+then delete the Machine (resourceVersion precondition), wait until it is gone, reboot
+its node with talosctl, wait until the node is Ready and the rollout has its machine
+back."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi as rules
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import lock_from
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import ConflictError, NotFoundError
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.steps import Steps
+
+GROUP = "cluster.x-k8s.io"
+TCP = ("TalosControlPlane", "controlplane.cluster.x-k8s.io/v1alpha3")
+
+
+class Remediation(Steps):
+    def __init__(self, module):
+        super(Remediation, self).__init__(module)
+        self.version = None
+
+    def api(self):
+        want = self.p["capi_version"]
+        if want == "auto":
+            want = "v1beta2" if self.m.served("Machine", GROUP + "/v1beta2") else "v1beta1"
+        return GROUP + "/" + want
+
+    # -- reads ------------------------------------------------------------------------
+    def read(self):
+        ns, name = self.p["namespace"], self.p["cluster"]
+        cluster = self.m.get("Cluster", self.version, name, namespace=ns)
+        if cluster is None:
+            names = [c["metadata"]["name"] for c in self.m.list("Cluster", self.version, namespace=ns)]
+            self.fail("cluster: no Cluster %r in namespace %s; clusters there: %s"
+                      % (name, ns, ", ".join(sorted(names)) or "none"))
+        kind, cp_name = rules.control_plane_ref(cluster)
+        tcp = None
+        if kind == TCP[0]:
+            tcp = self.m.get(TCP[0], TCP[1], cp_name, namespace=ns)
+            if tcp is None:
+                self.fail("Cluster %s names TalosControlPlane %s, which does not exist" % (name, cp_name))
+        mds = [d for d in self.m.list("MachineDeployment", self.version, namespace=ns)
+               if (d.get("spec") or {}).get("clusterName") == name]
+        machines = self.m.list("Machine", self.version, namespace=ns,
+                               label_selector="%s=%s" % (rules.CLUSTER_LABEL, name))
+        nodes = dict((n["metadata"]["name"], n) for n in self.m.list("Node", "v1"))
+        return cluster, tcp, mds, machines, nodes
+
+    def decide(self):
+        """Guards and selection; fails (before any write) on a guard."""
+        cluster, tcp, mds, machines, nodes = self.read()
+        errors = rules.guard_errors(tcp, mds)
+        if errors:
+            self.fail("refusing to remediate: " + "; ".join(errors), guards=errors)
+        machine, why, errors = rules.select(machines, nodes, self.p["scope"], self.p["machine"],
+                                            self.p["max_concurrent_unavailable"])
+        if errors:
+            self.fail("refusing to remediate: " + "; ".join(errors), guards=errors)
+        return tcp, machines, nodes, machine, why
+
+    # -- the flow ---------------------------------------------------------------------
+    def run(self):
+        p = self.p
+        timeouts = dict((o, self.seconds(o)) for o in ("delete_timeout", "ready_timeout", "rollout_timeout"))
+        self.seconds("reboot_timeout")
+        self.version = self.api()
+        self.lock = lock_from(self.m)
+        _tcp, _machines, nodes, machine, why = self.decide()
+        result = {"capi_version": self.version, "machine": None, "events": self.events, "guards": []}
+        if machine is None:
+            self.say("no machine needs remediation")
+            result.update(changed=False)
+            self.m.exit_json(**result)
+        mname = machine["metadata"]["name"]
+        node, ip, error = rules.resolve(machine, nodes)
+        if error:
+            self.fail("cannot remediate %s: %s" % (mname, error))
+        try:
+            argv = rules.talosctl_argv(p["talosctl"], ip, p["reboot_mode"], p["reboot_timeout"], p["talosconfig"])
+        except ValueError as e:
+            self.fail("%s" % e)
+        result.update(machine={"name": mname, "uid": machine["metadata"].get("uid"),
+                               "control_plane": rules.is_control_plane(machine), "reasons": why},
+                      node=node, ip=ip, talosctl=argv)
+        self.say("selected %s (node %s, %s): %s" % (mname, node, ip, ", ".join(why)))
+        if p["action"] == "select":
+            result["changed"] = False
+            self.m.exit_json(**result)
+
+        self.tracker.add("Machine %s/%s" % (p["namespace"], mname), "present", "deleted")
+        self.tracker.add("node %s" % node, "unhealthy: " + ", ".join(why), "rebooted (%s)" % " ".join(argv))
+        if self.m.check_mode:
+            self._delete(machine, dry_run=True)
+            self.say("check mode: would delete Machine %s, run %s, then wait for %s Ready"
+                     % (mname, " ".join(argv), node))
+            return self.exit(result)
+
+        self._delete(machine)
+        gone, _machine = self.wait("Machine %s deleted" % mname, lambda: self.m.get(
+            "Machine", self.version, mname, namespace=p["namespace"]), lambda m: m is None,
+            timeouts["delete_timeout"])
+        if not gone:
+            self.fail("Machine %s is still deleting after %s (finalizers, drain or volume detach);"
+                      " node %s was NOT rebooted" % (mname, p["delete_timeout"], node), **result)
+        self.say("Machine %s deleted" % mname)
+
+        rc, out, err = self.m.run_command(argv)
+        result["talosctl_output"] = (out or "").strip().splitlines()[-5:]
+        if rc != 0:
+            self.fail("talosctl reboot of %s (%s) failed (rc %s): %s" % (node, ip, rc, (err or out).strip()),
+                      **result)
+        self.say("talosctl reboot %s done" % ip)
+
+        ready, _state = self.wait("node %s Ready" % node, lambda: rules.node_ready(
+            self.m.get("Node", "v1", node)), lambda s: s == "True", timeouts["ready_timeout"])
+        if not ready:
+            self.fail("node %s is not Ready %s after its reboot" % (node, p["ready_timeout"]), **result)
+        self.say("node %s Ready" % node)
+
+        def rollout():
+            ms = self.m.list("Machine", self.version, namespace=p["namespace"],
+                             label_selector="%s=%s" % (rules.CLUSTER_LABEL, p["cluster"]))
+            ns = dict((n["metadata"]["name"], n) for n in self.m.list("Node", "v1"))
+            peers = [m for m in ms if rules.is_control_plane(m) == rules.is_control_plane(machine)]
+            down = rules.unavailable(peers, ns)
+            new = [m["metadata"]["name"] for m in peers if rules.node_name(m) == node
+                   and m["metadata"]["name"] != mname]
+            result["replacement"] = new[0] if new else None
+            return down
+
+        back, down = self.wait("rollout", rollout, lambda d: not d, timeouts["rollout_timeout"],
+                               lambda d: "%d machine(s) not back: %s" % (len(d), ", ".join(sorted(d))) if d
+                               else "every machine Running and healthy")
+        if not back:
+            self.fail("the rollout did not get its machine back within %s: %s" % (
+                p["rollout_timeout"], "; ".join("%s: %s" % kv for kv in sorted(down.items()))), **result)
+        self.say("rollout: every machine Running and healthy; replacement %s" % result.get("replacement"))
+        return self.exit(result)
+
+    def _delete(self, machine, dry_run=False):
+        name = machine["metadata"]["name"]
+        try:
+            self.m.write("delete", "Machine", self.version, name=name, namespace=self.p["namespace"],
+                         resource_version=machine["metadata"]["resourceVersion"])
+        except ConflictError:
+            self.fail("Machine %s changed since it was selected (HTTP 409); nothing was deleted. Run again"
+                      % name)
+        except NotFoundError:
+            self.fail("Machine %s is gone already; nothing was deleted" % name)
+        if not dry_run:
+            self.say("Machine %s delete sent" % name)
+
+
+def run_capi_machine_remediate(module):
+    Remediation(module).run()

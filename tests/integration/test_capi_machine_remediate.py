@@ -1,0 +1,142 @@
+"""capi_machine_remediate on the real API server with the CAPI/Talos simulator and the
+talosctl stand-in: the guards refuse before anything happens, check mode writes
+nothing and reboots nothing, the remediation deletes, reboots and waits for the
+rollout to get its machine back, and a Machine that never finishes deleting stops it
+before the reboot."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from observe import audit_size, writes
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = "tests/integration/playbooks/capi_modules.yml"
+TALOSCTL = str(ROOT / "tests" / "simulators" / "talosctl_simulator.py")
+IPS = {"10.10.0.11": "cp-1", "10.10.0.21": "worker-1", "10.10.0.22": "worker-2"}
+
+
+@pytest.fixture
+def talos(talos_capi, tmp_path):
+    """The talosctl stand-in's configuration (passed as --talosconfig) and its call log."""
+    c = talos_capi.cluster
+    log = tmp_path / "talosctl.jsonl"
+    cfg = {"nodes": IPS, "python": sys.executable, "localcluster": str(ROOT / "tests" / "cluster" / "localcluster.py"),
+           "kubeconfig": str(c.kubeconfig), "reboot_seconds": 1.5, "log": str(log)}
+    path = tmp_path / "talosconfig.json"
+
+    class Talos:
+        def configure(self, **extra):
+            path.write_text(json.dumps(dict(cfg, **extra)))
+
+        def calls(self):
+            return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+    t = Talos()
+    t.configure()
+    t.path = str(path)
+    return t
+
+
+def remediate(run_playbook, sim, talos, check=False, **args):
+    base = dict(namespace="homelab", cluster="homelab", talosctl=TALOSCTL, talosconfig=talos.path,
+                poll_interval=0.5, reboot_timeout="60s", delete_timeout="20s", ready_timeout="60s",
+                rollout_timeout="60s")
+    base.update(args)
+    r = run_playbook(sim.cluster, PLAYBOOK, extra_vars={"remediate_args": base}, check=check)
+    assert r.result is not None, r.stdout + r.stderr
+    return r.result
+
+
+def on_node(sim, node):
+    return next(m["metadata"]["name"] for m in sim.machines()
+                if (m.get("status") or {}).get("nodeRef", {}).get("name") == node)
+
+
+def machine_deletes(c, since):
+    return [e for e in writes(c, since, "machines") if e["verb"] == "delete"]
+
+
+def test_select_resolves_the_node_and_the_guards_refuse_before_anything(talos_capi, run_playbook, talos):
+    sim, c = talos_capi, talos_capi.cluster
+    r = remediate(run_playbook, sim, talos)
+    assert not r.get("failed") and r["machine"] is None and r["capi_version"] == "cluster.x-k8s.io/v1beta2"
+
+    target = on_node(sim, "worker-1")
+    sim.mark_unhealthy(target)
+    try:
+        r = remediate(run_playbook, sim, talos)
+        assert r["machine"]["name"] == target and r["machine"]["control_plane"] is False
+        assert r["machine"]["reasons"] == ["HealthCheckSucceeded False (UnhealthyNode)"]
+        assert (r["node"], r["ip"]) == ("worker-1", "10.10.0.21")
+        assert r["talosctl"][-6:] == ["10.10.0.21", "reboot", "--mode=default", "--wait=true", "--timeout", "60s"]
+
+        offset = audit_size(c)
+        c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+                  "-p", '{"spec":{"rolloutStrategy":{"rollingUpdate":{"maxSurge":1}}}}')
+        r = remediate(run_playbook, sim, talos, action="remediate")
+        assert r["failed"] is True
+        assert "TalosControlPlane homelab-cp: spec.rolloutStrategy.rollingUpdate.maxSurge is 1" in r["msg"]
+        assert machine_deletes(c, offset) == [] and talos.calls() == []
+        c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+                  "-p", '{"spec":{"rolloutStrategy":{"rollingUpdate":{"maxSurge":0}}}}')
+
+        other = on_node(sim, "worker-2")
+        sim.mark_unhealthy(other)
+        r = remediate(run_playbook, sim, talos, action="remediate")
+        assert r["failed"] is True and "2 worker machines are unavailable or deleting" in r["msg"]
+        assert machine_deletes(c, offset) == [] and talos.calls() == []
+    finally:
+        for m in sim.machines():
+            sim.mark_unhealthy(m["metadata"]["name"], healthy=True)
+
+
+def test_check_mode_then_remediation_in_order(talos_capi, run_playbook, talos):
+    sim, c = talos_capi, talos_capi.cluster
+    target = on_node(sim, "worker-2")
+    sim.mark_unhealthy(target)
+    offset = audit_size(c)
+    r = remediate(run_playbook, sim, talos, check=True, action="remediate")
+    assert not r.get("failed"), (r.get("msg"), r.get("exception"), r.get("events"))
+    assert r["changed"] is True and r["machine"]["name"] == target
+    assert r["diff"]["after"]["Machine homelab/%s" % target] == "deleted"
+    assert writes(c, offset) == [] and talos.calls() == []
+    assert sim.machine(target) is not None
+
+    r = remediate(run_playbook, sim, talos, action="remediate", machine=target, reboot_mode="powercycle")
+    assert not r.get("failed"), (r.get("msg"), r.get("exception"), r.get("events"))
+    assert r["changed"] is True and r["replacement"] and r["replacement"] != target
+    assert sim.machine(target) is None
+    new = sim.machine(r["replacement"])
+    assert new["status"]["phase"] == "Running" and new["status"]["nodeRef"]["name"] == "worker-2"
+    calls = talos.calls()
+    assert [x["argv"][-6:] for x in calls] == [
+        ["10.10.0.22", "reboot", "--mode=powercycle", "--wait=true", "--timeout", "60s"]]
+    deleted = next(e["t"] for e in sim.events("machine-deleted") if e["machine"] == target)
+    running = next(e["t"] for e in sim.events("machine-running") if e["machine"] == r["replacement"])
+    assert deleted < calls[0]["t"] < running
+    assert [e["verb"] for e in machine_deletes(c, offset)] == ["delete"]
+    node = c.get_json("node", "worker-2")
+    assert not node["spec"].get("unschedulable")
+
+    again = remediate(run_playbook, sim, talos, action="remediate")
+    assert again["machine"] is None and again["changed"] is False
+
+
+def test_a_machine_that_never_finishes_deleting_is_not_rebooted(talos_capi, run_playbook, talos):
+    sim, c = talos_capi, talos_capi.cluster
+    target = on_node(sim, "worker-1")
+    sim.set_fault(stuck_deleting=[target])
+    sim.mark_unhealthy(target)
+    try:
+        r = remediate(run_playbook, sim, talos, action="remediate", delete_timeout="4s")
+        assert r["failed"] is True
+        assert "is still deleting after 4s" in r["msg"] and "node worker-1 was NOT rebooted" in r["msg"]
+        assert talos.calls() == []
+    finally:
+        sim.set_fault(stuck_deleting=[])
+        sim.wait("the stuck machine gone and its replacement Running",
+                 lambda: sim.machine(target) is None and len(sim.machines()) == 3, timeout=30)
+        c.kubectl("uncordon", "worker-1")

@@ -1,0 +1,273 @@
+"""A Cluster API + Talos control plane simulator for tests: what the CAPI core
+controllers and the Talos control plane provider do with the objects runbook 004 reads
+and deletes, against the real local API server.
+
+No registry offers the CAPI controllers without a management cluster, infrastructure
+and Talos machines, so this stands in for them, following the documented shapes (see
+REFERENCE.md section 6 and tests/fixtures/capi-crds):
+
+- **Machine status**: a Machine with the annotations ``sim.homelab.k8s-ha/node`` and
+  ``sim.homelab.k8s-ha/ip`` gets ``status.phase`` Running, ``status.nodeRef``,
+  ``status.addresses`` (InternalIP) and a ``NodeHealthy`` condition that follows its
+  Node's Ready condition. Conditions others set (HealthCheckSucceeded, as a
+  MachineHealthCheck would) are kept.
+- **Machine deletion**: a Machine with a deletionTimestamp is drained the CAPI way in
+  short (its node is cordoned), then its finalizer is removed and it is gone. Its owner
+  (the TalosControlPlane, or the MachineSet named by ``cluster.x-k8s.io/set-name``)
+  creates a replacement Machine at once, phase Provisioning, without a node. In this
+  no-spare topology the replacement takes the same host: once that node has been
+  rebooted (seen NotReady after the deletion, then Ready), the replacement gets the nodeRef, is
+  Running, and the node is uncordoned (as a fresh registration is).
+- **Status of the owners**: TalosControlPlane and MachineDeployment ``readyReplicas`` and
+  ``unavailableReplicas``.
+- **Faults** (``set_fault``): ``stuck-deleting`` - these Machines keep their finalizer
+  (a drain or volume detach that never ends).
+
+Every step is recorded in ``history`` (``t``, ``event``, ``machine``, ``node``); the
+simulator writes as its own user (``capi-controller-simulator``), so the audit log
+tells its writes from the module's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "cluster"))
+
+from localcluster import issue_cert, write_kubeconfig  # noqa: E402  pylint: disable=wrong-import-position
+
+GROUP, VERSION = "cluster.x-k8s.io", "v1beta2"
+TCP_GROUP, TCP_VERSION = "controlplane.cluster.x-k8s.io", "v1alpha3"
+NODE_ANN, IP_ANN = "sim.homelab.k8s-ha/node", "sim.homelab.k8s-ha/ip"
+CP_LABEL, SET_LABEL, MD_LABEL = "cluster.x-k8s.io/control-plane", "cluster.x-k8s.io/set-name", \
+    "cluster.x-k8s.io/deployment-name"
+FIXTURES = HERE.parent / "fixtures"
+USER = "capi-sim"
+
+
+def _ready(node):
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True", c.get("lastTransitionTime")
+    return False, None
+
+
+def _stamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class CapiSimulator:
+    def __init__(self, cluster, namespace="homelab", tick=0.3):
+        self.cluster = cluster
+        self.ns = namespace
+        self.tick = tick
+        self.history = []
+        self.faults = {}
+        self.pending = {}  # replacement machine -> {"node", "ip", "seen_down"}
+        self.drained = set()
+        self._stop = threading.Event()
+        self._thread = None
+        self.errors = []
+
+    # ---- setup -------------------------------------------------------------------------
+    def start(self):
+        from kubernetes import client, config
+
+        c = self.cluster
+        c.kubectl("apply", "--server-side", "-f", str(FIXTURES / "capi-crds"))
+        c.kubectl("wait", "--for=condition=Established", "crd", "-l", "homelab.k8s-ha/fixture=capi-crds",
+                  "--timeout=60s")
+        pki = Path(c.dir) / "pki"
+        issue_cert(pki, USER, "capi-controller-simulator", "system:masters")
+        kubeconfig = Path(c.dir) / "capi-sim.kubeconfig"
+        write_kubeconfig(kubeconfig, c.server, pki, USER)
+        api = config.new_client_from_config(str(kubeconfig))
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        c.kubectl("apply", "-f", str(FIXTURES / "talos-capi-objects"))
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        self.wait("every machine Running", lambda: all(
+            (m.get("status") or {}).get("phase") == "Running" for m in self.machines()) and self.machines())
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        c = self.cluster
+        for kind in ("machines", "machinesets", "machinedeployments", "clusters"):
+            names = c.kubectl("get", "%s.%s" % (kind, GROUP), "-n", self.ns, "-o", "name", check=False).stdout.split()
+            for name in names:
+                c.kubectl("patch", name, "-n", self.ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                          check=False)
+            c.kubectl("delete", "%s.%s" % (kind, GROUP), "--all", "-n", self.ns, "--wait=false", check=False)
+        c.kubectl("delete", "taloscontrolplanes.%s" % TCP_GROUP, "--all", "-n", self.ns, check=False)
+        for n in ("cp-1", "worker-1", "worker-2"):
+            c.kubectl("uncordon", n, check=False)
+
+    def set_fault(self, **faults):
+        for k, v in faults.items():
+            self.faults[k.replace("_", "-")] = v
+
+    def record(self, event, **fields):
+        fields.update(t=round(time.time(), 3), event=event)
+        self.history.append(fields)
+
+    def wait(self, what, cond, timeout=60):
+        end = time.time() + timeout
+        while time.time() < end:
+            if cond():
+                return
+            time.sleep(0.2)
+        raise TimeoutError("CAPI simulator: %s not reached in %ss; errors: %s" % (what, timeout, self.errors[-3:]))
+
+    # ---- reads ---------------------------------------------------------------------------
+    def machines(self):
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "machines")["items"]
+
+    def machine(self, name):
+        return next((m for m in self.machines() if m["metadata"]["name"] == name), None)
+
+    def _status(self, plural, obj, status, group=GROUP, version=VERSION):
+        """Replace the status, only if the object is still the one read (a JSON patch
+        ``test`` of its resourceVersion: a concurrent writer makes it fail, and the next
+        pass reads again)."""
+        if obj.get("status") == status:
+            return
+        self.custom.patch_namespaced_custom_object_status(
+            group, version, self.ns, plural, obj["metadata"]["name"],
+            [{"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]},
+             {"op": "add", "path": "/status", "value": status}], _content_type="application/json-patch+json")
+
+    # ---- the loop ------------------------------------------------------------------------
+    def _loop(self):
+        while not self._stop.wait(self.tick):
+            try:
+                self.reconcile()
+            except Exception as e:  # pylint: disable=broad-except
+                self.errors.append(repr(e))
+
+    def reconcile(self):
+        nodes = {n.metadata.name: self.core.api_client.sanitize_for_serialization(n)
+                 for n in self.core.list_node().items}
+        machines = self.machines()
+        for m in machines:
+            meta = m["metadata"]
+            name = meta["name"]
+            if meta.get("deletionTimestamp"):
+                self._deleting(m, nodes)
+                continue
+            status = dict(m.get("status") or {})
+            ann = meta.get("annotations") or {}
+            node_name = (status.get("nodeRef") or {}).get("name") or ann.get(NODE_ANN)
+            if name in self.pending:
+                p = self.pending[name]
+                ready = _ready(nodes.get(p["node"], {}))[0]
+                p["seen_down"] = p.get("seen_down") or not ready
+                if not (ready and p["seen_down"]):
+                    if status.get("phase") != "Provisioning":
+                        self._status("machines", m, {"phase": "Provisioning", "conditions": []})
+                    continue
+                del self.pending[name]
+                node_name = p["node"]
+                ann = {IP_ANN: p["ip"]}
+                self.core.patch_node(node_name, {"spec": {"unschedulable": None}})
+                self.record("machine-running", machine=name, node=node_name)
+            if not node_name:
+                continue
+            ready, _since = _ready(nodes.get(node_name, {}))
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != "NodeHealthy"]
+            conds.append({"type": "NodeHealthy", "status": "True" if ready else "False",
+                          "reason": "" if ready else "NodeNotReady",
+                          "lastTransitionTime": next((c.get("lastTransitionTime") for c in status.get(
+                              "conditions") or [] if c.get("type") == "NodeHealthy" and c.get("status") == (
+                              "True" if ready else "False")), _stamp())})
+            ip = ann.get(IP_ANN) or next((a["address"] for a in status.get("addresses") or []
+                                          if a.get("type") == "InternalIP"), None)
+            want = dict(status, phase="Running", nodeRef={"apiVersion": "v1", "kind": "Node", "name": node_name},
+                        addresses=[{"type": "Hostname", "address": node_name}, {"type": "InternalIP", "address": ip}],
+                        conditions=conds)
+            self._status("machines", m, want)
+        self._owners(self.machines(), nodes)
+
+    def _deleting(self, m, nodes):
+        name = m["metadata"]["name"]
+        node = ((m.get("status") or {}).get("nodeRef") or {}).get("name")
+        if name not in self.drained:
+            self.drained.add(name)
+            self.record("machine-deleting", machine=name, node=node)
+            if node in nodes:
+                self.core.patch_node(node, {"spec": {"unschedulable": True}})
+                self.record("node-drained", machine=name, node=node)
+        if name in (self.faults.get("stuck-deleting") or []):
+            return
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", name,
+                                                   {"metadata": {"finalizers": None}})
+        self.record("machine-deleted", machine=name, node=node)
+        labels = dict(m["metadata"].get("labels") or {})
+        prefix = labels.get(SET_LABEL) or name.rsplit("-", 1)[0]
+        new = "%s-%s" % (prefix, "".join(random.choices(string.ascii_lowercase + string.digits, k=5)))
+        ip = next((a["address"] for a in (m.get("status") or {}).get("addresses") or []
+                   if a.get("type") == "InternalIP"), None)
+        body = {"apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
+                "metadata": {"name": new, "namespace": self.ns, "labels": labels,
+                             "finalizers": ["machine.cluster.x-k8s.io"]},
+                "spec": dict(m.get("spec") or {})}
+        self.pending[new] = {"node": node, "ip": ip, "seen_down": False}
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", body)
+        self.record("replacement-created", machine=new, replaces=name, node=node)
+
+    def _owners(self, machines, nodes):
+        def counts(selected):
+            ready = sum(1 for m in selected if not m["metadata"].get("deletionTimestamp")
+                        and (m.get("status") or {}).get("phase") == "Running"
+                        and _ready(nodes.get(((m.get("status") or {}).get("nodeRef") or {}).get("name"), {}))[0])
+            return ready
+
+        for tcp in self.custom.list_namespaced_custom_object(TCP_GROUP, TCP_VERSION, self.ns,
+                                                             "taloscontrolplanes")["items"]:
+            cps = [m for m in machines if CP_LABEL in (m["metadata"].get("labels") or {})]
+            ready, want = counts(cps), tcp["spec"].get("replicas", 1)
+            self._status("taloscontrolplanes", tcp, {"replicas": len(cps), "readyReplicas": ready,
+                                                     "unavailableReplicas": max(0, want - ready)},
+                         TCP_GROUP, TCP_VERSION)
+        for md in self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "machinedeployments")["items"]:
+            ws = [m for m in machines if (m["metadata"].get("labels") or {}).get(MD_LABEL) == md["metadata"]["name"]]
+            ready, want = counts(ws), md["spec"].get("replicas", 1)
+            self._status("machinedeployments", md, {"replicas": len(ws), "readyReplicas": ready,
+                                                    "unavailableReplicas": max(0, want - ready)})
+
+    # ---- for tests -----------------------------------------------------------------------
+    def mark_unhealthy(self, machine, reason="UnhealthyNode", healthy=False):
+        """What a MachineHealthCheck does: HealthCheckSucceeded False (or, with
+        ``healthy``, the condition removed again)."""
+        from kubernetes.client.rest import ApiException
+
+        for _attempt in range(20):
+            m = self.machine(machine)
+            status = dict(m.get("status") or {})
+            status["conditions"] = [c for c in status.get("conditions") or []
+                                    if c.get("type") != "HealthCheckSucceeded"]
+            if not healthy:
+                status["conditions"].append({"type": "HealthCheckSucceeded", "status": "False", "reason": reason,
+                                             "lastTransitionTime": _stamp()})
+            try:
+                self._status("machines", m, status)
+                return
+            except ApiException:
+                time.sleep(0.1)
+        raise RuntimeError("could not mark %s unhealthy" % machine)
+
+    def events(self, *kinds):
+        return [e for e in self.history if not kinds or e["event"] in kinds]
+
+    def dump(self):
+        return json.dumps(self.history, indent=1)

@@ -1,0 +1,131 @@
+import pytest
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi as C
+
+
+def tcp(surge=0):
+    ru = {} if surge is None else {"rollingUpdate": {"maxSurge": surge}}
+    return {"apiVersion": "controlplane.cluster.x-k8s.io/v1alpha3", "kind": "TalosControlPlane",
+            "metadata": {"name": "homelab-cp"}, "spec": {"replicas": 3, "rolloutStrategy": dict(type="RollingUpdate", **ru)}}
+
+
+def md(version="v1beta2", surge=0, unavailable=1, name="homelab-workers"):
+    ru = {"maxSurge": surge, "maxUnavailable": unavailable}
+    spec = {"strategy": {"rollingUpdate": ru}} if version == "v1beta1" else \
+        {"rollout": {"strategy": {"type": "RollingUpdate", "rollingUpdate": ru}}}
+    return {"apiVersion": "cluster.x-k8s.io/" + version, "kind": "MachineDeployment",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def machine(name, node=None, cp=False, phase="Running", healthy=True, version="v1beta2", ip=None, deleting=False):
+    labels = {C.CLUSTER_LABEL: "homelab"}
+    labels[C.CP_LABEL if cp else C.MD_LABEL] = "" if cp else "homelab-workers"
+    cond = {"type": "NodeHealthy", "status": "True" if healthy else "False", "reason": "" if healthy else "NodeNotReady"}
+    status = {"phase": phase, "conditions": [cond]} if version == "v1beta2" else \
+        {"phase": phase, "conditions": [], "v1beta2": {"conditions": [cond]}}
+    if node:
+        status["nodeRef"] = {"name": node}
+    if ip:
+        status["addresses"] = [{"type": "Hostname", "address": node}, {"type": "InternalIP", "address": ip}]
+    meta = {"name": name, "labels": labels}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-22T08:00:00Z"
+    return {"apiVersion": "cluster.x-k8s.io/" + version, "kind": "Machine", "metadata": meta, "status": status}
+
+
+def node(name, ready="True", ip="127.0.0.1"):
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": ready}],
+                                                   "addresses": [{"type": "InternalIP", "address": ip}]}}
+
+
+def nodes(*items):
+    return {n["metadata"]["name"]: n for n in items}
+
+
+def test_guards_accept_the_runbooks_settings_in_both_versions():
+    assert C.guard_errors(tcp(0), [md("v1beta1"), md("v1beta2")]) == []
+    assert C.guard_errors(tcp("0"), [md(surge="0%", unavailable="1")]) == []
+
+
+def test_guards_name_the_field_path_of_each_version():
+    errs = C.guard_errors(tcp(1), [md("v1beta1", surge=1), md("v1beta2", unavailable=2, name="gpu")])
+    assert errs == [
+        "TalosControlPlane homelab-cp: spec.rolloutStrategy.rollingUpdate.maxSurge is 1; the no-spare rollout"
+        " needs 0 (a surge machine has nowhere to go)",
+        "MachineDeployment homelab-workers (v1beta1): spec.strategy.rollingUpdate.maxSurge is 1; needs 0",
+        "MachineDeployment gpu (v1beta2): spec.rollout.strategy.rollingUpdate.maxUnavailable is 2; needs 1"]
+    assert "not set (defaults to 1)" in C.guard_errors(tcp(None), [])[0]
+    assert C.guard_errors(None, [md(unavailable="100%")])[0].endswith("is 100%; needs 1")
+
+
+@pytest.mark.parametrize("version", ["v1beta1", "v1beta2"])
+def test_unhealthy_from_conditions_of_either_version_or_the_node(version):
+    ns = nodes(node("cp-1"), node("worker-1", ready="False"))
+    assert C.unhealthy_reasons(machine("a", "cp-1", cp=True, version=version), ns) == []
+    assert C.unhealthy_reasons(machine("b", "cp-1", healthy=False, version=version), ns) == \
+        ["NodeHealthy False (NodeNotReady)"]
+    assert C.unhealthy_reasons(machine("c", "worker-1", version=version), ns) == ["node worker-1 Ready=False"]
+    assert C.unhealthy_reasons(machine("d", "gone", version=version), ns) == ["node gone is gone"]
+    assert C.unhealthy_reasons(machine("e", "cp-1", phase="Failed", version=version), ns) == ["phase Failed"]
+
+
+def test_control_plane_first_one_at_a_time():
+    ns = nodes(node("cp-1", "False"), node("cp-2"), node("cp-3"), node("worker-1", "False"))
+    ms = [machine("w-1", "worker-1"), machine("cp-a", "cp-1", cp=True), machine("cp-b", "cp-2", cp=True),
+          machine("cp-c", "cp-3", cp=True)]
+    m, why, errors = C.select(ms, ns)
+    assert m["metadata"]["name"] == "cp-a" and why == ["node cp-1 Ready=False"] and errors == []
+    m, why, errors = C.select(ms, ns, scope="workers")
+    assert m["metadata"]["name"] == "w-1" and errors == []
+    m, why, errors = C.select(ms, ns, wanted="w-1")
+    assert m is None and "control plane machine cp-a is unhealthy too" in errors[0]
+
+
+def test_max_concurrent_unavailable_counts_the_scope_with_the_target():
+    ns = nodes(node("worker-1", "False"), node("worker-2"), node("cp-1"))
+    ms = [machine("w-1", "worker-1"), machine("w-2", "worker-2"), machine("w-3", phase="Provisioning"),
+          machine("cp-a", "cp-1", cp=True)]
+    m, _why, errors = C.select(ms, ns)
+    assert m["metadata"]["name"] == "w-1"
+    assert errors == ["2 worker machines are unavailable or deleting (w-1: node worker-1 Ready=False; w-3: phase"
+                      " Provisioning); max_concurrent_unavailable is 1, so remediating w-1 now could take one"
+                      " more down. Wait until the others are back"]
+    assert C.select(ms, ns, max_unavailable=2)[2] == []
+    ms[2] = machine("w-3", "worker-2", deleting=True)
+    assert "w-3: deleting" in C.select(ms, ns)[2][0]
+
+
+def test_nothing_to_do_and_bad_machine_names():
+    ns = nodes(node("worker-1"))
+    ms = [machine("w-1", "worker-1")]
+    assert C.select(ms, ns) == (None, [], [])
+    assert C.select(ms, ns, wanted="w-1")[2] == ["machine: w-1 is healthy; nothing to remediate"]
+    assert C.select(ms, ns, wanted="w-9")[2] == ["machine: 'w-9' is not a Machine of this cluster; machines: w-1"]
+
+
+def test_resolve_prefers_the_machines_internal_ip():
+    ns = nodes(node("worker-1", ip="127.0.0.1"))
+    assert C.resolve(machine("w-1", "worker-1", ip="10.10.0.21"), ns) == ("worker-1", "10.10.0.21", None)
+    assert C.resolve(machine("w-1", "worker-1"), ns) == ("worker-1", "127.0.0.1", None)
+    assert C.resolve(machine("w-1"), ns)[2] == "machine w-1 has no status.nodeRef: its node cannot be found"
+
+
+def test_talosctl_command_is_the_runbooks():
+    assert C.talosctl_argv("talosctl", "10.10.0.21", "powercycle", "30m") == [
+        "talosctl", "-n", "10.10.0.21", "reboot", "--mode=powercycle", "--wait=true", "--timeout", "30m"]
+    with pytest.raises(ValueError, match="reboot_mode: 'hard'; use one of default, powercycle, force"):
+        C.talosctl_argv("talosctl", "10.10.0.21", "hard", "30m")
+
+
+def test_sync_waves():
+    def doc(kind, wave):
+        ann = {} if wave is None else {C.SYNC_WAVE: wave}
+        return {"kind": kind, "metadata": {"name": kind.lower(), "annotations": ann}}
+    good = [doc("TalosConfigTemplate", "-2"), doc("MachineDeployment", "-1"), doc("TalosControlPlane", "0"),
+            doc("ConfigMap", None)]
+    errors, seen = C.sync_wave_errors(good)
+    assert errors == [] and sorted(seen) == ["MachineDeployment", "TalosConfigTemplate", "TalosControlPlane"]
+    errors, _seen = C.sync_wave_errors([doc("TalosControlPlane", "-1"), doc("MachineDeployment", None)])
+    assert errors == ['TalosControlPlane taloscontrolplane: annotation argocd.argoproj.io/sync-wave is "-1"; needs "0"',
+                      'MachineDeployment machinedeployment: annotation argocd.argoproj.io/sync-wave is missing;'
+                      ' needs "-1"']
