@@ -176,6 +176,13 @@ def in_scope(machine, scope):
     return True
 
 
+def waiting(machines, nodes, scope, chosen):
+    """The other unhealthy machines of the scope, in the order they would come."""
+    return [m["metadata"]["name"] for m in sorted(machines, key=lambda x: (not is_control_plane(x), x["metadata"]["name"]))
+            if in_scope(m, scope) and not deleting(m) and m["metadata"]["name"] != chosen
+            and unhealthy_reasons(m, nodes)]
+
+
 def select(machines, nodes, scope="all", wanted=None, max_unavailable=1):
     """The one machine to remediate now: ``(machine, reasons, errors)``.
 
@@ -281,3 +288,43 @@ def sync_wave_errors(docs, required=None):
             errors.append("%s %s: annotation %s is %s; needs \"%s\"" % (
                 kind, name, SYNC_WAVE, '"%s"' % wave if wave else "missing", required[kind]))
     return errors, seen
+
+
+# ---- the rollout's plan ------------------------------------------------------------------
+def rollout_plan(cluster, target, waiting, linstor, pool, evacuate=None):
+    """The remediation plan of one machine as items (what the plan id binds) and the
+    report lines a person approves.
+
+    ``target`` is capi_machine_remediate's select result (machine, node, ip, talosctl),
+    ``waiting`` the other unhealthy machines' names (informational), ``linstor`` the
+    LINSTOR guard on or off, ``evacuate`` linstor_evacuate's check-mode result (the
+    node's resources of ``pool``)."""
+    machine = target.get("machine")
+    if not machine:
+        return [], ["Cluster %s: no machine needs remediation; nothing to do" % cluster]
+    node, ip = target["node"], target["ip"]
+    items, report = [], ["Cluster %s: remediate %s machine %s (node %s, %s): %s" % (
+        cluster, "control plane" if machine.get("control_plane") else "worker", machine["name"], node, ip,
+        ", ".join(machine.get("reasons") or []))]
+    step = 1
+    if linstor:
+        resources = sorted(r["resource"] for r in (evacuate or {}).get("remaining") or [])
+        items.append({"step": "linstor-evacuate", "node": node, "storage_pool": pool, "resources": resources})
+        report.append("  %d. LINSTOR: assert no faulty resource; node evacuate %s; wait until its %d resource(s)"
+                      " of %s are gone%s" % (step, node, len(resources), pool,
+                                             (": " + ", ".join(resources)) if resources else ""))
+        step += 1
+    items.append({"step": "delete-machine", "machine": machine["name"], "uid": machine.get("uid")})
+    report.append("  %d. delete Machine %s and wait until it is gone" % (step, machine["name"]))
+    items.append({"step": "reboot", "node": node, "command": target["talosctl"]})
+    report.append("  %d. reboot: %s; wait until %s is Ready" % (step + 1, " ".join(target["talosctl"]), node))
+    step += 2
+    if linstor:
+        items.append({"step": "linstor-restore-settle", "node": node})
+        report.append("  %d. LINSTOR: node restore %s; wait until nothing is Connecting, syncing or DELETING;"
+                      " assert no faulty resource" % (step, node))
+        step += 1
+    report.append("  %d. wait until every machine of the scope is Running and healthy (the rollout goes on)" % step)
+    if waiting:
+        report.append("  next, in a new run (one machine at a time): %s" % ", ".join(waiting))
+    return items, report

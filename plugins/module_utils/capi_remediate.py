@@ -71,8 +71,9 @@ class Remediation(Steps):
         self.seconds("reboot_timeout")
         self.version = self.api()
         self.lock = lock_from(self.m)
-        _tcp, _machines, nodes, machine, why = self.decide()
-        result = {"capi_version": self.version, "machine": None, "events": self.events, "guards": []}
+        _tcp, machines, nodes, machine, why = self.decide()
+        result = {"capi_version": self.version, "machine": None, "events": self.events,
+                  "waiting": rules.waiting(machines, nodes, p["scope"], (machine or {}).get("metadata", {}).get("name"))}
         if machine is None:
             self.say("no machine needs remediation")
             result.update(changed=False)

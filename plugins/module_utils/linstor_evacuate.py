@@ -176,7 +176,7 @@ class Evacuation(Steps):
                       " Nothing was deleted or rebooted; the node stays evacuating (restore it with action=restore)"
                       % (node, self.p["evacuation_timeout"], len(remaining), pool,
                          ", ".join("%s (%s)" % (r["resource"], r["state"]) for r in remaining)),
-                      remaining=remaining)
+                      remaining=remaining, evacuate_sent=out["evacuate_sent"])
         out["node_flags"] = _flags(self.ctl.nodes(), node)
         return out
 

@@ -146,6 +146,11 @@ replacement:
   description: The Machine that took the node back after the remediation.
   returned: when action is remediate
   type: str
+waiting:
+  description: The other unhealthy machines of the scope, in the order a later run would take them.
+  returned: always
+  type: list
+  elements: str
 capi_version:
   description: The Cluster API version read.
   returned: always

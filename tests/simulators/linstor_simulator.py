@@ -31,7 +31,8 @@ Behaviour:
   ``faulty`` - these resources (``name@node``) show disk state Outdated;
   ``block-evacuation`` - these nodes' resources never leave (no target);
   ``refuse`` - these operations (``evacuate``, ``restore``) answer an error;
-  ``stuck-sync`` - after a reboot these nodes' resources stay SyncTarget forever;
+  ``stuck-sync`` - after a reboot of these nodes, or any node's restore, these nodes'
+  resources stay SyncTarget forever;
   ``down`` - the controller answers 503 to every request.
 
 Every request is logged (``requests``: method, path, status, t) so tests can assert, for
@@ -223,6 +224,9 @@ class LinstorSimulator:
                                        correction="Only evicted or evacuated nodes can be restored.")]
                 self.nodes[node]["flags"] = [f for f in self.nodes[node]["flags"] if f not in ("EVACUATE", "EVICTED")]
                 self.record("restore", node=node)
+                for (rsc, n), row in self.rows.items():  # peers resync with the node back
+                    if n in self._fault("stuck-sync"):
+                        row["disk"], row["sync_until"] = "Inconsistent", float("inf")
                 return 200, [reply("Node '%s' restored." % node)]
             return 404, [reply("no such endpoint %s %s" % (method, url.path), error=True)]
 

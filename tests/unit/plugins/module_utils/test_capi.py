@@ -129,3 +129,26 @@ def test_sync_waves():
     assert errors == ['TalosControlPlane taloscontrolplane: annotation argocd.argoproj.io/sync-wave is "-1"; needs "0"',
                       'MachineDeployment machinedeployment: annotation argocd.argoproj.io/sync-wave is missing;'
                       ' needs "-1"']
+
+
+def test_waiting_lists_the_others_control_plane_first():
+    ns = nodes(node("cp-1", "False"), node("worker-1", "False"), node("worker-2", "False"))
+    ms = [machine("w-2", "worker-2"), machine("w-1", "worker-1"), machine("cp-a", "cp-1", cp=True)]
+    assert C.waiting(ms, ns, "all", "cp-a") == ["w-1", "w-2"]
+    assert C.waiting(ms, ns, "workers", "w-1") == ["w-2"]
+
+
+def test_rollout_plan_items_and_report():
+    target = {"machine": {"name": "w-1", "uid": "u1", "control_plane": False, "reasons": ["phase Failed"]},
+              "node": "worker-1", "ip": "10.10.0.21",
+              "talosctl": ["talosctl", "-n", "10.10.0.21", "reboot", "--mode=default", "--wait=true", "--timeout", "30m"]}
+    items, report = C.rollout_plan("default/homelab", target, ["w-2"], True, "lvm-thick",
+                                   {"remaining": [{"resource": "pvc-b"}, {"resource": "pvc-a"}]})
+    assert [i["step"] for i in items] == ["linstor-evacuate", "delete-machine", "reboot", "linstor-restore-settle"]
+    assert items[0]["resources"] == ["pvc-a", "pvc-b"]
+    assert report[1].startswith("  1. LINSTOR: assert no faulty resource; node evacuate worker-1")
+    assert report[-1] == "  next, in a new run (one machine at a time): w-2"
+    items, report = C.rollout_plan("default/homelab", target, [], False, "lvm-thick", None)
+    assert [i["step"] for i in items] == ["delete-machine", "reboot"]
+    assert C.rollout_plan("default/homelab", {"machine": None}, [], True, "lvm-thick") == (
+        [], ["Cluster default/homelab: no machine needs remediation; nothing to do"])

@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: homelab.k8s_ha contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of role capi_rollout (logic in module_utils/capi.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi
+
+
+def capi_sync_wave_errors(docs):
+    """The sync-wave violations of rendered manifests (kubectl kustomize output)."""
+    return capi.sync_wave_errors(docs)[0]
+
+
+def capi_rollout_plan(target, cluster, waiting, linstor, pool, evacuate=None):
+    """{'items': [...], 'report': [...]} of one machine's remediation."""
+    try:
+        items, report = capi.rollout_plan(cluster, target, waiting, linstor, pool, evacuate)
+    except (KeyError, TypeError) as e:
+        raise AnsibleFilterError("capi_rollout_plan: %s" % e)
+    return {"items": items, "report": report}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan}

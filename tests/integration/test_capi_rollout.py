@@ -1,0 +1,183 @@
+"""playbooks/capi_rollout.yml (runbook 004) on the talos-capi cluster, with the CAPI/Talos
+simulator, the LINSTOR controller simulator and the talosctl stand-in: the happy path in
+the runbook's order, the failure paths (faulty LINSTOR, blocked evacuation, a resync that
+never settles), the guards, the lock, validate_gitops and check mode."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from linstor_simulator import LinstorSimulator
+from observe import audit_size, evidence_runner, newest_evidence, writes
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = "playbooks/capi_rollout.yml"
+TALOSCTL = str(ROOT / "tests" / "simulators" / "talosctl_simulator.py")
+IPS = {"10.10.0.11": "cp-1", "10.10.0.21": "worker-1", "10.10.0.22": "worker-2"}
+RESOURCES = {"pvc-a": ["cp-1", "worker-1"], "pvc-b": ["worker-1", "worker-2"], "pvc-c": ["cp-1", "worker-2"]}
+
+
+@pytest.fixture
+def rig(talos_capi, run_playbook, tmp_path):
+    sim = talos_capi
+    c = sim.cluster
+    linstor = LinstorSimulator(list(IPS.values()), RESOURCES, sync_seconds=1.0, delete_seconds=0.3).start()
+    log = tmp_path / "talosctl.jsonl"
+    talosconfig = tmp_path / "talosconfig.json"
+    talosconfig.write_text(json.dumps({
+        "nodes": IPS, "python": sys.executable, "localcluster": str(ROOT / "tests" / "cluster" / "localcluster.py"),
+        "kubeconfig": str(c.kubeconfig), "reboot_seconds": 1.5, "log": str(log), "linstor": linstor.url}))
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", PLAYBOOK, inventory="local-talos-capi",
+                          capi_rollout_talosctl=TALOSCTL, capi_rollout_talosconfig=str(talosconfig),
+                          capi_rollout_linstor_controller_url=linstor.url, capi_rollout_poll_interval=0.3,
+                          capi_rollout_reboot_timeout="60s", capi_rollout_delete_timeout="20s",
+                          capi_rollout_ready_timeout="60s", capi_rollout_rollout_timeout="60s",
+                          capi_rollout_linstor_evacuation_timeout="30s", capi_rollout_linstor_settle_timeout="30s")
+
+    class Rig:
+        pass
+
+    r = Rig()
+    r.sim, r.c, r.linstor, r.run = sim, c, linstor, run
+    r.talos_calls = lambda: [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    r.machine_deletes = lambda since: [e for e in writes(c, since, "machines") if e["verb"] == "delete"]
+    yield r
+    linstor.stop()
+    for m in sim.machines():
+        sim.mark_unhealthy(m["metadata"]["name"], healthy=True)
+    c.kubectl("delete", "lease", "-n", "homelab", "--all", check=False)
+
+
+def on_node(sim, node):
+    return next(m["metadata"]["name"] for m in sim.machines()
+                if (m.get("status") or {}).get("nodeRef", {}).get("name") == node)
+
+
+def plan_of(run, check):
+    assert check.rc == 0, check.stdout[-3000:]
+    return json.loads((newest_evidence(run.evidence, "capi_rollout") / "plan.json").read_text())
+
+
+def test_happy_path_in_the_runbooks_order(rig):
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    target = on_node(sim, "worker-1")
+    sim.mark_unhealthy(target)
+    offset = audit_size(c)
+    check = run(check=True)
+    plan = plan_of(run, check)
+    assert writes(c, offset) == [] and linstor.puts() == [] and rig.talos_calls() == []
+    assert [i["step"] for i in plan["items"]] == ["linstor-evacuate", "delete-machine", "reboot",
+                                                  "linstor-restore-settle"]
+    assert plan["items"][0] == {"step": "linstor-evacuate", "node": "worker-1", "storage_pool": "lvm-thick",
+                                "resources": ["pvc-a", "pvc-b"]}
+    assert plan["items"][1]["machine"] == target
+    assert "node evacuate worker-1" in "\n".join(plan["report"])
+
+    start = linstor.now()
+    apply = run(approve_plan=plan["id"])
+    assert apply.rc == 0, apply.stdout[-4000:]
+    folder = newest_evidence(run.evidence, "capi_rollout")
+    verify = json.loads((folder / "verify.json").read_text())
+    assert [x["passed"] for x in verify["checks"]] == [True, True, True]
+    after = json.loads((folder / "after.json").read_text())
+    replacement = after["replacement"]
+    assert replacement and sim.machine(target) is None
+    assert sim.machine(replacement)["status"]["nodeRef"]["name"] == "worker-1"
+    assert linstor.on_node("worker-1") == [] and linstor.nodes["worker-1"]["flags"] == []
+
+    # the order, from the simulators' logs: evacuate, resources gone, delete, reboot, restore, settle
+    puts = [(p["path"], p["t"]) for p in linstor.puts()]
+    assert [p for p, _t in puts] == ["/v1/nodes/worker-1/evacuate", "/v1/nodes/worker-1/restore"]
+    gone = max(e["t"] for e in linstor.history if e["event"] == "deleted" and e["node"] == "worker-1")
+    deleted = next(e["t"] for e in sim.events("machine-deleted") if e["machine"] == target)
+    reboot = rig.talos_calls()[0]["t"]
+    assert start < puts[0][1] < gone
+    assert rig_wall(linstor, gone) < deleted < reboot < rig_wall(linstor, puts[1][1])
+    assert "10.10.0.21" in rig.talos_calls()[0]["argv"]
+    assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""  # released
+
+
+def rig_wall(linstor, t):
+    """A LINSTOR simulator time (seconds since its start) as wall-clock time."""
+    import time
+    return time.time() - (linstor.now() - t)
+
+
+def test_faulty_linstor_aborts_before_any_delete_or_reboot(rig):
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-2"))
+    plan = plan_of(run, run(check=True))
+    linstor.set_fault(faulty=["pvc-a@cp-1"])
+    offset = audit_size(c)
+    apply = run(approve_plan=plan["id"])
+    assert apply.rc != 0
+    # the apply's own read of LINSTOR (step 3's health check) stops it, before the gate even
+    # (linstor_evacuate's evacuate action refuses too: tests/integration/test_linstor_evacuate.py)
+    assert "LINSTOR is not healthy: 1 faulty resource(s)" in apply.stdout and "pvc-a on cp-1: Outdated" in apply.stdout
+    assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
+    assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
+    check = run(check=True)
+    assert check.rc != 0 and "LINSTOR is not healthy" in check.stdout
+
+
+def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete(rig):
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-2"))
+    linstor.set_fault(block_evacuation=["worker-2"])
+    plan = plan_of(run, run(check=True, capi_rollout_linstor_evacuation_timeout="3s"))
+    offset = audit_size(c)
+    apply = run(approve_plan=plan["id"], capi_rollout_linstor_evacuation_timeout="3s")
+    assert apply.rc != 0 and "evacuation of worker-2 did not finish within 3s" in apply.stdout
+    assert rig.machine_deletes(offset) == [] and rig.talos_calls() == []
+    rollback = json.loads((newest_evidence(run.evidence, "capi_rollout") / "rollback.json").read_text())
+    assert rollback["linstor_node"] == "worker-2"
+
+
+def test_a_resync_that_never_settles_fails_explicitly_after_the_reboot(rig):
+    sim, linstor, run = rig.sim, rig.linstor, rig.run
+    target = on_node(sim, "worker-2")
+    sim.mark_unhealthy(target)
+    linstor.set_fault(stuck_sync=["cp-1"])  # cp-1's replicas never finish resyncing after the restore
+    plan = plan_of(run, run(check=True, capi_rollout_linstor_settle_timeout="4s"))
+    apply = run(approve_plan=plan["id"], capi_rollout_linstor_settle_timeout="4s")
+    assert apply.rc != 0 and "LINSTOR did not settle within 4s" in apply.stdout
+    assert len(rig.talos_calls()) == 1 and sim.machine(target) is None  # after the reboot
+    assert [p["path"] for p in linstor.puts()] == ["/v1/nodes/worker-2/evacuate", "/v1/nodes/worker-2/restore"]
+
+
+def test_guards_lock_and_gitops_stop_before_anything(rig):
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-1"))
+    offset = audit_size(c)
+    c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+              "-p", '{"spec":{"rolloutStrategy":{"rollingUpdate":{"maxSurge":1}}}}')
+    try:
+        check = run(check=True)
+        assert check.rc != 0 and "spec.rolloutStrategy.rollingUpdate.maxSurge is 1" in check.stdout
+    finally:
+        c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+                  "-p", '{"spec":{"rolloutStrategy":{"rollingUpdate":{"maxSurge":0}}}}')
+
+    bad = str(ROOT / "tests" / "fixtures" / "gitops-capi" / "bad")
+    check = run(check=True, capi_rollout_gitops_overlays=[bad])
+    assert check.rc != 0
+    assert 'MachineDeployment homelab-workers: annotation argocd.argoproj.io/sync-wave is missing; needs \\"-1\\"' \
+        in check.stdout or "MachineDeployment homelab-workers: annotation argocd.argoproj.io/sync-wave is missing" \
+        in check.stdout
+    good = str(ROOT / "tests" / "fixtures" / "gitops-capi" / "good")
+    plan = plan_of(run, run(check=True, capi_rollout_gitops_overlays=[good]))
+
+    # another live run holds the lock: this one stops, naming it
+    c.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "capi-rollout-homelab-homelab", "namespace": "homelab"},
+        "spec": {"holderIdentity": "awx-job-7", "leaseDurationSeconds": 600,
+                 "renewTime": __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+                 .strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}))
+    apply = run(approve_plan=plan["id"], capi_rollout_gitops_overlays=[good])
+    assert apply.rc != 0 and "held by awx-job-7" in apply.stdout
+    assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
+    lease = json.loads(c.kubectl("get", "lease", "capi-rollout-homelab-homelab", "-n", "homelab", "-o", "json").stdout)
+    assert lease["spec"]["holderIdentity"] == "awx-job-7"  # not released by the run that did not hold it
