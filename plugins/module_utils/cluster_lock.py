@@ -72,7 +72,7 @@ class Lock(object):
         """Hold the lock. Returns ``(action, detail)``; ``action`` is create, renew or
         takeover, or in check mode what it would be (``wait`` when another holds it).
         Fails the module with a message naming the holder when it stays held."""
-        start = time.monotonic()
+        start = self.now()
         events = events if events is not None else []
         while True:
             lease = self.read()
@@ -82,9 +82,10 @@ class Lock(object):
             if action != "wait":
                 if self._take(lease, action):
                     return action, detail
-                events.append({"t": round(time.monotonic() - start, 1), "event": "lost the race (HTTP 409), reading again"})
+                events.append({"t": round((self.now() - start).total_seconds(), 1),
+                               "event": "lost the race (HTTP 409), reading again"})
                 continue
-            waited = time.monotonic() - start
+            waited = (self.now() - start).total_seconds()
             if waited >= wait_timeout:
                 self.m.fail_json(msg=rules.wait_message(self.name, self.namespace, detail)
                                  + ("" if not wait_timeout else " (waited %.0f s)" % waited),

@@ -139,4 +139,36 @@ def test_a_machine_that_never_finishes_deleting_is_not_rebooted(talos_capi, run_
         sim.set_fault(stuck_deleting=[])
         sim.wait("the stuck machine gone and its replacement Running",
                  lambda: sim.machine(target) is None and len(sim.machines()) == 3, timeout=30)
-        c.kubectl("uncordon", "worker-1")
+        sim.adopt_replacements()
+
+
+def test_v1beta1_field_paths(talos_capi, run_playbook, talos):
+    """A MachineDeployment written as v1beta1 (spec.strategy.rollingUpdate), read as v1beta1."""
+    sim, c = talos_capi, talos_capi.cluster
+    before = c.get_json("machinedeployments.v1beta2.cluster.x-k8s.io", "homelab-workers", "-n", "homelab")
+
+    def v1beta1_md(surge):
+        c.kubectl("replace", "-f", "-", input=json.dumps({
+            "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
+            "metadata": {"name": "homelab-workers", "namespace": "homelab"},
+            "spec": {"clusterName": "homelab", "replicas": 2,
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1}}}}))
+
+    target = on_node(sim, "worker-1")
+    sim.mark_unhealthy(target)
+    try:
+        v1beta1_md(0)
+        r = remediate(run_playbook, sim, talos, capi_version="v1beta1")
+        assert not r.get("failed"), r.get("msg")
+        assert r["capi_version"] == "cluster.x-k8s.io/v1beta1" and r["machine"]["name"] == target
+        v1beta1_md(1)
+        r = remediate(run_playbook, sim, talos, capi_version="v1beta1", action="remediate")
+        assert r["failed"] is True
+        assert "MachineDeployment homelab-workers (v1beta1): spec.strategy.rollingUpdate.maxSurge is 1; needs 0" \
+            in r["msg"]
+        assert talos.calls() == [] and sim.machine(target) is not None
+    finally:
+        sim.mark_unhealthy(target, healthy=True)
+        c.kubectl("replace", "-f", "-", input=json.dumps({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+            "metadata": {"name": "homelab-workers", "namespace": "homelab"}, "spec": before["spec"]}))

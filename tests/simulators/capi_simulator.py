@@ -266,6 +266,14 @@ class CapiSimulator:
                 time.sleep(0.1)
         raise RuntimeError("could not mark %s unhealthy" % machine)
 
+    def adopt_replacements(self):
+        """Let every pending replacement take its host now, as if the host had been
+        rebooted (for a test that stopped before the reboot)."""
+        for p in list(self.pending.values()):
+            p["seen_down"] = True
+        self.wait("every machine Running", lambda: all(
+            (m.get("status") or {}).get("phase") == "Running" for m in self.machines()), timeout=30)
+
     def events(self, *kinds):
         return [e for e in self.history if not kinds or e["event"] in kinds]
 
