@@ -9,12 +9,20 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi, lease
 
 
 def capi_sync_wave_errors(docs):
     """The sync-wave violations of rendered manifests (kubectl kustomize output)."""
     return capi.sync_wave_errors(docs)[0]
+
+
+def capi_lock_name(namespace, cluster):
+    """The rollout lock's Lease name, capi-rollout-<namespace>-<cluster> (lease.lock_name)."""
+    try:
+        return lease.lock_name(namespace, cluster)
+    except ValueError as e:
+        raise AnsibleFilterError("%s" % e)
 
 
 def capi_rollout_plan(target, cluster, waiting, linstor, pool, evacuate=None):
@@ -28,4 +36,5 @@ def capi_rollout_plan(target, cluster, waiting, linstor, pool, evacuate=None):
 
 class FilterModule(object):
     def filters(self):
-        return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan}
+        return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan,
+                "capi_lock_name": capi_lock_name}

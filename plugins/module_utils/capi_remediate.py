@@ -47,10 +47,14 @@ class Remediation(Steps):
                 self.fail("Cluster %s names TalosControlPlane %s, which does not exist" % (name, cp_name))
         mds = [d for d in self.m.list("MachineDeployment", self.version, namespace=ns)
                if (d.get("spec") or {}).get("clusterName") == name]
-        machines = self.m.list("Machine", self.version, namespace=ns,
-                               label_selector="%s=%s" % (rules.CLUSTER_LABEL, name))
-        nodes = dict((n["metadata"]["name"], n) for n in self.m.list("Node", "v1"))
+        machines, nodes = self.machines_and_nodes()
         return cluster, tcp, mds, machines, nodes
+
+    def machines_and_nodes(self):
+        """The cluster's Machines and every Node by name: one LIST each."""
+        machines = self.m.list("Machine", self.version, namespace=self.p["namespace"],
+                               label_selector="%s=%s" % (rules.CLUSTER_LABEL, self.p["cluster"]))
+        return machines, dict((n["metadata"]["name"], n) for n in self.m.list("Node", "v1"))
 
     def decide(self):
         """Guards and selection; fails (before any write) on a guard."""
@@ -125,9 +129,7 @@ class Remediation(Steps):
         self.say("node %s Ready" % node)
 
         def rollout():
-            ms = self.m.list("Machine", self.version, namespace=p["namespace"],
-                             label_selector="%s=%s" % (rules.CLUSTER_LABEL, p["cluster"]))
-            ns = dict((n["metadata"]["name"], n) for n in self.m.list("Node", "v1"))
+            ms, ns = self.machines_and_nodes()
             peers = [m for m in ms if rules.is_control_plane(m) == rules.is_control_plane(machine)]
             down = rules.unavailable(peers, ns)
             new = [m["metadata"]["name"] for m in peers if rules.node_name(m) == node

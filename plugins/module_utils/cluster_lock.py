@@ -141,8 +141,7 @@ def lock_from(module, option="lock"):
     if module.check_mode:
         return lock
     try:
-        lock.renewed = None
-        lock.keep()
+        lock.keep()  # never renewed yet: due at once, so this reads the Lease and renews it
     except LockLost as e:
         module.fail_json(msg="%s: %s; nothing was done" % (option, e))
     return lock

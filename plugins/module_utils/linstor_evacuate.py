@@ -130,8 +130,9 @@ class Evacuation(Steps):
         result["controller_url"] = url
         self.exit(result)
 
-    def faulty(self):
-        rows = rules.faulty_rows(self.ctl.resources())
+    def faulty(self, resources=None):
+        """The faulty rows of ``resources`` (one LIST of every resource when not given)."""
+        rows = rules.faulty_rows(self.ctl.resources() if resources is None else resources)
         self.say("faulty check: %d faulty" % len(rows))
         return rows
 
@@ -147,12 +148,13 @@ class Evacuation(Steps):
 
     def _evacuate(self, nodes, timeout):
         node, pool = self.p["node"], self.p["storage_pool"]
-        faulty = self.faulty()
+        resources = self.ctl.resources()  # one LIST serves the faulty check and what is left
+        faulty = self.faulty(resources)
         if faulty:
             self.fail(faulty_message(faulty, "refusing to evacuate %s" % node), faulty=faulty)
         target = rules.find_node(nodes, node)
         flags = target.get("flags") or []
-        remaining = self._remaining()
+        remaining = rules.rows_on(resources, node, pool)
         send = rules.evacuate_needed(target)
         if send:
             self.tracker.add("node %s flags" % node, sorted(flags), sorted(set(flags) | {"EVACUATE"}))
@@ -205,17 +207,19 @@ class Evacuation(Steps):
 
     def _settle(self, _nodes, timeout):
         if self.m.check_mode:
-            rows = rules.unsettled_rows(self.ctl.resources())
+            resources = self.ctl.resources()
+            rows = rules.unsettled_rows(resources)
             self.say("check mode: %d resource(s) not settled now; not waiting" % len(rows))
-            return {"unsettled": rows, "faulty": self.faulty()}
-        _ok, rows = self.wait("settle", lambda: rules.unsettled_rows(self.ctl.resources()), lambda r: not r,
-                              timeout, _unsettled)
+            return {"unsettled": rows, "faulty": self.faulty(resources)}
+        _ok, resources = self.wait("settle", self.ctl.resources, lambda r: not rules.unsettled_rows(r),
+                                   timeout, lambda r: _unsettled(rules.unsettled_rows(r)))
+        rows = rules.unsettled_rows(resources)
         if rows:
             self.fail("LINSTOR did not settle within %s: %d resource(s) still %s"
                       % (self.p["settle_timeout"], len(rows), "; ".join(
                           "%s on %s: %s" % (r["resource"], r["node"], ", ".join(r["states"])) for r in rows)),
                       unsettled=rows)
-        faulty = self.faulty()
+        faulty = self.faulty(resources)  # the settled read itself
         if faulty:
             self.fail(faulty_message(faulty, "LINSTOR settled but is not healthy"), faulty=faulty)
         return {"unsettled": [], "faulty": []}

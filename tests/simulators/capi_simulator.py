@@ -53,10 +53,8 @@ USER = "capi-sim"
 
 
 def _ready(node):
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True", c.get("lastTransitionTime")
-    return False, None
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def _stamp():
@@ -170,7 +168,7 @@ class CapiSimulator:
             node_name = (status.get("nodeRef") or {}).get("name") or ann.get(NODE_ANN)
             if name in self.pending:
                 p = self.pending[name]
-                ready = _ready(nodes.get(p["node"], {}))[0]
+                ready = _ready(nodes.get(p["node"], {}))
                 p["seen_down"] = p.get("seen_down") or not ready
                 if not (ready and p["seen_down"]):
                     if status.get("phase") != "Provisioning":
@@ -183,7 +181,7 @@ class CapiSimulator:
                 self.record("machine-running", machine=name, node=node_name)
             if not node_name:
                 continue
-            ready, _since = _ready(nodes.get(node_name, {}))
+            ready = _ready(nodes.get(node_name, {}))
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "NodeHealthy"]
             conds.append({"type": "NodeHealthy", "status": "True" if ready else "False",
                           "reason": "" if ready else "NodeNotReady",
@@ -229,7 +227,7 @@ class CapiSimulator:
         def counts(selected):
             ready = sum(1 for m in selected if not m["metadata"].get("deletionTimestamp")
                         and (m.get("status") or {}).get("phase") == "Running"
-                        and _ready(nodes.get(((m.get("status") or {}).get("nodeRef") or {}).get("name"), {}))[0])
+                        and _ready(nodes.get(((m.get("status") or {}).get("nodeRef") or {}).get("name"), {})))
             return ready
 
         for tcp in self.custom.list_namespaced_custom_object(TCP_GROUP, TCP_VERSION, self.ns,
