@@ -29,12 +29,12 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help venv collection build cluster-up cluster-down demo test unit sanity lint \
-        integration molecule collection-build clean
+        integration molecule collection-build docs ee-context clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "other targets: venv build cluster-up FIXTURE=two-node|three-worker|none cluster-down"
-	@echo "               unit sanity lint integration molecule collection-build clean"
+	@echo "               unit sanity lint integration molecule collection-build docs ee-context clean"
 
 # --- Python environment (versions pinned in requirements.txt only) ---------------------
 $(VENV)/.installed: requirements.txt
@@ -89,6 +89,22 @@ molecule: collection build
 collection-build: venv
 	@mkdir -p $(LOCAL)/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path $(LOCAL)/dist .
+
+# Module docs as ansible-doc renders them (text per module, all as JSON) under .local/docs,
+# and the changelog fragments linted.
+docs: collection
+	@rm -rf $(LOCAL)/docs && mkdir -p $(LOCAL)/docs/modules
+	$(BIN)/ansible-doc -t module -l homelab.k8s_ha
+	$(BIN)/ansible-doc -t module -j $$(for m in plugins/modules/*.py; do n=$${m##*/}; echo homelab.k8s_ha.$${n%.py}; done) \
+	  > $(LOCAL)/docs/modules.json
+	for m in plugins/modules/*.py; do n=$${m##*/}; n=$${n%.py}; \
+	  ANSIBLE_NOCOLOR=1 $(BIN)/ansible-doc -t module homelab.k8s_ha.$$n > $(LOCAL)/docs/modules/$$n.txt; done
+	$(BIN)/antsibull-changelog lint
+	@echo "module docs in $(LOCAL)/docs"
+
+# The execution environment's build context (Containerfile), without a container engine.
+ee-context: collection-build
+	$(BIN)/ansible-builder create -f execution-environment.yml -c $(LOCAL)/ee --output-filename Containerfile
 
 clean: cluster-down
 	rm -rf $(LOCAL) tests/output

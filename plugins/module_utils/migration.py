@@ -260,3 +260,16 @@ def window_holds(hpas, applications, deployments, namespace):
                           "name": app["metadata"]["name"], "namespace": app["metadata"]["namespace"],
                           "wait": False, "fields": {"spec.syncPolicy.automated": None}})
     return holds
+
+
+def app_ref(app):
+    """The app to migrate as ``{namespace, workload}``: a dict is taken as it is, a string
+    ``namespace/workload`` (what a survey or a Semaphore variable can carry) is split.
+    Anything else gives ``{}``, which the role's input check names."""
+    if isinstance(app, dict):
+        return app
+    if isinstance(app, str) and app.count("/") == 1:
+        namespace, workload = [x.strip() for x in app.split("/", 1)]
+        if namespace and workload:
+            return {"namespace": namespace, "workload": workload}
+    return {}

@@ -67,26 +67,92 @@ class PlaybookRun(object):
         self.result = result
 
 
-@pytest.fixture
-def run_playbook(tmp_path):
-    """Run a playbook against the cluster; ``result`` is what it wrote to $RESULT_FILE."""
+class Identity(object):
+    """A ServiceAccount bound only to the ClusterRole of one playbook family (rbac/<family>.yml),
+    and a token of it, handed to playbooks the way AWX's Kubernetes credential does: the
+    K8S_AUTH_* environment, no kubeconfig."""
 
-    def run(cluster, playbook, inventory="local", extra_vars=None, check=False):
+    def __init__(self, cluster, family):
+        self.family = family
+        self.sa = "homelab-" + family
+        self.username = "system:serviceaccount:%s:%s" % (OPERATORS_NS, self.sa)
+        cluster.kubectl("apply", "-f", str(ROOT / "rbac" / (family + ".yml")))
+        cluster.kubectl("create", "namespace", OPERATORS_NS, check=False)
+        cluster.kubectl("create", "serviceaccount", self.sa, "-n", OPERATORS_NS, check=False)
+        cluster.kubectl("create", "clusterrolebinding", self.sa, "--clusterrole=homelab-k8s-ha-" + family,
+                        "--serviceaccount=%s:%s" % (OPERATORS_NS, self.sa), check=False)
+        self.token = cluster.kubectl("create", "token", self.sa, "-n", OPERATORS_NS, "--duration=2h").stdout.strip()
+        assert len(self.token) > 100, "no token for " + self.sa
+        self.env = {"K8S_AUTH_HOST": cluster.server, "K8S_AUTH_API_KEY": self.token,
+                    "K8S_AUTH_SSL_CA_CERT": str(cluster.pki / "ca.crt"), "K8S_AUTH_VERIFY_SSL": "true"}
+        # the same credential as a kubeconfig dict (what homelab_kubeconfig may carry)
+        self.kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": self.sa,
+            "clusters": [{"name": "local", "cluster": {"server": cluster.server,
+                                                       "certificate-authority": str(cluster.pki / "ca.crt")}}],
+            "users": [{"name": self.sa, "user": {"token": self.token}}],
+            "contexts": [{"name": self.sa, "context": {"cluster": "local", "user": self.sa}}]}
+
+
+OPERATORS_NS = "homelab-operators"
+
+
+@pytest.fixture
+def playbook_identity():
+    """Who runs the playbooks of a test: None is the fixture's cluster-admin kubeconfig.
+    A test module overrides this fixture to run every playbook as a family's
+    least-privilege ServiceAccount (``identity("guardrails")``)."""
+    return None
+
+
+@pytest.fixture
+def identity(cluster):
+    return lambda family: Identity(cluster, family)
+
+
+def _leaks(secret, texts, folder):
+    """Where ``secret`` shows up: in the given texts or in any file under ``folder``."""
+    found = [name for name, text in texts.items() if secret in text]
+    if folder and Path(folder).is_dir():
+        found += [str(p) for p in Path(folder).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
+    return found
+
+
+@pytest.fixture
+def run_playbook(tmp_path, playbook_identity):
+    """Run a playbook against the cluster; ``result`` is what it wrote to $RESULT_FILE.
+    With a ``playbook_identity`` the run gets only that ServiceAccount's token through
+    K8S_AUTH_* (no kubeconfig anywhere), runs with -v, and its output and evidence are
+    searched for the token: finding it fails the test."""
+
+    def run(cluster, playbook, inventory="local", extra_vars=None, check=False, args=()):
         out = tmp_path / "result.json"
         env = dict(cluster.env(),
                    ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
                    ANSIBLE_LOCALHOST_WARNING="false", RESULT_FILE=str(out),
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_SHOW_CUSTOM_STATS="true")
         cmd = [str(Path(sys.executable).with_name("ansible-playbook")),
                "-i", str(ROOT / "inventories" / inventory), str(ROOT / playbook)]
-        for k, v in (extra_vars or {}).items():
+        extra_vars = dict(extra_vars or {})
+        if playbook_identity is not None:
+            for k in ("KUBECONFIG", "K8S_AUTH_KUBECONFIG"):
+                env.pop(k, None)
+            env.update(playbook_identity.env)
+            extra_vars["homelab_kubeconfig"] = None
+            cmd.append("-v")
+        for k, v in extra_vars.items():
             cmd += ["-e", json.dumps({k: v})]
         if check:
             cmd += ["--check", "--diff"]
+        cmd += list(args)
         # no terminal, as under AWX, Semaphore and CI: a prompt gets an empty answer
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
                               stdin=subprocess.DEVNULL, check=False)
         result = json.loads(out.read_text()) if out.exists() else None
+        if playbook_identity is not None:
+            leaks = _leaks(playbook_identity.token, {"stdout": proc.stdout, "stderr": proc.stderr},
+                           extra_vars.get("evidence_root"))
+            assert leaks == [], "the token of %s leaked into %s" % (playbook_identity.sa, leaks)
         return PlaybookRun(proc, result)
 
     return run

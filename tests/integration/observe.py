@@ -9,6 +9,8 @@ import threading
 import time
 
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+# the ServiceAccounts that tests run playbooks as (conftest.Identity)
+OPERATOR_USERS = "system:serviceaccount:homelab-operators:"
 
 
 def audit_entries(cluster, since=0):
@@ -23,7 +25,8 @@ def audit_size(cluster):
 
 
 def writes(cluster, since, resource=None):
-    """Writes our code sent after ``since`` (cluster-admin, not kubectl, not a dry run),
+    """Writes our code sent after ``since`` (as cluster-admin or as a family's
+    ServiceAccount in homelab-operators; not kubectl, not a dry run),
     optionally only to ``resource`` itself (no subresource).
 
     A dry run is recognised by ``dryRun=All`` in the URL. A DELETE with a body takes its
@@ -32,7 +35,8 @@ def writes(cluster, since, resource=None):
     return [e for e in audit_entries(cluster, since)
             if e["verb"] in WRITE_VERBS
             and "dryRun=All" not in e["requestURI"]
-            and e["user"]["username"] == "homelab-admin"
+            and (e["user"]["username"] == "homelab-admin"
+                 or e["user"]["username"].startswith(OPERATOR_USERS))
             and "kubectl" not in e.get("userAgent", "")
             and (resource is None or (e["objectRef"].get("resource") == resource
                                       and e["objectRef"].get("subresource") is None))]
@@ -245,3 +249,16 @@ class Descheduler(object):
         self._stop.set()
         if self._thread:
             self._thread.join(150)
+
+
+def custom_stats(stdout):
+    """The set_stats data a run published (what AWX hands to the next workflow nodes), as
+    the default callback prints it with ANSIBLE_SHOW_CUSTOM_STATS: ``RUN: {...}`` after
+    ``CUSTOM STATS``, in JSON or YAML."""
+    import yaml
+    tail = stdout.rsplit("CUSTOM STATS", 1)
+    if len(tail) < 2:
+        return None
+    text = tail[1].split("RUN:", 1)[1].strip() if "RUN:" in tail[1] else ""
+    data = yaml.safe_load(text) if text else {}
+    return {k: str(v) for k, v in data.items()}  # a plan id of digits only stays a string

@@ -49,6 +49,13 @@ def bring_back(c, node):
 
 
 @pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the active-passive family's ServiceAccount (rbac/active-passive.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("active-passive")
+
+
+@pytest.fixture
 def ap(three_worker, run_playbook, tmp_path):
     c = three_worker
     c.wait("the apps on k3s-w1", lambda: settled_on(c, W1), 60)

@@ -52,6 +52,13 @@ def web_spec(c):
 
 
 @pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the app-migration family's ServiceAccount (rbac/app-migration.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("app-migration")
+
+
+@pytest.fixture
 def migration(two_node, run_playbook, tmp_path):
     c = two_node
     set_lanes(c, uncordon=True)
@@ -83,7 +90,8 @@ def holds(c):
 
 
 def stage(migration, c, number, **extra):
-    args = dict({"app": {"namespace": "apps", "workload": "web"}, "strategy": "active_active", "stage": number}, **extra)
+    # app as an AWX survey or a Semaphore variable carries it: "namespace/workload"
+    args = dict({"app": "apps/web", "strategy": "active_active", "stage": number}, **extra)
     offset = audit_size(c)
     check = migration(check=True, **args)
     assert check.rc == 0, check.stdout[-4000:]

@@ -44,6 +44,13 @@ def running(c):
 
 
 @pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the app-migration family's ServiceAccount (rbac/app-migration.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("app-migration")
+
+
+@pytest.fixture
 def failover(longhorn, run_playbook, tmp_path):
     c = longhorn.cluster
     set_lanes(c, uncordon=True)

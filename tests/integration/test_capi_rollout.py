@@ -14,9 +14,17 @@ from observe import audit_size, evidence_runner, newest_evidence, writes
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/capi_rollout.yml"
+ROLLBACK = "playbooks/capi_rollout_rollback.yml"
 TALOSCTL = str(ROOT / "tests" / "simulators" / "talosctl_simulator.py")
 IPS = {"10.10.0.11": "cp-1", "10.10.0.21": "worker-1", "10.10.0.22": "worker-2"}
 RESOURCES = {"pvc-a": ["cp-1", "worker-1"], "pvc-b": ["worker-1", "worker-2"], "pvc-c": ["cp-1", "worker-2"]}
+
+
+@pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the capi-rollout family's ServiceAccount (rbac/capi-rollout.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("capi-rollout")
 
 
 @pytest.fixture
@@ -122,7 +130,7 @@ def test_faulty_linstor_aborts_before_any_delete_or_reboot(rig):
     assert check.rc != 0 and "LINSTOR is not healthy" in check.stdout
 
 
-def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete(rig):
+def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_rollback_restores(rig):
     sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
     sim.mark_unhealthy(on_node(sim, "worker-2"))
     linstor.set_fault(block_evacuation=["worker-2"])
@@ -131,8 +139,25 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete(rig):
     apply = run(approve_plan=plan["id"], capi_rollout_linstor_evacuation_timeout="3s")
     assert apply.rc != 0 and "evacuation of worker-2 did not finish within 3s" in apply.stdout
     assert rig.machine_deletes(offset) == [] and rig.talos_calls() == []
-    rollback = json.loads((newest_evidence(run.evidence, "capi_rollout") / "rollback.json").read_text())
+    run_dir = newest_evidence(run.evidence, "capi_rollout")
+    rollback = json.loads((run_dir / "rollback.json").read_text())
     assert rollback["linstor_node"] == "worker-2"
+    assert linstor.nodes["worker-2"]["flags"] == ["EVACUATE"]
+
+    # capi_rollout_rollback.yml restores the node that run left evacuated: check, approve, run
+    puts = len(linstor.puts())
+    check = run(ROLLBACK, check=True, rollback_from=str(run_dir))
+    assert check.rc == 0, check.stdout[-3000:]
+    undo = json.loads((newest_evidence(run.evidence, "capi_rollout_rollback") / "plan.json").read_text())
+    assert undo["items"] == [{"object": "LinstorNode/worker-2", "action": "restore", "flags": ["EVACUATE"], "then": "settle"}]
+    assert len(linstor.puts()) == puts and linstor.nodes["worker-2"]["flags"] == ["EVACUATE"]
+    refused = run(ROLLBACK, rollback_from=str(run_dir), approve_plan="0000000000000000")
+    assert refused.rc != 0 and "Not approved" in refused.stdout and len(linstor.puts()) == puts
+    done = run(ROLLBACK, rollback_from=str(run_dir), approve_plan=undo["id"])
+    assert done.rc == 0, done.stdout[-3000:]
+    assert [p["path"] for p in linstor.puts()[puts:]] == ["/v1/nodes/worker-2/restore"]
+    assert linstor.nodes["worker-2"]["flags"] == []
+    assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
 
 
 def test_a_resync_that_never_settles_fails_explicitly_after_the_reboot(rig):

@@ -27,6 +27,13 @@ def pod_nodes(c, name):
 
 
 @pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the core-platform family's ServiceAccount (rbac/core-platform.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("core-platform")
+
+
+@pytest.fixture
 def platform(longhorn, run_playbook, tmp_path):
     c = longhorn.cluster
     # where runbook 000 leaves the cluster: lanes labelled, worker-1 tainted and cordoned

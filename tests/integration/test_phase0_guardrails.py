@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from observe import audit_size, lane_snapshot, newest_evidence as newest, writes
+from observe import audit_size, custom_stats, lane_snapshot, newest_evidence as newest, writes
 
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
 LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the guardrails family's ServiceAccount (rbac/guardrails.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("guardrails")
 
 
 @pytest.fixture
@@ -49,6 +56,8 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     plan = json.loads((run_dir / "plan.json").read_text())
     assert [i["object"] for i in plan["items"]] == ["Node/miniserver", "Node/worker-1"]
     assert f"-e approve_plan={plan['id']}" in check.stdout
+    # what an AWX workflow hands to the run after its approval node (set_stats)
+    assert custom_stats(check.stdout) == {"approve_plan": plan["id"]}
     verify = json.loads((run_dir / "verify.json").read_text())
     assert verify["could_land_on_secondary"] == ["apps/qdrant"]  # the only one
     report = (run_dir / "report.md").read_text()
@@ -56,11 +65,15 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     assert 'labels.workload-lane: null -> "secondary"' in report
 
     # 2. the gate fails closed: a wrong id, an empty id, no answer without a terminal
-    for extra in ({"approve_plan": "0000000000000000"}, {"approve_plan": ""}, {}):
+    # and a Semaphore task or an AWX job without approve_plan is refused, not prompted
+    for extra in ({"approve_plan": "0000000000000000"}, {"approve_plan": ""}, {},
+                  {"semaphore_vars": {"task_details": {"id": 7}}}, {"awx_job_id": 42}):
         offset = audit_size(c)
         refused = phase0(**extra)
         assert refused.rc != 0, extra
         assert "Not approved" in refused.stdout, extra
+        if "semaphore_vars" in extra or "awx_job_id" in extra:
+            assert "gave no approve_plan" in refused.stdout, refused.stdout[-2000:]
         assert writes(c, offset) == [] and lane_snapshot(c) == before
 
     # 3. apply exactly the plan
@@ -76,6 +89,8 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     assert verify["could_land_on_secondary"] == []  # the lane taint now guards worker-1
     rollback = json.loads((run_dir / "rollback.json").read_text())
     assert len(rollback["lane_changes"]) == 2
+    # what an AWX workflow hands to the rollback on its failure branch (set_stats)
+    assert custom_stats(apply.stdout) == {"rollback_from": str(run_dir)}
 
     # the runbook's own verification commands print what it expects
     cols = c.kubectl("get", "nodes", "-o",

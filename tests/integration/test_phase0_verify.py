@@ -2,10 +2,19 @@
 
 import json
 
+import pytest
+
 from observe import audit_entries, audit_size
 
 AUDIT_PLAYBOOK = "tests/integration/playbooks/placement_audit.yml"
 DAEMONSETS = {"longhorn-csi-plugin", "engine-image-ei-db6c2b6f", "metallb-speaker"}
+
+
+@pytest.fixture
+def playbook_identity(identity):
+    """Every playbook here runs as the audit family's ServiceAccount (rbac/audit.yml), with
+    its token in K8S_AUTH_* as AWX's Kubernetes credential passes it."""
+    return identity("audit")
 
 
 def test_audit_reports_server2_state_and_pinning(two_node, run_playbook):
@@ -108,3 +117,25 @@ def test_audit_prediction_matches_the_real_scheduler(two_node, run_playbook):
                 c.kubectl("delete", "pod", pod["metadata"]["name"], "-n", "apps", "--wait=false")
         c.wait("apps back to one pod each, none on worker-1",
                lambda: _apps_only_on_miniserver(c), 90)
+
+
+def test_the_read_only_audit_role_is_refused_every_write(two_node, identity, run_playbook):
+    """The audit family's token reads everything the audit needs (the tests above ran with
+    it) and is refused a write: lane_node's real update of a label gets 403 and the node
+    keeps its labels."""
+    c = two_node
+    who = identity("audit")
+    for verb, resource in (("patch", "nodes"), ("create", "pods/eviction"), ("update", "deployments"),
+                           ("delete", "pods"), ("create", "leases")):
+        can = c.kubectl("auth", "can-i", verb, resource, "--as", who.username, "-A", check=False).stdout.strip()
+        assert can == "no", (verb, resource, can)
+    before = c.get_json("nodes", "worker-1")["metadata"]["labels"]
+    offset = audit_size(c)
+    run = run_playbook(c, "tests/integration/playbooks/lane_node.yml",
+                       extra_vars={"lane_args": {"name": "worker-1", "labels": {"audit-probe": "x"}}})
+    assert run.rc != 0
+    refused = [e for e in audit_entries(c, offset)
+               if e["user"]["username"] == who.username and e["verb"] in ("update", "patch")]
+    assert refused and all(e["responseStatus"]["code"] == 403 for e in refused), refused
+    assert "403" in run.stdout or "Forbidden" in run.stdout, run.stdout[-2000:]
+    assert c.get_json("nodes", "worker-1")["metadata"]["labels"] == before

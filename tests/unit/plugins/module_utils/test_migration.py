@@ -1,6 +1,7 @@
 import datetime
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
+    app_ref,
     classify,
     image_name,
     pdb_verdict,
@@ -124,3 +125,11 @@ def test_window_holds_pause_the_apps_autoscalers_and_its_automated_argo_sync():
         {"kind": "Application", "api_version": "argoproj.io/v1alpha1", "name": "web", "namespace": "argocd",
          "wait": False, "fields": {"spec.syncPolicy.automated": None}}]
     assert window_holds([], [apps[1]], ["web"], "apps") == []
+
+
+def test_app_ref_takes_a_dict_or_namespace_slash_workload():
+    assert app_ref({"namespace": "apps", "workload": "web"}) == {"namespace": "apps", "workload": "web"}
+    assert app_ref("apps/web") == {"namespace": "apps", "workload": "web"}
+    assert app_ref(" apps / web ") == {"namespace": "apps", "workload": "web"}
+    for bad in ("web", "apps/", "/web", "a/b/c", "", None, 3):
+        assert app_ref(bad) == {}, bad

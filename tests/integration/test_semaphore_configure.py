@@ -1,0 +1,162 @@
+"""semaphore/configure.yml against the Semaphore simulator (tests/simulators/semaphore_simulator.py),
+no cluster: the first run creates every template of operate/catalog.yml, a second run
+writes nothing, a template edited in Semaphore is put back, and the API token never
+reaches the output. One real first run is shared (it makes a POST per template); each
+test gets a simulator of its own, seeded with what that run stored."""
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from semaphore_simulator import SemaphoreSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+TOKEN = "sem-token-7f3c9a1e0b5d4e2f8a6c"
+PROJECT = 4
+IDS = {"semaphore_project_id": PROJECT, "semaphore_inventory_id": 2, "semaphore_repository_id": 3,
+       "semaphore_environment_id": 5}
+CATALOG = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
+
+
+def expected_names():
+    """The template names the catalog calls for, worked out here from the catalog alone."""
+    prefix = CATALOG["homelab_operate_prefix"]
+    names = set()
+    for entry in CATALOG["homelab_operate_playbooks"]:
+        base = "%s %s" % (prefix, entry["playbook"])
+        names |= {base + " check", base + " apply"} if entry["mutating"] else {base}
+    return names
+
+
+class Run(object):
+    def __init__(self, proc):
+        self.rc, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        recap = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", proc.stdout, re.M)
+        assert recap, proc.stdout[-3000:] + proc.stderr[-3000:]
+        self.ok, self.changed, self.failed = (int(g) for g in recap.groups())
+
+    def __str__(self):
+        return self.stdout[-4000:] + self.stderr[-2000:]
+
+
+def configure(sim, tmp_path, token=TOKEN, **extra_vars):
+    """Run semaphore/configure.yml against ``sim``, the token in SEMAPHORE_API_TOKEN. At -vvv,
+    where every module's arguments are printed (without no_log the token shows up there)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
+               SEMAPHORE_API_TOKEN=token, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
+    for key in [k for k in env if k.startswith("SEMAPHORE_") and k != "SEMAPHORE_API_TOKEN"]:
+        del env[key]
+    variables = dict(IDS, semaphore_url=sim.url, semaphore_evidence_root="/srv/semaphore/evidence")
+    variables.update(extra_vars)
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, str(ROOT / "semaphore" / "configure.yml"), "-vvv",
+                           "-e", json.dumps(variables)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=600, check=False)
+    run = Run(proc)
+    assert token not in run.stdout and token not in run.stderr, "the API token reached the output"
+    return run
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """The first run against an empty project: (run, simulator)."""
+    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,)).start()
+    run = configure(sim, tmp_path_factory.mktemp("first"))
+    yield run, sim
+    sim.stop()
+
+
+@pytest.fixture
+def configured(first):
+    """A simulator holding what the first run stored, and no request yet."""
+    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,)).start()
+    sim.templates = copy.deepcopy(first[1].templates)
+    sim.next_id = first[1].next_id
+    yield sim
+    sim.stop()
+
+
+def test_the_first_run_creates_every_template_of_the_catalog(first):
+    run, sim = first
+    assert run.rc == 0, run
+    assert run.failed == 0 and run.changed == 1, run  # one task wrote: the creation
+    names = expected_names()
+    posts = [r for r in sim.requests if r["method"] == "POST"]
+    assert len(posts) == len(names) and all(r["status"] == 201 for r in posts)
+    assert [r for r in sim.writes() if r["method"] != "POST"] == []
+    assert set(sim.by_name(PROJECT)) == names
+    assert "%d created, 0 updated, 0 unchanged" % len(names) in run.stdout
+    assert "censored due to no_log" in run.stdout  # -vvv printed the writes, without their arguments
+    for tpl in sim.by_name(PROJECT).values():
+        assert (tpl["project_id"], tpl["inventory_id"], tpl["repository_id"], tpl["environment_id"]) == (PROJECT, 2, 3, 5)
+        arguments = json.loads(tpl["arguments"])
+        assert json.loads(arguments[arguments.index("-e") + 1]) == {"evidence_root": "/srv/semaphore/evidence"}
+        assert (arguments[:2] == ["--check", "--diff"]) == tpl["name"].endswith(" check")
+    gated = {e["playbook"] for e in CATALOG["homelab_operate_playbooks"] if e.get("gated")}
+    for name, tpl in sim.by_name(PROJECT).items():
+        plan = [v for v in tpl["survey_vars"] if v["name"] == "approve_plan"]
+        wanted = name.endswith(" apply") and name.split()[1] in gated
+        assert [v["required"] for v in plan] == ([True] if wanted else []), name
+
+
+def test_a_second_run_writes_nothing_and_reports_no_change(configured, tmp_path):
+    run = configure(configured, tmp_path)
+    assert run.rc == 0 and run.changed == 0, run
+    assert configured.writes() == []
+    assert "0 created, 0 updated, %d unchanged" % len(expected_names()) in run.stdout
+
+
+def test_a_template_edited_in_semaphore_is_put_back(configured, tmp_path):
+    prefix = CATALOG["homelab_operate_prefix"]
+    gated = next(e["playbook"] for e in CATALOG["homelab_operate_playbooks"] if e.get("gated"))
+    check, apply_ = "%s %s check" % (prefix, gated), "%s %s apply" % (prefix, gated)
+    want = configured.by_name()
+    configured.edit(check, arguments="[]")  # someone dropped --check --diff
+    configured.edit(apply_, survey_vars=[])  # and the plan id question
+    hand_made = configured.add(PROJECT, dict(want[check], name="made by hand", description="not ours"))
+    run = configure(configured, tmp_path)
+    assert run.rc == 0 and run.changed == 1, run
+    puts = configured.writes()
+    assert sorted((r["method"], r["path"], r["status"]) for r in puts) == sorted(
+        ("PUT", "/api/project/%d/templates/%d" % (PROJECT, want[name]["id"]), 204) for name in (check, apply_))
+    assert all(r["body"]["id"] == want[r["body"]["name"]]["id"] for r in puts)
+    assert configured.by_name() == dict(want, **{"made by hand": hand_made})
+    again = configure(configured, tmp_path)
+    assert again.rc == 0 and again.changed == 0 and len(configured.writes()) == 2, again
+
+
+def test_a_refused_write_fails_naming_the_template_and_is_no_change(configured, tmp_path):
+    name = sorted(configured.by_name())[0]
+    configured.edit(name, description="edited by hand")
+    configured.schema = dict(configured.schema, required=configured.schema["required"] + ["view_id"])
+    run = configure(configured, tmp_path)
+    assert run.rc != 0 and run.changed == 0, run
+    assert [(r["method"], r["status"]) for r in configured.writes()] == [("PUT", 400)]
+    assert "Semaphore refused" in run.stdout and name + ": HTTP 400:" in run.stdout, run
+    assert "view_id" in run.stdout and "is a required property" in run.stdout
+    assert configured.by_name()[name]["description"] == "edited by hand"
+
+
+def test_a_wrong_token_fails_with_a_clear_message(configured, tmp_path):
+    run = configure(configured, tmp_path, token="not-the-token-0b1c")
+    assert run.rc != 0 and run.failed == 1
+    assert "refused the API token (HTTP 401)" in run.stdout + run.stderr, run
+    assert "SEMAPHORE_API_TOKEN" in run.stdout + run.stderr
+    assert configured.writes() == []
+    assert {r["status"] for r in configured.requests} == {401}
+
+
+def test_missing_settings_are_named(configured, tmp_path):
+    run = configure(configured, tmp_path, semaphore_inventory_id="", semaphore_environment_id=None)
+    assert run.rc != 0
+    assert "Missing Semaphore settings: inventory_id, environment_id" in run.stdout + run.stderr, run
+    assert configured.requests == []

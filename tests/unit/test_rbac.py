@@ -1,0 +1,52 @@
+"""rbac/: one ClusterRole per playbook family of operate/catalog.yml, read-only where it
+must be, and no wildcard anywhere. The integration tests prove the roles suffice (the
+playbooks run as these ServiceAccounts) and that the audit role is refused writes."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+READ = {"get", "list", "watch"}
+
+
+def roles():
+    out = {}
+    for p in sorted((ROOT / "rbac").glob("*.yml")):
+        docs = [d for d in yaml.safe_load_all(p.read_text()) if d]
+        assert len(docs) == 1 and docs[0]["kind"] == "ClusterRole", p
+        out[p.stem] = docs[0]
+    return out
+
+
+def test_every_family_of_the_catalog_has_its_cluster_role_and_no_other():
+    catalog = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
+    families = {e["family"] for e in catalog["homelab_operate_playbooks"]}
+    found = roles()
+    assert set(found) == families
+    for family, role in found.items():
+        assert role["metadata"]["name"] == "homelab-k8s-ha-" + family
+        assert role["metadata"]["labels"]["homelab.k8s-ha/family"] == family
+
+
+def test_no_wildcards_and_the_audit_role_only_reads():
+    for family, role in roles().items():
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], (family, rule)
+    for rule in roles()["audit"]["rules"]:
+        assert set(rule["verbs"]) <= READ, rule
+
+
+def test_only_the_families_that_need_them_may_write_nodes_or_delete():
+    def verbs(family, group, resource):
+        return set().union(*[set(r["verbs"]) for r in roles()[family]["rules"]
+                             if group in r["apiGroups"] and resource in r["resources"]])
+    assert "patch" in verbs("guardrails", "", "nodes") and verbs("capi-rollout", "", "nodes") <= READ
+    assert verbs("capi-rollout", "cluster.x-k8s.io", "machines") == READ | {"delete"}
+    assert verbs("guardrails", "apps", "deployments") <= READ
+    assert not [r for f, role in roles().items() for r in role["rules"] if "escalate" in r["verbs"]]
+    escalate = [r for r in roles()["active-passive"]["rules"] if "bind" in r["verbs"]]
+    # the descheduler's ClusterRole by the name the role gives it (its defaults, read, not copied)
+    name = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())["active_passive_descheduler"]["name"]
+    assert escalate and all(r.get("resourceNames") == [name] for r in escalate)
