@@ -177,7 +177,9 @@ def test_galaxy_stage_installs_the_tarball_and_image_python_deps_are_runtime_onl
     reqs["collections"] = [c for c in reqs["collections"] if c.get("type") == "file"]
     (build / "file-only.yml").write_text(yaml.safe_dump(reqs), encoding="utf-8")
     installed = tmp_path / "collections"
-    result = _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps",
+    # --force: make (ANSIBLE_COLLECTIONS_PATH) has this collection at the same version, and
+    # ansible-galaxy would skip it as already installed
+    result = _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "--force",
                    "-r", "file-only.yml", "-p", str(installed)], cwd=build)
     assert result.returncode == 0, result.stdout + result.stderr
     collection = installed / "ansible_collections" / "homelab" / "k8s_ha"
