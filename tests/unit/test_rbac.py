@@ -50,3 +50,24 @@ def test_only_the_families_that_need_them_may_write_nodes_or_delete():
     # the descheduler's ClusterRole by the name the role gives it (its defaults, read, not copied)
     name = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())["active_passive_descheduler"]["name"]
     assert escalate and all(r.get("resourceNames") == [name] for r in escalate)
+
+
+def _covers(rules, group, resource, verb, name=None):
+    """Whether ``rules`` grant ``verb`` on ``group/resource`` (named ``name``), as RBAC
+    matches them: a rule with resourceNames grants only those names."""
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
+               and (not r.get("resourceNames") or name in r["resourceNames"]) for r in rules)
+
+
+def test_the_active_passive_role_holds_every_permission_of_the_descheduler_role_it_creates():
+    """The API server lets a subject create a ClusterRole only with permissions it holds (a 403
+    "attempting to grant RBAC permissions not currently held" otherwise)."""
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import descheduler_rbac_rules
+    mine = roles()["active-passive"]["rules"]
+    missing = [(g, res, v, n) for rule in descheduler_rbac_rules() for g in rule["apiGroups"] for res in rule["resources"]
+               for v in rule["verbs"] for n in (rule.get("resourceNames") or [None])
+               if not _covers(mine, g, res, v, n)]
+    assert missing == []
+    # and the check itself can fail: without the namespaces read, it is missing
+    trimmed = [dict(r, resources=[x for x in r["resources"] if x != "namespaces"]) for r in mine]
+    assert not _covers(trimmed, "", "namespaces", "list")
