@@ -25,11 +25,6 @@ def with_changes(folders, keys=("lane_changes", "files")):
     return out
 
 
-def records_changes(record):
-    """Whether a run's rollback record has anything to undo (any non-empty entry)."""
-    return isinstance(record, dict) and any(bool(v) for v in record.values())
-
-
 class FilterModule(object):
     def filters(self):
-        return {"with_changes": with_changes, "records_changes": records_changes}
+        return {"with_changes": with_changes}

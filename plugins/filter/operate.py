@@ -37,7 +37,16 @@ def semaphore_write_errors(results):
         raise AnsibleFilterError("semaphore_write_errors: %s" % e)
 
 
+# --- AWX ---
+def awx_objects(catalog, settings):
+    """The awx.awx module parameters of the catalog's AWX objects (operate.awx_objects)."""
+    try:
+        return operate.awx_objects(catalog, settings)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise AnsibleFilterError("awx_objects: %s" % e)
+
+
 class FilterModule(object):
     def filters(self):
         return {"semaphore_templates": semaphore_templates, "semaphore_sync_plan": semaphore_sync_plan,
-                "semaphore_write_errors": semaphore_write_errors}
+                "semaphore_write_errors": semaphore_write_errors, "awx_objects": awx_objects}

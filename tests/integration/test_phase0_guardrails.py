@@ -75,6 +75,9 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
         if "semaphore_vars" in extra or "awx_job_id" in extra:
             assert "gave no approve_plan" in refused.stdout, refused.stdout[-2000:]
         assert writes(c, offset) == [] and lane_snapshot(c) == before
+        # on an AWX workflow's failure branch the rollback gets this run's folder, which
+        # records nothing to undo: never an older run's
+        assert custom_stats(refused.stdout) == {"rollback_from": str(newest(evidence, "phase0_guardrails"))}, extra
 
     # 3. apply exactly the plan
     apply = phase0(approve_plan=plan["id"])
@@ -107,6 +110,13 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     # 4. a second apply changes nothing (no approval needed for an empty plan)
     again = phase0()
     assert again.rc == 0 and "changed=0" in again.stdout
+    nothing = newest(evidence, "phase0_guardrails")
+    assert custom_stats(again.stdout) == {"rollback_from": str(nothing)}
+    # a rollback of a run that changed nothing stops before planning, writing nothing
+    offset = audit_size(c)
+    empty = phase0(ROLLBACK, rollback_from=str(nothing), approve_plan="0000000000000000")
+    assert empty.rc != 0 and f"{nothing} records no change to undo" in empty.stdout, empty.stdout[-3000:]
+    assert writes(c, offset) == []
 
     # 5. rollback: plan, approve, apply; the nodes equal the before-snapshot
     rb_check = phase0(ROLLBACK, check=True)
