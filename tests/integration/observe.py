@@ -14,10 +14,16 @@ OPERATOR_USERS = "system:serviceaccount:homelab-operators:"
 
 
 def audit_entries(cluster, since=0):
-    """Audit events written after byte offset ``since`` of the audit log."""
+    """Audit events written after byte offset ``since`` of the audit log. The API server
+    may be writing a line while we read or take an offset: a line cut by ``since`` belongs to
+    before it, and a last line without its newline is left for the next read."""
     with open(cluster.audit_log, "rb") as f:
-        f.seek(since)
-        return [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+        f.seek(max(since - 1, 0))
+        data = f.read()
+    if since > 0:
+        data = data[data.find(b"\n") + 1:] if data[:1] != b"\n" else data[1:]
+    complete = data[:data.rfind(b"\n") + 1]
+    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
 
 
 def audit_size(cluster):
