@@ -39,7 +39,18 @@ def _semaphore_id(settings, key, required=True):
     return int(text)
 
 
-def semaphore_survey_choices(spec, sources):
+def survey_question_type(spec, types, label):
+    """The type of a catalog survey question, once checked: one of ``types`` (``label``
+    names them in the error), and the question has a variable."""
+    kind = spec.get("type", "text")
+    if kind not in types:
+        raise ValueError("survey %s: type %r is not %s (%s)" % (spec.get("variable"), kind, label, ", ".join(sorted(types))))
+    if not spec.get("variable"):
+        raise ValueError("survey question without a variable: %r" % (spec,))
+    return kind
+
+
+def survey_choices(spec, sources):
     """The choices of a multiple choice question: ``choices``, or ``choices_from``
     ``<source>.keys`` (the keys of a dict in ``sources``) or ``<source>.values`` (the
     union of its values, lists or scalars, first seen first), all as strings."""
@@ -66,15 +77,10 @@ def semaphore_survey_choices(spec, sources):
 def semaphore_survey_var(spec, sources=None):
     """A catalog survey question as a Semaphore survey var (name, title, description,
     type, required, values); a multiple choice becomes an ``enum`` with its values."""
-    kind = spec.get("type", "text")
-    if kind not in SEMAPHORE_SURVEY_TYPES:
-        raise ValueError("survey %s: type %r has no Semaphore survey var type (%s)"
-                         % (spec.get("variable"), kind, ", ".join(sorted(SEMAPHORE_SURVEY_TYPES))))
-    if not spec.get("variable"):
-        raise ValueError("survey question without a variable: %r" % (spec,))
+    kind = survey_question_type(spec, SEMAPHORE_SURVEY_TYPES, "a type a Semaphore survey var has")
     values = []
     if kind == "multiplechoice":
-        values = [{"name": c, "value": c} for c in semaphore_survey_choices(spec, sources)]
+        values = [{"name": c, "value": c} for c in survey_choices(spec, sources)]
     return {"name": spec["variable"], "title": spec.get("question") or spec["variable"],
             "description": spec.get("description") or "", "type": SEMAPHORE_SURVEY_TYPES[kind],
             "required": bool(spec.get("required", False)), "values": values}
@@ -288,16 +294,11 @@ AWX_NODE_IDS = ("check", "approve", "run", "rollback-check", "approve-rollback",
 
 def awx_survey_question(spec, sources=None):
     """A catalog survey question as an AWX survey spec item."""
-    kind = spec.get("type", "text")
-    if kind not in AWX_SURVEY_TYPES:
-        raise ValueError("survey %s: type %r is not an AWX question type (%s)"
-                         % (spec.get("variable"), kind, ", ".join(sorted(AWX_SURVEY_TYPES))))
-    if not spec.get("variable"):
-        raise ValueError("survey question without a variable: %r" % (spec,))
+    kind = survey_question_type(spec, AWX_SURVEY_TYPES, "an AWX question type")
     out = {"question_name": spec.get("question") or spec["variable"], "question_description": spec.get("description") or "",
            "variable": spec["variable"], "type": kind, "required": bool(spec.get("required", False))}
     if kind in ("multiplechoice", "multiselect"):
-        out["choices"] = semaphore_survey_choices(spec, sources)
+        out["choices"] = survey_choices(spec, sources)
     if spec.get("default") is not None:
         out["default"] = spec["default"]
     return out

@@ -188,13 +188,13 @@ def test_catalog_errors_are_named():
         templates(catalog=bad)
 
 
-def test_semaphore_survey_choices():
+def test_survey_choices():
     sources = {"s": {"a": ["1", 2], "b": ["2", "x"], "c": "y"}}
-    assert operate.semaphore_survey_choices({"choices_from": "s.keys"}, sources) == ["a", "b", "c"]
-    assert operate.semaphore_survey_choices({"choices_from": "s.values"}, sources) == ["1", "2", "x", "y"]
-    assert operate.semaphore_survey_choices({"choices": [1, "b"]}, {}) == ["1", "b"]
+    assert operate.survey_choices({"choices_from": "s.keys"}, sources) == ["a", "b", "c"]
+    assert operate.survey_choices({"choices_from": "s.values"}, sources) == ["1", "2", "x", "y"]
+    assert operate.survey_choices({"choices": [1, "b"]}, {}) == ["1", "b"]
     with pytest.raises(ValueError):
-        operate.semaphore_survey_choices({"choices_from": "s.items"}, sources)
+        operate.survey_choices({"choices_from": "s.items"}, sources)
 
 
 @pytest.mark.parametrize("change, complaint", [
