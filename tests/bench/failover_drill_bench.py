@@ -31,7 +31,7 @@ ROWS = [("notready", "failover: node NotReady (after down)", "T+40s"),
 
 
 def playbook(c, evidence, name, check=False, **extra):
-    extra = dict(extra, evidence_root=str(evidence), rollback_evidence_root=str(evidence))
+    extra = dict(extra, evidence_root=str(evidence))
     cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(ROOT / "inventories" / "local-three-worker"),
            str(ROOT / "playbooks" / name), "-e", json.dumps(extra)] + (["--check"] if check else [])
     env = dict(c.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"))

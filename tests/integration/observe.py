@@ -105,7 +105,7 @@ def evidence_runner(run_playbook, cluster, evidence, playbook, inventory="local"
     """``run(playbook=..., check=False, **extra)``: a playbook run whose evidence (and the
     rollback's search for it) stays under ``evidence``; ``defaults`` are extra vars."""
     def run(playbook=playbook, check=False, **extra):
-        extra = dict(dict(defaults, evidence_root=str(evidence), rollback_evidence_root=str(evidence)), **extra)
+        extra = dict(dict(defaults, evidence_root=str(evidence)), **extra)
         return run_playbook(cluster, playbook, inventory=inventory, extra_vars=extra, check=check)
     run.evidence = evidence
     return run

@@ -32,7 +32,6 @@ def evidence(tmp_path):
 def phase0(two_node, run_playbook, evidence):
     def run(playbook=APPLY, check=False, **extra):
         extra.setdefault("evidence_root", str(evidence))
-        extra.setdefault("rollback_evidence_root", str(evidence))
         extra.setdefault("guardrails_watch_seconds", 2)
         return run_playbook(two_node, playbook, extra_vars=extra, check=check)
     before = lane_snapshot(two_node)

@@ -75,8 +75,7 @@ def test_overlay_rendered_planned_committed_and_rolled_back(two_node, run_playbo
     repo = tmp_path / "k8s-homelab"
     make_checkout(repo)
     evidence = tmp_path / "evidence"
-    common = {"gitops_repo_dir": str(repo), "evidence_root": str(evidence),
-              "rollback_evidence_root": str(evidence)}
+    common = {"gitops_repo_dir": str(repo), "evidence_root": str(evidence)}
 
     def newest(name):
         return newest_evidence(evidence, name)
