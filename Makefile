@@ -64,8 +64,12 @@ demo: collection build
 	@if $(CLUSTER) status >/dev/null 2>&1; then $(CLUSTER) load-fixture two-node; \
 	 else $(CLUSTER) up --fixture two-node; fi
 	$(BIN)/ansible-playbook -i inventories/local playbooks/phase0_verify.yml
+	@echo
 	@echo "The cluster is still running: KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl get nodes"
-	@echo "Stop it with: make cluster-down"
+	@echo "Next, plan Phase 0 (reads only; prints the plan and its id):"
+	@echo "  source .venv/bin/activate"
+	@echo "  ansible-playbook -i inventories/local playbooks/phase0_guardrails.yml --check --diff"
+	@echo "Stop the cluster with: make cluster-down"
 
 # --- tests -----------------------------------------------------------------------------
 test: unit sanity lint integration molecule

@@ -25,6 +25,24 @@ def with_changes(folders, keys=("lane_changes", "files")):
     return out
 
 
+def plan_with_id(root, plan_id):
+    """The plan (plan.json) with id ``plan_id`` of the newest evidence folder under
+    ``root`` that has one, or {}: the plan a check run printed and a person approved."""
+    try:
+        folders = sorted(os.listdir(root), reverse=True)
+    except OSError:
+        return {}
+    for folder in folders:
+        try:
+            with open(os.path.join(root, folder, "plan.json")) as f:
+                plan = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(plan, dict) and plan.get("id") == plan_id:
+            return dict(plan, folder=os.path.join(root, folder))
+    return {}
+
+
 class FilterModule(object):
     def filters(self):
-        return {"with_changes": with_changes}
+        return {"with_changes": with_changes, "plan_with_id": plan_with_id}

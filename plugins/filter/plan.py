@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: homelab.k8s_ha contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for plans: plan_items, plan_id, plan_report (logic in module_utils/plan.py)."""
+"""Filters for plans: plan_items, plan_id, plan_report (logic in module_utils/plan.py),
+and lines, which joins a report's lines with real line breaks."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,9 +12,11 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
     file_plan_items,
+    plan_differences,
     plan_id,
     plan_items,
     plan_report,
+    snapshot_check,
 )
 
 
@@ -31,7 +34,27 @@ def _file_plan_items(results, root, module="ansible.builtin.template"):
         raise AnsibleFilterError("file_plan_items: %s" % e)
 
 
+def _lines(value):
+    """A report (a list of lines) as one text with real line breaks.
+
+    ``join('\\n')`` inside a YAML block scalar hands Jinja a backslash and an ``n`` (Ansible
+    escapes backslashes in templates it reads from YAML), and the text a person reads
+    shows a literal ``\\n``. A string is returned as it is."""
+    if isinstance(value, (list, tuple)):
+        return "\n".join("%s" % (line,) for line in value)
+    return "%s" % (value,)
+
+
+def _snapshot_check(item, after):
+    """``{key, value}`` of a before-snapshot (dict2items) against ``after[key]``."""
+    try:
+        return snapshot_check(item["key"], item["value"], after.get(item["key"]))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise AnsibleFilterError("snapshot_check: %s" % e)
+
+
 class FilterModule(object):
     def filters(self):
         return {"plan_items": _plan_items, "file_plan_items": _file_plan_items,
-                "plan_id": plan_id, "plan_report": plan_report}
+                "plan_id": plan_id, "plan_report": plan_report, "lines": _lines,
+                "snapshot_check": _snapshot_check, "plan_differences": plan_differences}

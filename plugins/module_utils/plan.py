@@ -104,10 +104,61 @@ def _content(value):
     return value or ""
 
 
+def is_tuning(param):
+    """Whether a module parameter only tunes how a change is made or waited for (poll
+    intervals, timeouts, whether to wait), not what changes: ``wait``, ``*_interval``,
+    ``*_timeout``."""
+    return param == "wait" or param.endswith("_interval") or param.endswith("_timeout")
+
+
+def _bound(item):
+    """What an approval binds of an item: everything but the tuning parameters."""
+    params = item.get("params")
+    if not isinstance(params, dict):
+        return item
+    return dict(item, params=dict((k, v) for k, v in params.items() if not is_tuning(k)))
+
+
 def plan_id(items):
-    """A short, stable hash of the plan's content (16 hex digits of SHA-256)."""
-    canonical = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    """A short, stable hash of the plan's content (16 hex digits of SHA-256): the objects,
+    their state before and after, and the parameters that make the change. Tuning
+    parameters (``is_tuning``) are left out: a longer timeout at apply time is the same
+    plan."""
+    canonical = json.dumps([_bound(i) for i in items], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def plan_differences(approved, current):
+    """Lines naming what differs between an approved plan's items and the current
+    plan's: objects only in one of them, and per object the fields whose before, after
+    or parameters differ (tuning parameters do not count)."""
+    old = dict((i["object"], _bound(i)) for i in approved or [])
+    new = dict((i["object"], _bound(i)) for i in current or [])
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            lines.append("%s: in the approved plan, no longer to change" % name)
+        elif name not in old:
+            lines.append("%s: to change now, not in the approved plan" % name)
+        elif old[name] != new[name]:
+            parts = []
+            for side, label in (("before", "before"), ("after", "after"), ("params", "parameter")):
+                parts.extend(_field_diffs(label + " ", old[name].get(side) or {}, new[name].get(side) or {}))
+            lines.append("%s: %s" % (name, "; ".join(parts) or "differs"))
+    return lines
+
+
+def _field_diffs(prefix, approved, current, depth=2):
+    """``<prefix><field>: approved X, now Y`` for every field that differs; maps are
+    compared key by key down to ``depth`` levels (labels.workload-lane, not the whole map)."""
+    if depth > 0 and isinstance(approved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(approved) | set(current)):
+            if approved.get(key) != current.get(key):
+                out.extend(_field_diffs(prefix + ("%s" % key if prefix.endswith(" ") else ".%s" % key),
+                                        approved.get(key), current.get(key), depth - 1))
+        return out
+    return ["%s: approved %s, now %s" % (prefix.strip(), _show(approved), _show(current))]
 
 
 def _show(value):
@@ -137,3 +188,20 @@ def plan_report(items):
             else:
                 lines.append("  %s: %s -> %s" % (field, _show(before), _show(after)))
     return lines
+
+
+def snapshot_check(name, before, after):
+    """A verification check: ``name`` is as it was before the run (``before``, the
+    snapshot) now that the run is over (``after``). The detail names the fields that
+    differ, each with its value now and before."""
+    if before == after:
+        return {"name": "%s equals its before-snapshot" % name, "passed": True, "detail": "equal"}
+    keys = sorted(set(before or {}) | set(after or {})) if isinstance(before, dict) and isinstance(after, dict) else [None]
+    diffs = []
+    for key in keys:
+        b = before if key is None else before.get(key)
+        a = after if key is None else after.get(key)
+        if a != b:
+            diffs.append("%snow %s, before %s" % ("" if key is None else key + ": ", _show(a), _show(b)))
+    return {"name": "%s equals its before-snapshot" % name, "passed": False,
+            "detail": "%s differs: %s" % (name, "; ".join(diffs))}

@@ -92,8 +92,13 @@ EXAMPLES = r"""
     cordon: true
   register: lane
 
-- name: Undo exactly that change
-  homelab.k8s_ha.lane_node: "{{ lane.rollback }}"
+- name: Undo exactly that change (lane.rollback holds the prior values)
+  homelab.k8s_ha.lane_node:
+    name: "{{ lane.rollback.name }}"
+    labels: "{{ lane.rollback.labels | default(omit) }}"
+    taints: "{{ lane.rollback.taints | default(omit) }}"
+    taints_state: "{{ lane.rollback.taints_state | default(omit) }}"
+    cordon: "{{ lane.rollback.cordon | default(omit) }}"
 """
 
 RETURN = r"""

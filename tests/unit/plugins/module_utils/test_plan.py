@@ -1,10 +1,15 @@
 import pytest
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
+    is_tuning,
+    plan_differences,
     plan_id,
     plan_items,
     plan_report,
+    snapshot_check,
 )
+from ansible_collections.homelab.k8s_ha.plugins.filter.evidence import plan_with_id
+from ansible_collections.homelab.k8s_ha.plugins.filter.plan import FilterModule
 
 
 def result(name, changed, before=None, after=None):
@@ -82,3 +87,60 @@ def test_a_create_or_delete_without_a_diff_is_planned_from_its_parameters():
     deleted = plan_items([{"changed": True, "item": {"name": "db-standby", "state": "absent"}}],
                          "Deployment", "kubernetes.core.k8s")
     assert (deleted[0]["before"], deleted[0]["after"]) == ({"exists": True}, {"exists": False})
+
+
+def volume_item(**params):
+    return {"object": "LonghornVolumes/longhorn-system", "module": "homelab.k8s_ha.longhorn_volume_replicas",
+            "params": dict({"replicas_by_volume": {"pvc-a": 2}}, **params),
+            "before": {"pvc-a": 1}, "after": {"pvc-a": 2}}
+
+
+def test_tuning_knobs_do_not_change_the_plan_id():
+    # a poll interval or a timeout changed between check and apply is the same plan
+    assert plan_id([volume_item(poll_interval=2, wait_timeout=1800)]) == \
+        plan_id([volume_item(poll_interval=5, wait_timeout=60)]) == plan_id([volume_item()])
+    assert is_tuning("stop_timeout") and is_tuning("wait") and not is_tuning("replicas_by_volume")
+    # what changes does change it
+    assert plan_id([volume_item()]) != plan_id([volume_item(replicas_by_volume={"pvc-a": 3})])
+
+
+def test_plan_differences_name_the_items_and_fields():
+    approved = [volume_item(poll_interval=2),
+                {"object": "Node/gone", "params": {"name": "gone"}, "before": {}, "after": {"cordon": True}}]
+    current = [dict(volume_item(poll_interval=9), before={"pvc-a": 1, "pvc-b": 1}),
+               {"object": "Node/new", "params": {"name": "new"}, "before": {}, "after": {"cordon": True}}]
+    assert plan_differences(approved, current) == [
+        'LonghornVolumes/longhorn-system: before pvc-b: approved null, now 1',
+        "Node/gone: in the approved plan, no longer to change",
+        "Node/new: to change now, not in the approved plan",
+    ]
+    labels = [{"object": "Node/m", "params": {"name": "m"}, "before": {"labels": {"a": "1"}}, "after": {}}]
+    now = [{"object": "Node/m", "params": {"name": "m"}, "before": {"labels": {"a": "1", "lane": "x"}}, "after": {}}]
+    assert plan_differences(labels, now) == ['Node/m: before labels.lane: approved null, now "x"']
+    assert plan_differences(labels, labels) == []
+
+
+def test_snapshot_check_names_what_differs():
+    same = snapshot_check("worker-1", {"labels": {"a": "1"}}, {"labels": {"a": "1"}})
+    assert same == {"name": "worker-1 equals its before-snapshot", "passed": True, "detail": "equal"}
+    differs = snapshot_check("worker-1", {"labels": {"a": "1"}, "taints": []},
+                             {"labels": {"a": "1"}, "taints": [{"key": "k"}]})
+    assert differs["passed"] is False
+    assert differs["detail"] == 'worker-1 differs: taints: now [{"key": "k"}], before []'
+
+
+def test_lines_joins_with_real_line_breaks():
+    lines = FilterModule().filters()["lines"]
+    assert lines(["a", "b", "", 3]) == "a\nb\n\n3"
+    assert lines("one text") == "one text"
+
+
+def test_plan_with_id_finds_the_newest_check_run(tmp_path):
+    for folder, pid in (("20260101T000000Z-p", "aaaa"), ("20260102T000000Z-p", "aaaa"), ("20260103T000000Z-p", "bbbb")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "plan.json").write_text('{"id": "%s", "items": []}' % pid)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "plan.json").write_text("{not json")
+    assert plan_with_id(str(tmp_path), "aaaa")["folder"] == str(tmp_path / "20260102T000000Z-p")
+    assert plan_with_id(str(tmp_path), "cccc") == {}
+    assert plan_with_id(str(tmp_path / "missing"), "aaaa") == {}
