@@ -7,12 +7,15 @@ so the step labels each page must cover are written down here, taken from the ru
 
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import doc_commands  # noqa: E402  pylint: disable=wrong-import-position
 HEADER = ["Runbook step", "Playbook", "Role tasks", "Task"]
 NOT_AUTOMATED = re.compile(r"^\(not automated: .+\)$")
 BLOCK_KEYS = ("block", "rescue", "always")
@@ -136,30 +139,12 @@ def reachable(playbook):
     return seen
 
 
-def complete(command):
-    """Whether ``command`` is a whole shell command: no open quote."""
-    try:
-        shlex.split(command, comments=True)
-    except ValueError:
-        return False
-    return True
-
-
 def commands(body):
-    """The ansible-playbook commands of a section as word lists: continuation lines (a
-    trailing backslash, or an open quote) joined."""
-    out, current = [], None
-    for line in body.splitlines():
-        line = line.strip()
-        if current is not None:
-            current += "\n" + line.removesuffix("\\")
-        elif line.startswith("ansible-playbook"):
-            current = line.removesuffix("\\")
-        if current is not None and not line.endswith("\\") and complete(current):
-            out.append(shlex.split(current, comments=True))
-            current = None
-    assert current is None, f"unterminated command: {current}"
-    return out
+    """The ansible-playbook commands of the ```bash blocks of a section, as word lists
+    (tests/doc_commands.py joins continuation lines and quotes that span lines)."""
+    return [shlex.split(command, comments=True)
+            for block in re.findall(r"^```bash\n(.*?)^```", body, re.S | re.M)
+            for command in doc_commands.commands(block) if command.startswith("ansible-playbook")]
 
 
 @pytest.fixture(name="docs", scope="module")

@@ -1,0 +1,196 @@
+"""Every command the README and docs/ tell a person to run, run verbatim on the local
+control plane (tests/doc_commands.py says how blocks are marked and placeholders filled).
+
+A scenario is the cluster state a page starts from; each test runs the blocks marked
+with its scenario in the order of the pages (README.md first), and then checks what a
+person would look at: the nodes are as before, the evidence says what happened. The
+commands run as cluster-admin through the inventory's kubeconfig, as after `make demo`."""
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from observe import lane_snapshot
+from test_app_migration import migration  # noqa: F401  pylint: disable=unused-import
+from test_app_migration_failover import failover  # noqa: F401  pylint: disable=unused-import
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from doc_commands import ROOT, Session, all_blocks, commands  # noqa: E402  pylint: disable=wrong-import-position
+
+RAN = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary(request):
+    """Prints how many documented commands ran per file (and fails nothing by itself)."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    marked = Counter(b.path for b in all_blocks() if b.scenario)
+    skipped = Counter(b.path for b in all_blocks() if b.not_run_reason)
+    lines = ["documented commands run verbatim: %d" % sum(RAN.values())]
+    for path in sorted(set(marked) | set(skipped) | set(RAN)):
+        lines.append("  %-32s %3d command(s) run; %d block(s) marked not run" % (path, RAN[path], skipped[path]))
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line)
+
+
+@pytest.fixture
+def person_evidence(tmp_path):
+    """The commands write ./evidence in the checkout, as a person's would; a folder that
+    was there before the test is put aside and back."""
+    folder = ROOT / "evidence"
+    aside = tmp_path / "evidence-before"
+    if folder.exists():
+        shutil.move(str(folder), str(aside))
+    yield folder
+    if folder.exists():
+        shutil.move(str(folder), str(tmp_path / "evidence-of-the-docs"))
+    if aside.exists():
+        shutil.move(str(aside), str(folder))
+
+
+def run_scenario(scenario, session):
+    blocks = [b for b in all_blocks() if b.scenario == scenario]
+    assert blocks, "no documented block is marked doc-test: %s" % scenario
+    for block in blocks:
+        for command in commands(block.text):
+            session.run(command)
+            RAN[block.path] += 1
+    return blocks
+
+
+def newest(evidence, playbook):
+    return sorted(evidence.glob("*-" + playbook))[-1]
+
+
+def test_two_node_commands(two_node, person_evidence):
+    """README (make demo, kubectl, Phase 0 in three commands) and the Phase 0 page:
+    each apply is undone by the rollback the page names, nodes back to the snapshot."""
+    c = two_node
+    before = lane_snapshot(c)
+    session = Session()
+    run_scenario("two-node", session)
+    assert lane_snapshot(c) == before
+    # make demo ends by telling the next command, and the demo's report lists the finding
+    demo = session.outputs[0]
+    assert "ansible-playbook -i inventories/local playbooks/phase0_guardrails.yml --check --diff" in demo
+    assert "[FINDING] workloads that could land on worker-1 if it were uncordoned: apps/qdrant" in demo
+    # the last rollback names the run it undid and the verification it ran
+    rollback = newest(person_evidence, "phase0_guardrails_rollback")
+    report = (rollback / "report.md").read_text()
+    undone = newest(person_evidence, "phase0_guardrails")
+    assert "- Undoes: the run recorded in `%s`" % undone in report
+    assert "| miniserver equals its before-snapshot | pass | equal |" in report
+    assert "No verification ran" not in report
+    assert json.loads((rollback / "verify.json").read_text())["checks"]
+
+
+def test_two_node_gitops_commands(two_node, person_evidence, tmp_path):
+    """The Phase 0 page's GitOps variant: the overlay committed on its branch, and the
+    rollback puts the files back."""
+    from test_phase0_overlay import make_checkout  # pylint: disable=import-outside-toplevel
+
+    c = two_node
+    before = lane_snapshot(c)
+    repo = tmp_path / "k8s-homelab"
+    make_checkout(repo)
+    for key, value in (("user.name", "A Person"), ("user.email", "person@example.invalid")):
+        subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
+    session = Session()
+    session.values["<your gitops checkout>"] = str(repo)
+    run_scenario("two-node-gitops", session)
+    assert lane_snapshot(c) == before
+    log = subprocess.run(["git", "-C", str(repo), "log", "--all", "--format=%s"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "route qdrant through the primary-lane overlay" in log
+    assert not (repo / "apps/overlays/primary-lane/qdrant/kustomization.yaml").exists()
+
+
+def test_rbac_commands(two_node, person_evidence):
+    """rbac/README.md: the family's ClusterRole, a ServiceAccount bound to it and its
+    token, from a cluster that has none of them yet (after README's export)."""
+    c = two_node
+    c.kubectl("delete", "clusterrolebinding", "homelab-guardrails", "--ignore-not-found")
+    c.kubectl("delete", "namespace", "homelab-operators", "--ignore-not-found", "--wait=true", "--timeout=120s")
+    session = Session()
+    session.run("export KUBECONFIG=$PWD/.local/cluster/kubeconfig")  # README, after make demo
+    run_scenario("rbac", session)
+    token = session.outputs[-1].strip()
+    assert token.count(".") == 2 and len(token) > 100  # a JWT, what the credential takes
+    who = "--as=system:serviceaccount:homelab-operators:homelab-guardrails"
+    assert c.kubectl("auth", "can-i", "patch", "nodes", who).stdout.strip() == "yes"
+    assert c.kubectl("auth", "can-i", "delete", "pods", who, check=False).stdout.strip() == "no"
+
+
+def test_no_cluster_commands(person_evidence):
+    """docs/execution_environment.md: the collection tarball and the image's build context."""
+    session = Session()
+    run_scenario("no-cluster", session)
+    built = sorted((ROOT / ".local/dist").glob("homelab-k8s_ha-*.tar.gz"))
+    assert built
+    # the build context carries that tarball, and the image's galaxy stage installs it
+    assert (ROOT / ".local/ee/_build/collections" / built[-1].name).is_file()
+    assert "collections/%s" % built[-1].name in (ROOT / ".local/ee/_build/requirements.yml").read_text()
+    assert "ansible-galaxy collection install" in (ROOT / ".local/ee/Containerfile").read_text()
+
+
+def test_two_node_longhorn_commands(longhorn, person_evidence):
+    """docs/core_platform.md from where runbook 000 leaves the cluster, with the Longhorn
+    simulator: the apply and the rollback the page names; CoreDNS, the ingress, the
+    settings and the node as they were."""
+    from test_core_platform import COMPONENTS, deployment  # pylint: disable=import-outside-toplevel
+    from observe import clear_lanes, set_lanes  # pylint: disable=import-outside-toplevel
+
+    c = longhorn.cluster
+    set_lanes(c)
+    try:
+        specs = {name: deployment(c, name)["spec"]["template"]["spec"] for name in COMPONENTS}
+        settings = longhorn.settings()
+        nodes = lane_snapshot(c)
+        run_scenario("two-node-longhorn", Session())
+        assert longhorn.settings() == settings
+        assert lane_snapshot(c) == nodes
+        for name in COMPONENTS:
+            now = deployment(c, name)["spec"]["template"]["spec"]
+            for key in ("affinity", "tolerations", "topologySpreadConstraints"):
+                assert now.get(key) == specs[name].get(key), (name, key)
+        report = (newest(person_evidence, "core_platform_rollback") / "report.md").read_text()
+        assert "| every recorded field equals its value before the apply | pass | all restored |" in report
+    finally:
+        clear_lanes(c)
+
+
+def test_two_node_web_commands(migration, two_node, person_evidence):
+    """docs/app_migration.md, strategy A: stage 1 applied as the page says, then undone by
+    the rollback it names; the Deployment, its HPA and its Argo CD Application as before."""
+    from test_app_migration import holds, web_spec  # pylint: disable=import-outside-toplevel
+
+    c = two_node
+    spec, held = web_spec(c), holds(c)
+    session = Session()
+    run_scenario("two-node-web", session)
+    assert web_spec(c)["template"]["spec"] == spec["template"]["spec"]
+    assert web_spec(c)["replicas"] == spec["replicas"]
+    assert holds(c) == held
+    report = (newest(person_evidence, "app_migration_rollback") / "report.md").read_text()
+    assert "| every recorded change is undone | pass | all restored |" in report
+
+
+def test_two_node_notes_db_commands(failover, longhorn, person_evidence):
+    """docs/app_migration.md, strategies B and C: the checks plan and write nothing."""
+    c = longhorn.cluster
+    spec = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]
+    session = Session()
+    run_scenario("two-node-notes-db", session)
+    assert c.get_json("deployment", "notes-db", "-n", "apps")["spec"] == spec
+    plans = [json.loads((d / "plan.json").read_text()) for d in sorted(person_evidence.glob("*-app_migration"))]
+    assert len(plans) == 2 and all(p["items"] for p in plans)
+    assert "Deployment/notes-db-standby" in [i["object"] for i in plans[0]["items"]]
