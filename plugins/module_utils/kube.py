@@ -56,6 +56,15 @@ except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
     class NotFoundError(DynamicApiError):
         pass
 
+try:
+    from urllib3.exceptions import HTTPError as _Unanswered  # no HTTP answer: TLS, connection
+except ImportError:  # urllib3 comes with kubernetes
+    class _Unanswered(Exception):
+        pass
+
+# What a request may raise: the API server's refusal, or no answer at all (the discovery
+# a client caches lets the first request be the one that meets a TLS or connection error).
+API_ERRORS = (DynamicApiError, _Unanswered)
 MERGE_PATCH = "application/merge-patch+json"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -208,7 +217,7 @@ class K8sHaModule(object):
         res = self.resource(kind, api_version)
         try:
             response = self.client.get(res, namespace=namespace, serialize=False, **params)
-        except DynamicApiError as e:
+        except API_ERRORS as e:
             self.fail_api("Cannot list %s" % kind, e)
         return list(json.loads(response.data).get("items", []))
 
@@ -219,7 +228,7 @@ class K8sHaModule(object):
             return self.client.get(res, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except DynamicApiError as e:
+        except API_ERRORS as e:
             self.fail_api("Cannot read %s %s" % (kind, name), e)
 
     def update(self, kind, api_version, name, mutate, namespace=None, retries=5,
@@ -240,7 +249,7 @@ class K8sHaModule(object):
                 before = self.client.get(res, name=name, namespace=namespace).to_dict()
             except NotFoundError:
                 raise ObjectNotFound("%s %s not found" % (kind, name))
-            except DynamicApiError as e:
+            except API_ERRORS as e:
                 self.fail_api("Cannot read %s %s" % (kind, name), e)
             desired = mutate(copy.deepcopy(before))
             patch = merge_patch(before, desired)
@@ -254,7 +263,7 @@ class K8sHaModule(object):
                 return before, after
             except ConflictError:
                 time.sleep(backoff * (attempt + 1))
-            except DynamicApiError as e:
+            except API_ERRORS as e:
                 self.fail_api("Cannot update %s %s" % (kind, name), e)
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
@@ -290,7 +299,7 @@ class K8sHaModule(object):
                 raise ValueError("verb: %r; use create, replace or delete" % (verb,))
         except (ConflictError, NotFoundError):
             raise
-        except DynamicApiError as e:
+        except API_ERRORS as e:
             self.fail_api("Cannot %s %s %s" % (verb, kind, name or (body or {}).get("metadata", {}).get("name")), e)
         return out.to_dict() if hasattr(out, "to_dict") else out
 
@@ -353,7 +362,7 @@ class K8sHaModule(object):
         try:
             self.client.patch(res, patch, name=name, namespace=namespace,
                               content_type=MERGE_PATCH, dry_run="All")
-        except DynamicApiError as e:
+        except API_ERRORS as e:
             return "HTTP %s: %s" % self._refusal(e, "Cannot patch %s %s (dry run)" % (kind, name))
         return None
 

@@ -183,3 +183,22 @@ def test_a_refused_dry_run_returns_the_explanation_and_a_401_fails(token_env):
     with pytest.raises(Failed, match=r"^Cannot patch Node worker-1 \(dry run\): the API server at "
                                      r"https://10.0.0.1:6443 refused the credential"):
         module_with(DryRunRefused(401, "Unauthorized")).dry_run_patch("Node", "v1", "worker-1", {})
+
+
+def test_a_request_without_an_answer_names_the_ca_options(token_env, monkeypatch):
+    """Discovery is cached, so the first request may be the one that meets a bad CA."""
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    monkeypatch.setenv("K8S_AUTH_SSL_CA_CERT", "/etc/other-ca.crt")
+    client = RefusingClient(403, "")
+    client.error = MaxRetryError(None, "/api/v1/nodes", SSLError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate "
+        "(_ssl.c:1006)"))
+    with pytest.raises(Failed) as failed:
+        module_with(client).list("Node")
+    assert str(failed.value) == (
+        "Cannot list Node: the server's certificate could not be verified at https://10.0.0.1:6443 (unable to get "
+        "local issuer certificate); trusted: the CA file /etc/other-ca.crt (K8S_AUTH_SSL_CA_CERT). Give the CA "
+        "that signed the API server's certificate: K8S_AUTH_SSL_CA_CERT=<ca.crt> (the ca_cert option), or "
+        "certificate-authority in the kubeconfig. Only on a test cluster: validate_certs: false "
+        "(K8S_AUTH_VERIFY_SSL=false) turns the check off.")
