@@ -124,8 +124,8 @@ def trusted_ca(params, environ):
     ca, ca_from = option_source("ca_cert", params, environ)
     if ca:
         return "the CA file %s (%s)" % (ca, ca_from)
-    token, _ = option_source("api_key", params, environ)
-    host, _ = option_source("host", params, environ)
+    token, _token_from = option_source("api_key", params, environ)
+    host, _host_from = option_source("host", params, environ)
     if token and host:
         return "the system's trusted CAs (no K8S_AUTH_SSL_CA_CERT is set)"
     return "the certificate-authority of the kubeconfig in use"

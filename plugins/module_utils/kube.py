@@ -56,15 +56,16 @@ except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
     class NotFoundError(DynamicApiError):
         pass
 
+
 try:
-    from urllib3.exceptions import HTTPError as _Unanswered  # no HTTP answer: TLS, connection
+    # No HTTP answer: TLS or connection. Every request may meet it, not only discovery:
+    # the client caches discovery, so the first LIST may be the first request sent.
+    from urllib3.exceptions import HTTPError as _Unanswered
 except ImportError:  # urllib3 comes with kubernetes
     class _Unanswered(Exception):
         pass
 
-# What a request may raise: the API server's refusal, or no answer at all (the discovery
-# a client caches lets the first request be the one that meets a TLS or connection error).
-API_ERRORS = (DynamicApiError, _Unanswered)
+
 MERGE_PATCH = "application/merge-patch+json"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -217,7 +218,7 @@ class K8sHaModule(object):
         res = self.resource(kind, api_version)
         try:
             response = self.client.get(res, namespace=namespace, serialize=False, **params)
-        except API_ERRORS as e:
+        except (DynamicApiError, _Unanswered) as e:
             self.fail_api("Cannot list %s" % kind, e)
         return list(json.loads(response.data).get("items", []))
 
@@ -228,7 +229,7 @@ class K8sHaModule(object):
             return self.client.get(res, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except API_ERRORS as e:
+        except (DynamicApiError, _Unanswered) as e:
             self.fail_api("Cannot read %s %s" % (kind, name), e)
 
     def update(self, kind, api_version, name, mutate, namespace=None, retries=5,
@@ -249,7 +250,7 @@ class K8sHaModule(object):
                 before = self.client.get(res, name=name, namespace=namespace).to_dict()
             except NotFoundError:
                 raise ObjectNotFound("%s %s not found" % (kind, name))
-            except API_ERRORS as e:
+            except (DynamicApiError, _Unanswered) as e:
                 self.fail_api("Cannot read %s %s" % (kind, name), e)
             desired = mutate(copy.deepcopy(before))
             patch = merge_patch(before, desired)
@@ -263,7 +264,7 @@ class K8sHaModule(object):
                 return before, after
             except ConflictError:
                 time.sleep(backoff * (attempt + 1))
-            except API_ERRORS as e:
+            except (DynamicApiError, _Unanswered) as e:
                 self.fail_api("Cannot update %s %s" % (kind, name), e)
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
@@ -299,7 +300,7 @@ class K8sHaModule(object):
                 raise ValueError("verb: %r; use create, replace or delete" % (verb,))
         except (ConflictError, NotFoundError):
             raise
-        except API_ERRORS as e:
+        except (DynamicApiError, _Unanswered) as e:
             self.fail_api("Cannot %s %s %s" % (verb, kind, name or (body or {}).get("metadata", {}).get("name")), e)
         return out.to_dict() if hasattr(out, "to_dict") else out
 
@@ -362,7 +363,7 @@ class K8sHaModule(object):
         try:
             self.client.patch(res, patch, name=name, namespace=namespace,
                               content_type=MERGE_PATCH, dry_run="All")
-        except API_ERRORS as e:
+        except (DynamicApiError, _Unanswered) as e:
             return "HTTP %s: %s" % self._refusal(e, "Cannot patch %s %s (dry run)" % (kind, name))
         return None
 
