@@ -150,17 +150,19 @@ class Session(object):
             assert found, "%s: no evidence folder %s/<time>-%s" % (command, m.group(1), m.group(2))
             return str(found[-1].relative_to(self.cwd)) if not m.group(1).startswith("/") else str(found[-1])
         command = re.sub(r"([^\s=]*evidence)/<time>-([A-Za-z0-9_]+)", folder, command)
-        left = re.findall(r"<[a-z][a-z _-]*>", command)
+        left = re.findall(r"<[a-z][a-z0-9 _-]*>", command)
         assert not left, "%s: placeholder %s is not one a test can fill" % (command, left)
         return command
 
     def run(self, command, timeout=1800):
         if command.startswith("export "):
-            name, value = command[len("export "):].split("=", 1)
-            value = subprocess.run(["bash", "-c", 'printf %s "' + value.strip('"') + '"'], env=self.env,
-                                   cwd=self.cwd, capture_output=True, text=True, check=True).stdout
-            self.env[name] = value
-            self.ran.append(command)
+            # the shell keeps what it exports for the commands after it
+            filled = self.fill(command)
+            proc = subprocess.run(["bash", "-c", filled + "\nenv -0"], env=self.env, cwd=self.cwd,
+                                  capture_output=True, text=True, check=False)
+            assert proc.returncode == 0, "documented command failed: %s\n%s" % (filled, proc.stderr)
+            self.env = dict(kv.split("=", 1) for kv in proc.stdout.split("\0") if "=" in kv)
+            self.ran.append(filled)
             return ""
         filled = self.fill(command)
         proc = subprocess.run(["bash", "-c", filled], env=self.env, cwd=self.cwd, capture_output=True, text=True,

@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import copy
 import json
+import os
 import time
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -32,6 +33,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
     CoreException,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import api_errors
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import merge_patch
 
 try:
@@ -54,7 +56,18 @@ except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
     class NotFoundError(DynamicApiError):
         pass
 
+
+try:
+    # No HTTP answer: TLS or connection. Every request may meet it, not only discovery:
+    # the client caches discovery, so the first LIST may be the first request sent.
+    from urllib3.exceptions import HTTPError as _Unanswered
+except ImportError:  # urllib3 comes with kubernetes
+    class _Unanswered(Exception):
+        pass
+
+
 MERGE_PATCH = "application/merge-patch+json"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 class ConflictRetriesExhausted(Exception):
@@ -124,11 +137,58 @@ class K8sHaModule(object):
             try:
                 self._client = get_api_client(module=self.ansible)
             except CoreException as e:  # no usable configuration
-                self.fail_json(msg="Cannot connect to the Kubernetes API: %s" % e)
+                self.fail_json(msg="Cannot connect to the Kubernetes API: %s. In use: %s."
+                               % (("%s" % e).rstrip("."), self._credential()))
             except Exception as e:  # pylint: disable=broad-except
                 # discovery may already run here: connection, TLS and auth errors
-                self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(e))
+                self.fail_api("Cannot reach the Kubernetes API", e)
         return self._client
+
+    # -- errors a person reads ----------------------------------------------------------
+    def _server(self):
+        """The API server's URL: the host option or K8S_AUTH_HOST, else the kubeconfig's."""
+        if self._client is not None:
+            return self._client.configuration.host
+        host, _where = api_errors.option_source("host", self.params, os.environ)
+        if host:
+            return host
+        try:
+            from kubernetes.client import Configuration  # loaded by get_api_client
+            return Configuration.get_default_copy().host
+        except Exception:  # pylint: disable=broad-except
+            return None
+
+    def _credential(self):
+        """Where the credential in use comes from (api_errors.credential); never its value."""
+        kubeconfig, _where = api_errors.option_source("kubeconfig", self.params, os.environ)
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        current = None
+        if kubeconfig and not isinstance(kubeconfig, dict):
+            try:
+                from kubernetes.config import list_kube_config_contexts
+                current = list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
+            except Exception:  # pylint: disable=broad-except
+                current = None
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(SERVICE_ACCOUNT_TOKEN)
+        return api_errors.credential(self.params, os.environ, in_cluster=in_cluster, current_context=current)
+
+    def explain(self, action, exc, server=None):
+        """``action``'s failure as a person reads it (api_errors.explain): a certificate
+        that could not be verified, a refused credential, a forbidden request."""
+        return api_errors.explain(action, getattr(exc, "status", None), api_error_message(exc),
+                                  credential_in_use=self._credential(),
+                                  ca_in_use=api_errors.trusted_ca(self.params, os.environ),
+                                  server=server)
+
+    def fail_api(self, action, exc, server=None, **fields):
+        """Fail the module for a refused or unanswered request, with ``explain``'s message;
+        ``server`` defaults to the API server's URL ("": the action names it already)."""
+        status = getattr(exc, "status", None)
+        if status is not None:
+            fields["status"] = status
+        if server is None:
+            server = self._server()
+        self.fail_json(msg=self.explain(action, exc, server=server), **fields)
 
     def resource(self, kind, api_version):
         try:
@@ -137,8 +197,7 @@ class K8sHaModule(object):
             self.fail_json(msg="The API server does not serve %s %s" % (api_version, kind))
         except Exception as e:  # pylint: disable=broad-except
             # discovery is the first request a module makes: connection, TLS, auth
-            self.fail_json(msg="Cannot reach the Kubernetes API at %s: %s"
-                           % (self.client.configuration.host, api_error_message(e)))
+            self.fail_api("Cannot reach the Kubernetes API at %s" % self.client.configuration.host, e, server="")
 
     def served(self, kind, api_version):
         """Whether the API server serves ``kind`` (an optional CRD, for example)."""
@@ -147,8 +206,7 @@ class K8sHaModule(object):
         except ResourceNotFoundError:
             return False
         except Exception as e:  # pylint: disable=broad-except
-            self.fail_json(msg="Cannot reach the Kubernetes API at %s: %s"
-                           % (self.client.configuration.host, api_error_message(e)))
+            self.fail_api("Cannot reach the Kubernetes API at %s" % self.client.configuration.host, e, server="")
         return True
 
     def list(self, kind, api_version="v1", namespace=None, **params):
@@ -160,9 +218,8 @@ class K8sHaModule(object):
         res = self.resource(kind, api_version)
         try:
             response = self.client.get(res, namespace=namespace, serialize=False, **params)
-        except DynamicApiError as e:
-            self.fail_json(msg="Cannot list %s: %s" % (kind, api_error_message(e)),
-                           status=getattr(e, "status", None))
+        except (DynamicApiError, _Unanswered) as e:
+            self.fail_api("Cannot list %s" % kind, e)
         return list(json.loads(response.data).get("items", []))
 
     def get(self, kind, api_version, name, namespace=None):
@@ -172,9 +229,8 @@ class K8sHaModule(object):
             return self.client.get(res, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except DynamicApiError as e:
-            self.fail_json(msg="Cannot read %s %s: %s" % (kind, name, api_error_message(e)),
-                           status=getattr(e, "status", None))
+        except (DynamicApiError, _Unanswered) as e:
+            self.fail_api("Cannot read %s %s" % (kind, name), e)
 
     def update(self, kind, api_version, name, mutate, namespace=None, retries=5,
                backoff=0.2):
@@ -194,6 +250,8 @@ class K8sHaModule(object):
                 before = self.client.get(res, name=name, namespace=namespace).to_dict()
             except NotFoundError:
                 raise ObjectNotFound("%s %s not found" % (kind, name))
+            except (DynamicApiError, _Unanswered) as e:
+                self.fail_api("Cannot read %s %s" % (kind, name), e)
             desired = mutate(copy.deepcopy(before))
             patch = merge_patch(before, desired)
             if not patch:
@@ -206,10 +264,8 @@ class K8sHaModule(object):
                 return before, after
             except ConflictError:
                 time.sleep(backoff * (attempt + 1))
-            except DynamicApiError as e:
-                self.fail_json(msg="Cannot update %s %s: %s"
-                               % (kind, name, api_error_message(e)),
-                               status=getattr(e, "status", None))
+            except (DynamicApiError, _Unanswered) as e:
+                self.fail_api("Cannot update %s %s" % (kind, name), e)
         raise ConflictRetriesExhausted(
             "%s %s kept changing under us: %d attempts met HTTP 409" % (kind, name, retries))
 
@@ -244,9 +300,8 @@ class K8sHaModule(object):
                 raise ValueError("verb: %r; use create, replace or delete" % (verb,))
         except (ConflictError, NotFoundError):
             raise
-        except DynamicApiError as e:
-            self.fail_json(msg="Cannot %s %s %s: %s" % (verb, kind, name or (body or {}).get(
-                "metadata", {}).get("name"), api_error_message(e)), status=getattr(e, "status", None))
+        except (DynamicApiError, _Unanswered) as e:
+            self.fail_api("Cannot %s %s %s" % (verb, kind, name or (body or {}).get("metadata", {}).get("name")), e)
         return out.to_dict() if hasattr(out, "to_dict") else out
 
     def raw_get(self, path):
@@ -257,20 +312,28 @@ class K8sHaModule(object):
             data = getattr(response, "data", response)  # a raw response, or its body already read
             return 200, data.decode("utf-8", "replace") if isinstance(data, bytes) else "%s" % (data,)
         except Exception as e:  # pylint: disable=broad-except
-            status, _message = self._refusal(e)
+            status, _message = self._refusal(e, "Cannot read %s" % path)
             return status, "%s" % (getattr(e, "body", "") or e,)
 
-    def _refusal(self, exc):
-        """``(HTTP status, the server's message)`` of a refused request; a request that
-        got no HTTP answer fails the module."""
+    def _refusal(self, exc, action):
+        """``(HTTP status, the server's message)`` of a refused request. A request that got
+        no HTTP answer, or whose credential was refused (401), fails the module: nothing
+        else could work either. A 403 comes with who was refused what and the rbac/ role."""
         status = getattr(exc, "status", None)
         if status is None:
-            self.fail_json(msg="Cannot reach the Kubernetes API: %s" % api_error_message(exc))
-        message = getattr(exc, "body", "") or "%s" % exc
-        try:
-            message = json.loads(message).get("message", message)
-        except (TypeError, ValueError, AttributeError):
-            pass
+            self.fail_api("Cannot reach the Kubernetes API", exc)
+        if status == 401:
+            self.fail_api(action, exc)
+        if isinstance(exc, DynamicApiError):
+            message = api_error_message(exc)
+        else:  # kubernetes.client's ApiException: the Status object is the body
+            message = getattr(exc, "body", "") or "%s" % exc
+            try:
+                message = json.loads(message).get("message", message)
+            except (TypeError, ValueError, AttributeError):
+                pass
+        if status == 403:
+            message = api_errors.forbidden(message)
         return status, message
 
     def evict(self, name, namespace, dry_run=False):
@@ -285,7 +348,7 @@ class K8sHaModule(object):
             CoreV1Api(self.client.client.client).create_namespaced_pod_eviction(
                 name, namespace, body, **({"dry_run": "All"} if dry_run else {}))
         except Exception as e:  # pylint: disable=broad-except
-            return "HTTP %s: %s" % self._refusal(e)
+            return "HTTP %s: %s" % self._refusal(e, "Cannot evict Pod %s/%s" % (namespace, name))
         return None
 
     def evict_dry_run(self, name, namespace):
@@ -300,8 +363,8 @@ class K8sHaModule(object):
         try:
             self.client.patch(res, patch, name=name, namespace=namespace,
                               content_type=MERGE_PATCH, dry_run="All")
-        except DynamicApiError as e:
-            return "HTTP %s: %s" % (getattr(e, "status", "?"), api_error_message(e))
+        except (DynamicApiError, _Unanswered) as e:
+            return "HTTP %s: %s" % self._refusal(e, "Cannot patch %s %s (dry run)" % (kind, name))
         return None
 
     def exit_with(self, tracker, **result):

@@ -411,9 +411,10 @@ class LocalCluster:
     def get_json(self, *args: str) -> dict:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
-    def load_fixture(self, name: str, timeout: float = 120) -> None:
-        """Replace any loaded fixture with ``name`` and wait until its pods are placed."""
-        folder = FIXTURES / name
+    def load_fixture(self, name: str | Path, timeout: float = 120) -> None:
+        """Replace any loaded fixture with ``name`` (one of tests/fixtures, or the absolute
+        path of a folder laid out like them) and wait until its pods are placed."""
+        folder = Path(name) if Path(name).is_absolute() else FIXTURES / name
         if not folder.is_dir():
             known = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
             raise ValueError(f"unknown fixture {name!r}; known: {', '.join(known)}")

@@ -18,6 +18,7 @@ import pytest
 from observe import lane_snapshot
 from test_app_migration import migration  # noqa: F401  pylint: disable=unused-import
 from test_app_migration_failover import failover  # noqa: F401  pylint: disable=unused-import
+from test_your_cluster import your_cluster  # noqa: F401  pylint: disable=unused-import
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from doc_commands import ROOT, Session, all_blocks, commands  # noqa: E402  pylint: disable=wrong-import-position
@@ -194,3 +195,30 @@ def test_two_node_notes_db_commands(failover, longhorn, person_evidence):
     plans = [json.loads((d / "plan.json").read_text()) for d in sorted(person_evidence.glob("*-app_migration"))]
     assert len(plans) == 2 and all(p["items"] for p in plans)
     assert "Deployment/notes-db-standby" in [i["object"] for i in plans[0]["items"]]
+
+
+# last in this module: its module-scoped fixture loads the renamed two-node fixture
+def test_your_cluster_commands(your_cluster, person_evidence, tmp_path):
+    """README, "Use it on your cluster", on a cluster whose nodes have other names than the
+    runbooks' (node-a, node-b): the copied inventory, the names and the kubeconfig given as
+    the README says, the verification, Phase 0 and its rollback; the nodes as before."""
+    from test_your_cluster import PRIMARY, SECONDARY  # pylint: disable=import-outside-toplevel
+
+    c = your_cluster
+    mine = ROOT / "inventories" / "my-cluster"
+    aside = tmp_path / "my-cluster-before"
+    if mine.exists():
+        shutil.move(str(mine), str(aside))
+    before = lane_snapshot(c)
+    try:
+        session = Session()
+        session.values.update({"<server-1>": PRIMARY, "<server-2>": SECONDARY,
+                               "<your kubeconfig>": str(c.kubeconfig)})
+        run_scenario("your-cluster", session)
+        assert lane_snapshot(c) == before
+        apply = json.loads((newest(person_evidence, "phase0_guardrails") / "plan.json").read_text())
+        assert [i["object"] for i in apply["items"]] == ["Node/" + PRIMARY, "Node/" + SECONDARY]
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        if aside.exists():
+            shutil.move(str(aside), str(mine))

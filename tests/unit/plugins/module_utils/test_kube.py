@@ -1,7 +1,10 @@
-"""The shared I/O base: update() with resourceVersion and retry on 409."""
+"""The shared I/O base: update() with resourceVersion and retry on 409; refusals explained."""
+
+import json
+import os
 
 import pytest
-from kubernetes.dynamic.exceptions import ConflictError
+from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import kube
 
@@ -109,3 +112,93 @@ def test_argument_spec_reuses_kubernetes_core_auth_options():
         assert option in spec
     assert spec["api_key"]["no_log"] is True
     assert spec["node"] == {"type": "str"}
+
+
+# --- refusals as a person reads them (the messages themselves: test_api_errors.py) -------
+
+class _Refusal(Exception):
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.reason = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Error")
+        self.body = '{"kind": "Status", "message": %s, "code": %d}' % (json.dumps(message), status)
+        self.headers = {"Content-Type": "application/json"}
+
+
+FORBIDDEN = ('nodes "worker-1" is forbidden: User "system:serviceaccount:homelab-operators:homelab-audit" '
+             'cannot get resource "nodes" in API group "" at the cluster scope')
+
+
+class RefusingClient(FakeClient):
+    """Every read is refused with ``status``."""
+
+    class configuration(object):
+        host = "https://10.0.0.1:6443"
+
+    def __init__(self, status, message):
+        FakeClient.__init__(self)
+        self.error = DynamicApiError(_Refusal(status, message))
+        self.error.status = status
+
+    def get(self, res, name=None, namespace=None, **params):
+        raise self.error
+
+
+@pytest.fixture
+def token_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("K8S_AUTH_") or name == "KUBECONFIG":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("K8S_AUTH_HOST", "https://10.0.0.1:6443")
+    monkeypatch.setenv("K8S_AUTH_API_KEY", "the-token-itself")
+
+
+def test_list_forbidden_names_who_what_and_the_rbac_role(token_env):
+    with pytest.raises(Failed) as failed:
+        module_with(RefusingClient(403, FORBIDDEN)).list("Node")
+    msg = str(failed.value)
+    assert msg.startswith("Cannot list Node: forbidden (HTTP 403): system:serviceaccount:homelab-operators:"
+                          "homelab-audit may not get nodes at the cluster scope. Bind it to the ClusterRole")
+    assert "kubectl apply -f rbac/<family>.yml" in msg
+
+
+def test_update_refused_at_its_read_fails_with_the_credential_in_use(token_env):
+    with pytest.raises(Failed) as failed:
+        module_with(RefusingClient(401, "Unauthorized")).update("Node", "v1", "worker-1", add_lane)
+    assert str(failed.value).startswith(
+        "Cannot read Node worker-1: the API server at https://10.0.0.1:6443 refused the credential (HTTP 401 "
+        "Unauthorized). In use: the bearer token in K8S_AUTH_API_KEY for K8S_AUTH_HOST https://10.0.0.1:6443.")
+    assert "the-token-itself" not in str(failed.value)
+
+
+def test_a_refused_dry_run_returns_the_explanation_and_a_401_fails(token_env):
+    class DryRunRefused(RefusingClient):
+        def patch(self, res, body, **params):
+            raise self.error
+
+    forbidden = DryRunRefused(403, FORBIDDEN.replace("get", "patch"))
+    refused = module_with(forbidden).dry_run_patch("Node", "v1", "worker-1", {"spec": {"unschedulable": True}})
+    assert refused.startswith("HTTP 403: system:serviceaccount:homelab-operators:homelab-audit may not patch "
+                              "nodes at the cluster scope. Bind it to the ClusterRole")
+    with pytest.raises(Failed, match=r"^Cannot patch Node worker-1 \(dry run\): the API server at "
+                                     r"https://10.0.0.1:6443 refused the credential"):
+        module_with(DryRunRefused(401, "Unauthorized")).dry_run_patch("Node", "v1", "worker-1", {})
+
+
+def test_a_request_without_an_answer_names_the_ca_options(token_env, monkeypatch):
+    """Discovery is cached, so the first request may be the one that meets a bad CA."""
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    monkeypatch.setenv("K8S_AUTH_SSL_CA_CERT", "/etc/other-ca.crt")
+    client = RefusingClient(403, "")
+    client.error = MaxRetryError(None, "/api/v1/nodes", SSLError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate "
+        "(_ssl.c:1006)"))
+    with pytest.raises(Failed) as failed:
+        module_with(client).list("Node")
+    assert str(failed.value) == (
+        "Cannot list Node: the server's certificate could not be verified at https://10.0.0.1:6443 (unable to get "
+        "local issuer certificate); trusted: the CA file /etc/other-ca.crt (K8S_AUTH_SSL_CA_CERT). Give the CA "
+        "that signed the API server's certificate: K8S_AUTH_SSL_CA_CERT=<ca.crt> (the ca_cert option), or "
+        "certificate-authority in the kubeconfig. Only on a test cluster: validate_certs: false "
+        "(K8S_AUTH_VERIFY_SSL=false) turns the check off.")
