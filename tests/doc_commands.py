@@ -172,6 +172,10 @@ class Session(object):
         self.ran.append(filled)
         assert proc.returncode == 0, "documented command failed (rc %d): %s\n%s" % (
             proc.returncode, filled, out[-4000:])
+        # what a person reads has real line breaks and no warning the collection causes
+        assert "\\n" not in out, "a literal \\n in the output of %s:\n%s" % (filled, out[-4000:])
+        warnings = [line for line in out.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+        assert not warnings, "%s warned:\n%s" % (filled, "\n".join(warnings))
         return out
 
     def run_block(self, block):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from golden import assert_golden, task_message
 from observe import lane_snapshot
 from test_app_migration import migration  # noqa: F401  pylint: disable=unused-import
 from test_app_migration_failover import failover  # noqa: F401  pylint: disable=unused-import
@@ -92,6 +93,16 @@ def test_two_node_commands(two_node, person_evidence):
     assert "| miniserver equals its before-snapshot | pass | equal |" in report
     assert "No verification ran" not in report
     assert json.loads((rollback / "verify.json").read_text())["checks"]
+    # what a person reads, as text: the demo's report, the plan, both reports
+    assert_golden("phase0_verify.demo", task_message(demo, "Show the Phase 0 verification report"))
+    check = [out for out in session.outputs if "Show the plan" in out][0]
+    assert_golden("phase0_guardrails.plan", task_message(check, "Show the plan"))
+    assert_golden("phase0_guardrails.report", (undone / "report.md").read_text())
+    assert_golden("phase0_guardrails_rollback.report", report)
+    # the apply's report tells the way back; that is the rollback this page ran
+    from doc_commands import report_commands  # pylint: disable=import-outside-toplevel
+    assert [c.split(" -e rollback_from=")[1].split()[0] for c in report_commands(undone / "report.md")] == \
+        [str(undone)] * 2
 
 
 def test_two_node_gitops_commands(two_node, person_evidence, tmp_path):

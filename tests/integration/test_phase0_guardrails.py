@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from golden import assert_golden
 from observe import audit_size, custom_stats, lane_snapshot, newest_evidence as newest, writes
 
 APPLY = "playbooks/phase0_guardrails.yml"
@@ -239,6 +240,11 @@ def test_interactive_gate_wants_the_exact_word(two_node, evidence, answer, appro
     try:
         rc, out = _run_in_terminal(argv, env, answer)
         assert "Plan " in out and "type 'apply' to apply it" in out
+        # the prompt an approver reads: the plan, one item per line, then the question
+        lines = out.replace("\r\n", "\n").splitlines()
+        first = lines.index("[homelab.k8s_ha.gate : Ask for approval of the plan]") + 1
+        last = next(i for i in range(first, len(lines)) if "anything else stops" in lines[i])
+        assert_golden("gate.prompt", "\n".join(lines[first:last + 1]))
         if approved:
             assert rc == 0, out[-3000:]
             assert "approved at the prompt" in out
