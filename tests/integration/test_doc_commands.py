@@ -4,7 +4,10 @@ control plane (tests/doc_commands.py says how blocks are marked and placeholders
 A scenario is the cluster state a page starts from; each test runs the blocks marked
 with its scenario in the order of the pages (README.md first), and then checks what a
 person would look at: the nodes are as before, the evidence says what happened. The
-commands run as cluster-admin through the inventory's kubeconfig, as after `make demo`."""
+commands run as cluster-admin through the inventory's kubeconfig, as after `make demo`.
+
+The tests are ordered by the fixture cluster they load (two-node ones first, then the
+renamed two-node, then three-worker): a module-scoped fixture loads once per module."""
 
 import json
 import shutil
@@ -233,3 +236,29 @@ def test_your_cluster_commands(your_cluster, person_evidence, tmp_path):
         shutil.rmtree(mine, ignore_errors=True)
         if aside.exists():
             shutil.move(str(aside), str(mine))
+
+
+def test_three_worker_commands(three_worker, person_evidence):
+    """docs/active_passive.md on the three-worker fixture: the apply, the drill with its own
+    gate (w1 down and back), a guarded failback pass, the rollback; the apps on k3s-w1 and
+    the nodes as before."""
+    from test_active_passive import W1, settled_on  # pylint: disable=import-outside-toplevel
+
+    c = three_worker
+    c.wait("the apps on k3s-w1", lambda: settled_on(c, W1), 60)
+    nodes = lane_snapshot(c)
+    specs = {d["metadata"]["name"]: d["spec"]["template"]["spec"]
+             for d in c.get_json("deployments", "-n", "media")["items"]}
+    try:
+        run_scenario("three-worker", Session())
+        drill = json.loads((newest(person_evidence, "failover_drill") / "verify.json").read_text())
+        assert [ch["passed"] for ch in drill["checks"]] == [True] * 4, drill
+        c.wait("the apps back on k3s-w1", lambda: settled_on(c, W1), 90)
+        assert lane_snapshot(c) == nodes
+        assert {d["metadata"]["name"]: d["spec"]["template"]["spec"]
+                for d in c.get_json("deployments", "-n", "media")["items"]} == specs
+        report = (newest(person_evidence, "active_passive_rollback") / "report.md").read_text()
+        assert "| every recorded change is undone | pass | all restored |" in report
+    finally:
+        if W1 in c._state().get("down", []):  # pylint: disable=protected-access
+            c.node_up(W1)
