@@ -26,8 +26,8 @@ description:
     flag) and waits until no resource of O(storage_pool) is left on the node, up to
     O(evacuation_timeout). At the timeout it fails, naming the resources left. With
     O(wait=false) it returns once the evacuation is sent.
-  - C(wait_evacuated) is the second half of C(evacuate) as a step of its own (so a
-    playbook prints a line per phase): it sends nothing and waits until no resource of
+  - C(wait_evacuated) is the second half of C(evacuate) as a step of its own, so that a
+    playbook prints a line per phase. It sends nothing and waits until no resource of
     O(storage_pool) is left on the node, up to O(evacuation_timeout). It fails at once
     when resources are left on a node that is not evacuating.
   - C(restore) sends C(linstor node restore) only when the node has the EVACUATE or
