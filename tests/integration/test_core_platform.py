@@ -181,3 +181,26 @@ def test_posture_reads_server_1s_files_when_a_host_is_given(platform, tmp_path):
     assert posture["datastore_from_api"]["datastore"] == "sqlite"
     assert posture["datastore_from_host"]["evidence"] == ["config.yaml: cluster-init true", "db/etcd exists"]
     assert "Decision: embedded etcd with 1 server(s): quorum needs three servers" in "\n".join(posture["report"])
+
+
+def test_a_failed_rebuild_stops_the_volumes_and_the_rollback_record_keeps_the_patched_ones(platform, longhorn):
+    """One task per volume: the volume whose rebuild fails stops the run (the rebuild-storm
+    guard), no later volume is started, and rollback.json has the prior counts of the two
+    patched volumes, the failed one included."""
+    c = longhorn.cluster
+    check = platform(check=True)
+    assert check.rc == 0, check.stdout[-4000:]
+    plan = json.loads((newest(platform.evidence, "core_platform") / "plan.json").read_text())
+    longhorn.set_faults(fail_rebuild=["pvc-arr-lts"])
+    offset = audit_size(c)
+    apply = platform(approve_plan=plan["id"])
+    assert apply.rc != 0
+    assert "a rebuild failed: replica pvc-arr-lts-r-" in apply.stdout, apply.stdout[-4000:]
+    assert [line.split(" ")[0] for line in progress(apply.stdout)] == ["pvc-arr", "pvc-arr-lts"]
+    assert sorted({e["objectRef"]["name"] for e in writes(c, offset, "volumes")}) == ["pvc-arr", "pvc-arr-lts"]
+    run_dir = newest(platform.evidence, "core_platform")
+    rollback = json.loads((run_dir / "rollback.json").read_text())
+    assert rollback["volumes"] == {"pvc-arr": 1, "pvc-arr-lts": 1}
+    assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
+    events = json.loads((run_dir / "after.json").read_text())["volume_events"]
+    assert {e["volume"] for e in events} == {"pvc-arr", "pvc-arr-lts"}
