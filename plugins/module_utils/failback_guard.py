@@ -92,11 +92,11 @@ def run_failback_guard(module):
                 last = text
         if not repeat or not held:
             break
-        if result["passes"] * p["pass_interval"] > p["passes_timeout"]:  # the next pass would start too late
-            module.fail_json(msg="still held after %d pass(es) in %s s (passes_timeout): %s"
-                             % (result["passes"], p["passes_timeout"], "; ".join(decision_text(d) for d in held)),
+        if result["passes"] * p["repeat_interval"] > p["repeat_timeout"]:  # the next pass would start too late
+            module.fail_json(msg="still held after %d pass(es) in %s s (repeat_timeout): %s"
+                             % (result["passes"], p["repeat_timeout"], "; ".join(decision_text(d) for d in held)),
                              held=held, **result)
-        time.sleep(p["pass_interval"])
+        time.sleep(p["repeat_interval"])
     result["held"] = [d for d in result["decisions"] if d["action"] == "hold"]
     module.exit_with(tracker, **result)
 

@@ -80,7 +80,7 @@ options:
     type: str
   control_plane:
     description:
-      - Whether the remediated machine was a control plane machine (the C(delete) step's RV(machine.control_plane)).
+      - Whether the remediated machine was a control plane machine (C(control_plane) of the C(delete) step's RV(machine)).
       - Required for O(step=rollout), which waits for the machines of that kind.
     type: bool
   scope:

@@ -28,9 +28,9 @@ description:
     run, and none while a pod of the app is not Running yet.
   - With O(wait), the module waits after each eviction until the app runs, settled, on
     the better node.
-  - With O(until_released), the module repeats the pass every O(pass_interval) seconds,
+  - With O(until_released), the module repeats the pass every O(repeat_interval) seconds,
     as the scheduled job would, until a pass holds no app, and fails when apps are still
-    held after O(passes_timeout) seconds. Each pass whose decisions differ from the
+    held after O(repeat_timeout) seconds. Each pass whose decisions differ from the
     previous one's is an entry of RV(events), so a long wait prints one line per change,
     not one per pass.
   - In check mode the evictions are server-side dry runs; the diff shows each app's
@@ -60,14 +60,14 @@ options:
     type: float
     default: 2
   until_released:
-    description: Repeat the pass every O(pass_interval) seconds until no app is held.
+    description: Repeat the pass every O(repeat_interval) seconds until no app is held.
     type: bool
     default: false
-  pass_interval:
+  repeat_interval:
     description: Seconds between two passes with O(until_released).
     type: float
     default: 300
-  passes_timeout:
+  repeat_timeout:
     description: Seconds after which O(until_released) gives up and fails, naming the apps held.
     type: float
     default: 900
@@ -90,8 +90,8 @@ EXAMPLES = r"""
       - {namespace: media, name: sonarr}
     window_seconds: 120
     until_released: true
-    pass_interval: 300
-    passes_timeout: 900
+    repeat_interval: 300
+    repeat_timeout: 900
 """
 
 RETURN = r"""
@@ -135,8 +135,8 @@ def main():
         wait_timeout=dict(type="int", default=300),
         poll_interval=dict(type="float", default=2),
         until_released=dict(type="bool", default=False),
-        pass_interval=dict(type="float", default=300),
-        passes_timeout=dict(type="float", default=900),
+        repeat_interval=dict(type="float", default=300),
+        repeat_timeout=dict(type="float", default=900),
     )))
 
 

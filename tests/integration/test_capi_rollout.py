@@ -106,7 +106,7 @@ def test_happy_path_in_the_runbooks_order(rig):
         "LINSTOR, step 6: restore worker-1",
         "LINSTOR, step 6: wait until it has settled, then check it again"]
     assert {e["phase"] for e in after["evacuate"]} == {"evacuate sent", "resources gone"}
-    assert [p for p in dict.fromkeys(e["phase"] for e in after["remediate"])] == [
+    assert list(dict.fromkeys(e["phase"] for e in after["remediate"])) == [
         "delete", "reboot", "node_ready", "rollout"]
 
     # the order, from the simulators' logs: evacuate, resources gone, delete, reboot, restore, settle
