@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import active_passive as ap
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import decision_text
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import untolerated_taints
 
 
@@ -84,12 +85,8 @@ def ap_converted(workloads, model):
 
 
 def ap_decision_text(d):
-    """One line per failback decision."""
-    if d["action"] == "evict":
-        return "%s: evict %s from %s back to %s" % (d["app"], d["pod"], d["from"], d["to"])
-    if d["action"] == "hold":
-        return "%s: hold %s on %s (%s)" % (d["app"], d["pod"], d["from"], "; ".join(d["reasons"]))
-    return "%s: %s" % (d["app"], "; ".join(d["reasons"]) or "nothing to do")
+    """One line per failback decision (failback.decision_text)."""
+    return decision_text(d)
 
 
 def ap_label_selectors(workload):

@@ -34,7 +34,15 @@ def capi_rollout_plan(target, cluster, waiting, linstor, pool, evacuate=None):
     return {"items": items, "report": report}
 
 
+def capi_steps_result(results, names=None):
+    """The per-phase results of one remediation as one (capi.steps_result)."""
+    try:
+        return capi.steps_result(results, names)
+    except (AttributeError, TypeError) as e:
+        raise AnsibleFilterError("capi_steps_result: %s" % e)
+
+
 class FilterModule(object):
     def filters(self):
         return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan,
-                "capi_lock_name": capi_lock_name}
+                "capi_lock_name": capi_lock_name, "capi_steps_result": capi_steps_result}

@@ -280,6 +280,63 @@ def drill_check(pods, workloads, test, node):
     raise ValueError("test: %r is not one of settled, evicted, running" % (test,))
 
 
+# -- the drill's waits: one line per change of state, not per read -------------------------
+DRILL_CONDITIONS = ("node_not_ready", "node_ready", "settled", "evicted", "running")
+
+
+def drill_node_text(node, name):
+    """A node as the drill's node waits see it: ``k3s-w1 Ready=Unknown`` (``gone`` when absent)."""
+    if not node:
+        return "%s gone" % name
+    ready = [c.get("status") for c in field(node, "status", "conditions") or [] if c.get("type") == "Ready"]
+    return "%s Ready=%s" % (name, ready[0] if ready else "unknown")
+
+
+def drill_pods_text(state):
+    """The drill's pod state (drill_state) as one line: per workload, the nodes of its live
+    pods and the pods being deleted or pending."""
+    parts = []
+    for app in sorted(state["running"]):
+        running = state["running"][app]
+        text = "%s: %s" % (app, ("Running on " + ", ".join(running)) if running else "no pod Running")
+        if state["terminating"].get(app):
+            text += ", terminating on " + ", ".join(state["terminating"][app])
+        if state["pending"].get(app):
+            text += ", %d Pending" % state["pending"][app]
+        parts.append(text)
+    return "; ".join(parts) or "no workload"
+
+
+def drill_observe(condition, node_name, node=None, pods=None, workloads=None):
+    """One read of a drill wait: ``(met, text)``. ``condition``: node_not_ready or
+    node_ready (``node``, the Node object or None) or a drill_check test over ``pods``."""
+    if condition in ("node_not_ready", "node_ready"):
+        text = drill_node_text(node, node_name)
+        ready = text == "%s Ready=True" % node_name
+        return (ready if condition == "node_ready" else not ready), text
+    if condition not in DRILL_CONDITIONS:
+        raise ValueError("condition: %r is not one of %s" % (condition, ", ".join(DRILL_CONDITIONS)))
+    return drill_check(pods or [], workloads or [], condition, node_name), \
+        drill_pods_text(drill_state(pods or [], workloads or []))
+
+
+class Transitions(object):
+    """The changes of a wait's state: each new text with the seconds since the wait began
+    (``t``) and the wall-clock time (``at``, epoch seconds), the first read included."""
+
+    def __init__(self):
+        self.items = []
+
+    def see(self, t, at, text):
+        if not self.items or self.items[-1]["state"] != text:
+            self.items.append({"t": round(t, 1), "at": at, "state": text})
+            return True
+        return False
+
+    def lines(self, what):
+        return ["%s: +%.1f s %s" % (what, x["t"], x["state"]) for x in self.items]
+
+
 # Runbook 003's own estimates (phase 5 timelines and phase 6 tuning), beside the drill's numbers.
 RUNBOOK_ESTIMATES = {
     "notready": "T+40s",

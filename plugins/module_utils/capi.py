@@ -264,6 +264,57 @@ def talosctl_argv(talosctl, ip, mode, timeout, talosconfig=None):
     return argv + ["-n", ip, "reboot", "--mode=%s" % mode, "--wait=true", "--timeout", timeout]
 
 
+# ---- remediation one step per call -------------------------------------------------------
+# ``all`` is the whole remediation in one call; the others are its steps, in this order, so
+# that a playbook prints a line per step. A step after ``delete`` cannot read the Machine
+# (it is gone): it is told the node, the address and the scope the delete step returned.
+STEPS = ("all", "delete", "reboot", "node_ready", "rollout")
+STEP_NEEDS = {"reboot": ("node", "ip"), "node_ready": ("node",), "rollout": ("machine", "node", "control_plane")}
+
+
+def step_errors(action, step, given):
+    """What a call of ``step`` lacks: ``given`` maps the options machine, node, ip and
+    control_plane to their values (None when not given)."""
+    if step not in STEPS:
+        return ["step: %r; use one of %s" % (step, ", ".join(STEPS))]
+    if step != "all" and action != "remediate":
+        return ["step: %s is a step of action=remediate, not of action=%s" % (step, action)]
+    missing = [o for o in STEP_NEEDS.get(step, ()) if given.get(o) is None or given.get(o) == ""]
+    if missing:
+        return ["step %s needs %s (from the delete step's result: %s)" % (
+            step, ", ".join(missing), ", ".join({"machine": "machine.name", "node": "node", "ip": "ip",
+                                                 "control_plane": "machine.control_plane"}[o] for o in missing))]
+    return []
+
+
+def rollout_state(machines, nodes, control_plane, node, old_machine):
+    """The rollout step's view: ``(unavailable peers {name: why}, the replacement's name or
+    None)``. Peers are the machines of the remediated machine's kind (control plane or
+    workers); the replacement is a machine other than the deleted one on its node."""
+    peers = [m for m in machines if is_control_plane(m) == bool(control_plane)]
+    new = sorted(m["metadata"]["name"] for m in peers if node_name(m) == node and m["metadata"]["name"] != old_machine)
+    return unavailable(peers, nodes), (new[0] if new else None)
+
+
+def steps_result(results, names=None):
+    """The registered results of the phases a role ran one task each (linstor_evacuate's
+    evacuate and wait_evacuated; capi_machine_remediate's delete, reboot, node_ready and
+    rollout) as one: every event tagged with its phase, the phases run (a skipped or
+    never-run one is left out), whether one stopped, and the rollout's replacement."""
+    out = {"events": [], "phases": [], "stopped": False, "replacement": None}
+    for i, r in enumerate(results or []):
+        if not r or r.get("skipped"):
+            continue
+        name = names[i] if names and i < len(names) else r.get("step") or str(i + 1)
+        failed = bool(r.get("failed"))
+        out["phases"].append({"phase": name, "changed": bool(r.get("changed")), "failed": failed})
+        out["events"].extend(dict(e, phase=name) for e in (r.get("events") or []))
+        out["stopped"] = out["stopped"] or failed
+        if r.get("replacement"):
+            out["replacement"] = r["replacement"]
+    return out
+
+
 # ---- GitOps sync waves -------------------------------------------------------------------
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 REQUIRED_WAVES = {"TalosConfigTemplate": "-2", "MachineDeployment": "-1", "TalosControlPlane": "0"}

@@ -71,10 +71,16 @@ class Remediation(Steps):
     # -- the flow ---------------------------------------------------------------------
     def run(self):
         p = self.p
+        errors = rules.step_errors(p["action"], p["step"], dict(
+            (o, p[o]) for o in ("machine", "node", "ip", "control_plane")))
+        if errors:
+            self.fail("; ".join(errors))
         timeouts = dict((o, self.seconds(o)) for o in ("delete_timeout", "ready_timeout", "rollout_timeout"))
         self.seconds("reboot_timeout")
         self.version = self.api()
         self.lock = lock_from(self.m)
+        if p["step"] in ("reboot", "node_ready", "rollout"):
+            return self.run_step(p["step"], timeouts)
         _tcp, machines, nodes, machine, why = self.decide()
         result = {"capi_version": self.version, "machine": None, "events": self.events,
                   "waiting": rules.waiting(machines, nodes, p["scope"], (machine or {}).get("metadata", {}).get("name"))}
@@ -86,12 +92,10 @@ class Remediation(Steps):
         node, ip, error = rules.resolve(machine, nodes)
         if error:
             self.fail("cannot remediate %s: %s" % (mname, error))
-        try:
-            argv = rules.talosctl_argv(p["talosctl"], ip, p["reboot_mode"], p["reboot_timeout"], p["talosconfig"])
-        except ValueError as e:
-            self.fail("%s" % e)
+        argv = self.argv(ip)
+        control_plane = rules.is_control_plane(machine)
         result.update(machine={"name": mname, "uid": machine["metadata"].get("uid"),
-                               "control_plane": rules.is_control_plane(machine), "reasons": why},
+                               "control_plane": control_plane, "reasons": why},
                       node=node, ip=ip, talosctl=argv)
         self.say("selected %s (node %s, %s): %s" % (mname, node, ip, ", ".join(why)))
         if p["action"] == "select":
@@ -99,11 +103,12 @@ class Remediation(Steps):
             self.m.exit_json(**result)
 
         self.tracker.add("Machine %s/%s" % (p["namespace"], mname), "present", "deleted")
-        self.tracker.add("node %s" % node, "unhealthy: " + ", ".join(why), "rebooted (%s)" % " ".join(argv))
+        if p["step"] == "all":
+            self.tracker.add("node %s" % node, "unhealthy: " + ", ".join(why), "rebooted (%s)" % " ".join(argv))
         if self.m.check_mode:
             self._delete(machine, dry_run=True)
-            self.say("check mode: would delete Machine %s, run %s, then wait for %s Ready"
-                     % (mname, " ".join(argv), node))
+            self.say("check mode: would delete Machine %s%s" % (mname, ", run %s, then wait for %s Ready"
+                                                                % (" ".join(argv), node) if p["step"] == "all" else ""))
             return self.exit(result)
 
         self._delete(machine)
@@ -114,7 +119,49 @@ class Remediation(Steps):
             self.fail("Machine %s is still deleting after %s (finalizers, drain or volume detach);"
                       " node %s was NOT rebooted" % (mname, p["delete_timeout"], node), **result)
         self.say("Machine %s deleted" % mname)
+        if p["step"] == "delete":
+            return self.exit(result)
+        self._reboot(result, node, ip, argv)
+        self._node_ready(result, node, timeouts["ready_timeout"])
+        self._rollout(result, mname, node, control_plane, timeouts["rollout_timeout"])
+        return self.exit(result)
 
+    def argv(self, ip):
+        p = self.p
+        try:
+            return rules.talosctl_argv(p["talosctl"], ip, p["reboot_mode"], p["reboot_timeout"], p["talosconfig"])
+        except ValueError as e:
+            self.fail("%s" % e)
+
+    def run_step(self, step, timeouts):
+        """One step after the delete, for the node, address and scope the delete step returned."""
+        p = self.p
+        mname, node, ip, control_plane = p["machine"], p["node"], p["ip"], p["control_plane"]
+        machines, nodes = self.machines_and_nodes()
+        result = {"capi_version": self.version, "step": step, "node": node, "events": self.events,
+                  "machine": {"name": mname, "control_plane": control_plane},
+                  "waiting": rules.waiting(machines, nodes, p["scope"], mname)}
+        if step == "reboot":
+            argv = self.argv(ip)
+            result.update(ip=ip, talosctl=argv)
+            self.tracker.add("node %s" % node, "machine %s deleted" % mname, "rebooted (%s)" % " ".join(argv))
+            if self.m.check_mode:
+                self.say("check mode: would run %s" % " ".join(argv))
+            else:
+                self._reboot(result, node, ip, argv)
+        elif self.m.check_mode:
+            if step == "node_ready":
+                self.say("check mode: node %s Ready=%s; not waiting" % (node, rules.node_ready(nodes.get(node))))
+            else:
+                down, result["replacement"] = rules.rollout_state(machines, nodes, control_plane, node, mname)
+                self.say("check mode: %s; not waiting" % _down_text(down))
+        elif step == "node_ready":
+            self._node_ready(result, node, timeouts["ready_timeout"])
+        else:
+            self._rollout(result, mname, node, control_plane, timeouts["rollout_timeout"])
+        return self.exit(result)
+
+    def _reboot(self, result, node, ip, argv):
         rc, out, err = self.m.run_command(argv)
         result["talosctl_output"] = (out or "").strip().splitlines()[-5:]
         if rc != 0:
@@ -122,29 +169,24 @@ class Remediation(Steps):
                       **result)
         self.say("talosctl reboot %s done" % ip)
 
+    def _node_ready(self, result, node, timeout):
         ready, _state = self.wait("node %s Ready" % node, lambda: rules.node_ready(
-            self.m.get("Node", "v1", node)), lambda s: s == "True", timeouts["ready_timeout"])
+            self.m.get("Node", "v1", node)), lambda s: s == "True", timeout)
         if not ready:
-            self.fail("node %s is not Ready %s after its reboot" % (node, p["ready_timeout"]), **result)
+            self.fail("node %s is not Ready %s after its reboot" % (node, self.p["ready_timeout"]), **result)
         self.say("node %s Ready" % node)
 
+    def _rollout(self, result, mname, node, control_plane, timeout):
         def rollout():
             ms, ns = self.machines_and_nodes()
-            peers = [m for m in ms if rules.is_control_plane(m) == rules.is_control_plane(machine)]
-            down = rules.unavailable(peers, ns)
-            new = [m["metadata"]["name"] for m in peers if rules.node_name(m) == node
-                   and m["metadata"]["name"] != mname]
-            result["replacement"] = new[0] if new else None
+            down, result["replacement"] = rules.rollout_state(ms, ns, control_plane, node, mname)
             return down
 
-        back, down = self.wait("rollout", rollout, lambda d: not d, timeouts["rollout_timeout"],
-                               lambda d: "%d machine(s) not back: %s" % (len(d), ", ".join(sorted(d))) if d
-                               else "every machine Running and healthy")
+        back, down = self.wait("rollout", rollout, lambda d: not d, timeout, _down_text)
         if not back:
             self.fail("the rollout did not get its machine back within %s: %s" % (
-                p["rollout_timeout"], "; ".join("%s: %s" % kv for kv in sorted(down.items()))), **result)
+                self.p["rollout_timeout"], "; ".join("%s: %s" % kv for kv in sorted(down.items()))), **result)
         self.say("rollout: every machine Running and healthy; replacement %s" % result.get("replacement"))
-        return self.exit(result)
 
     def _delete(self, machine, dry_run=False):
         name = machine["metadata"]["name"]
@@ -158,6 +200,11 @@ class Remediation(Steps):
             self.fail("Machine %s is gone already; nothing was deleted" % name)
         if not dry_run:
             self.say("Machine %s delete sent" % name)
+
+
+def _down_text(down):
+    return ("%d machine(s) not back: %s" % (len(down), ", ".join(sorted(down)))) if down \
+        else "every machine Running and healthy"
 
 
 def run_capi_machine_remediate(module):

@@ -169,3 +169,12 @@ def failback_plan(apps, nodes, pods, now, window_seconds):
         else:
             decision.update(action="hold", reasons=reasons)
     return out
+
+
+def decision_text(d):
+    """One line per failback decision."""
+    if d["action"] == "evict":
+        return "%s: evict %s from %s back to %s" % (d["app"], d["pod"], d["from"], d["to"])
+    if d["action"] == "hold":
+        return "%s: hold %s on %s (%s)" % (d["app"], d["pod"], d["from"], "; ".join(d["reasons"]))
+    return "%s: %s" % (d["app"], "; ".join(d["reasons"]) or "nothing to do")

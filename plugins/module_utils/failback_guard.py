@@ -13,7 +13,7 @@ import datetime
 import time
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import failback_plan
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.failback import decision_text, failback_plan
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import field
 
 
@@ -73,10 +73,38 @@ def run_failback_guard(module):
             module.fail_json(msg="workloads[%d]: namespace and name are required" % i)
     g = Guard(module)
     g.read_apps()
-    decisions, _pods = g.plan()
     tracker = DifferenceTracker()
-    result = {"decisions": decisions, "evicted": [], "events": []}
+    result = {"decisions": [], "evicted": [], "events": [], "passes": 0}
     t0 = time.monotonic()
+    repeat = p["until_released"] and not module.check_mode
+    last = None
+    while True:
+        started, mark = round(time.monotonic() - t0, 1), len(result["events"])
+        decisions = one_pass(module, g, tracker, result, t0)
+        result["passes"] += 1
+        result["decisions"] = decisions
+        held = [d for d in decisions if d["action"] == "hold"]
+        if repeat:
+            text = "; ".join(decision_text(d) for d in decisions)
+            if text != last:  # before the pass's own evictions and waits
+                result["events"].insert(mark, {"t": started, "app": None,
+                                               "message": "pass %d: %s" % (result["passes"], text)})
+                last = text
+        if not repeat or not held:
+            break
+        if result["passes"] * p["repeat_interval"] > p["repeat_timeout"]:  # the next pass would start too late
+            module.fail_json(msg="still held after %d pass(es) in %s s (repeat_timeout): %s"
+                             % (result["passes"], p["repeat_timeout"], "; ".join(decision_text(d) for d in held)),
+                             held=held, **result)
+        time.sleep(p["repeat_interval"])
+    result["held"] = [d for d in result["decisions"] if d["action"] == "hold"]
+    module.exit_with(tracker, **result)
+
+
+def one_pass(module, g, tracker, result, t0):
+    """One pass of the guard: decide, evict (one pod per app), wait for each evicted app."""
+    p = module.params
+    decisions, _pods = g.plan()
     for d in decisions:
         if d["action"] != "evict":
             continue
@@ -104,7 +132,7 @@ def run_failback_guard(module):
                 break
             if time.monotonic() - started >= p["wait_timeout"]:
                 module.fail_json(msg="%s: evicted %s, but the app is not Running on %s within wait_timeout %ss: %s"
-                                 % (d["app"], d["pod"], d["to"], p["wait_timeout"], text), **result)
+                                 % (d["app"], d["pod"], d["to"], p["wait_timeout"], text),
+                                 decisions=decisions, **dict((k, v) for k, v in result.items() if k != "decisions"))
             time.sleep(p["poll_interval"])
-    result["held"] = [d for d in decisions if d["action"] == "hold"]
-    module.exit_with(tracker, **result)
+    return decisions

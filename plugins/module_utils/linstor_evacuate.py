@@ -108,7 +108,7 @@ class Evacuation(Steps):
         if not HAS_LINSTOR:
             self.m.fail_json(msg=missing_required_lib("python-linstor"), exception=LINSTOR_IMPORT_ERROR)
         action = p["action"]
-        if action in ("evacuate", "restore") and not p["node"]:
+        if action in ("evacuate", "wait_evacuated", "restore") and not p["node"]:
             self.fail("node: required when action is %s" % action)
         timeout = self.seconds("settle_timeout" if action == "settle" else "evacuation_timeout")
         url = self.url()
@@ -170,17 +170,41 @@ class Evacuation(Steps):
             self.ctl.put("node evacuate", self.ctl.api.node_evacuate, node)
             out["evacuate_sent"] = True
             self.say("node evacuate %s sent" % node)
+        if not self.p["wait"]:
+            out["node_flags"] = _flags(self.ctl.nodes(), node)
+            self.say("not waiting: %s (action=wait_evacuated waits)" % _left(remaining))
+            return out
+        out["remaining"] = self._wait_gone(timeout, evacuate_sent=out["evacuate_sent"])
+        out["node_flags"] = _flags(self.ctl.nodes(), node)
+        return out
+
+    def _wait_evacuated(self, nodes, timeout):
+        node, pool = self.p["node"], self.p["storage_pool"]
+        flags = rules.find_node(nodes, node).get("flags") or []
+        remaining = self._remaining()
+        out = {"node_flags": flags, "remaining": remaining}
+        if remaining and not any(f in flags for f in rules.RESTORE_FLAGS):
+            self.fail("node %s is not evacuating (flags: %s), so %d resource(s) of pool %s would never leave it:"
+                      " send the evacuation first (action=evacuate)"
+                      % (node, ",".join(flags) or "none", len(remaining), pool), **out)
+        if self.m.check_mode:
+            self.say("check mode: %s; not waiting" % _left(remaining))
+            return out
+        out["remaining"] = self._wait_gone(timeout)
+        return out
+
+    def _wait_gone(self, timeout, **fields):
+        """Until no resource of the pool is left on the node; fails at the timeout naming them."""
+        node, pool = self.p["node"], self.p["storage_pool"]
         _ok, remaining = self.wait("resources of %s on %s" % (pool, node), self._remaining, lambda r: not r,
                                    timeout, _left)
-        out["remaining"] = remaining
         if remaining:
             self.fail("evacuation of %s did not finish within %s: %d resource(s) of pool %s are still on it: %s."
                       " Nothing was deleted or rebooted; the node stays evacuating (restore it with action=restore)"
                       % (node, self.p["evacuation_timeout"], len(remaining), pool,
                          ", ".join("%s (%s)" % (r["resource"], r["state"]) for r in remaining)),
-                      remaining=remaining, evacuate_sent=out["evacuate_sent"])
-        out["node_flags"] = _flags(self.ctl.nodes(), node)
-        return out
+                      remaining=remaining, **fields)
+        return remaining
 
     def _restore(self, nodes, _timeout):
         node = self.p["node"]

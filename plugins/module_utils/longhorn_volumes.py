@@ -293,3 +293,33 @@ def plan_lines(steps):
             where += "; removes %d" % s["remove_count"]
         lines.append(head + "; " + where + "".join("; PROBLEM: " + p for p in s["problems"]))
     return lines
+
+
+# -- the role's progress: one module call per batch of volumes ------------------------------
+def step_label(step):
+    """The line a batch's task prints for one plan step: ``pvc-arr (apps/arr-config): 1 -> 2 replicas``."""
+    return "%s%s: %s -> %s replicas" % (step["volume"], " (%s)" % step["pvc"] if step.get("pvc") else "",
+                                        step["from"], step["to"])
+
+
+def batches(steps, concurrency=1):
+    """The steps that change, in the plan's order, in batches of ``concurrency`` (the role
+    calls longhorn_volume_replicas once per batch, so each volume prints its own line)."""
+    size = int(concurrency)
+    if size < 1:
+        raise ValueError("concurrency: %r; allowed: 1 or more" % (concurrency,))
+    changing = [s for s in steps if s.get("changes")]
+    return [changing[i:i + size] for i in range(0, len(changing), size)]
+
+
+def merge_results(results):
+    """The per-batch results of longhorn_volume_replicas as one: every prior count
+    (``rollback``, a failed batch's patched volumes included), the volumes done in order,
+    and the progress events, each tagged with its batch (``t`` counts from its batch's start)."""
+    out = {"rollback": {}, "done": [], "events": []}
+    for i, r in enumerate(results or []):
+        r = r or {}
+        out["rollback"].update(r.get("rollback") or {})
+        out["done"].extend(r.get("done") or [])
+        out["events"].extend(dict(e, batch=i + 1) for e in (r.get("events") or []))
+    return out

@@ -34,8 +34,15 @@ description:
     the node is Ready, and waits until every machine of the scope is Running and
     healthy again (the rollout continues). A wait that runs out fails, saying what was
     done and what was not."
+  - "With O(step) other than C(all), one call does one step of C(remediate), so a playbook
+    prints a line per step: C(delete) (the guards, the selection, the delete and the wait
+    until the Machine is gone), C(reboot) (talosctl), C(node_ready) (the wait for the node)
+    and C(rollout) (the wait for the machines of the scope). The steps after C(delete)
+    cannot read the deleted Machine: they take O(node), O(ip) and O(control_plane) from the
+    C(delete) step's result."
   - In check mode the guards and the selection run, the delete is a server-side dry run,
-    and talosctl is not called.
+    talosctl is not called, and the steps C(node_ready) and C(rollout) read once without
+    waiting.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - homelab.k8s_ha.rollout_lock
@@ -54,8 +61,28 @@ options:
     choices: [select, remediate]
     default: select
   machine:
-    description: Remediate this Machine (it must be unhealthy, and no control plane machine may be waiting before a worker).
+    description:
+      - Remediate this Machine (it must be unhealthy, and no control plane machine may be waiting before a worker).
+      - Required for O(step=rollout), where it names the deleted Machine (its replacement is another one).
     type: str
+  step:
+    description:
+      - Which part of C(remediate) this call does; C(all) does every step in one call.
+      - The steps, in order, are C(delete), C(reboot), C(node_ready) and C(rollout).
+    type: str
+    choices: [all, delete, reboot, node_ready, rollout]
+    default: all
+  node:
+    description: The remediated machine's node (the C(delete) step's RV(node)); required for the steps after C(delete).
+    type: str
+  ip:
+    description: The address talosctl reboots (the C(delete) step's RV(ip)); required for O(step=reboot).
+    type: str
+  control_plane:
+    description:
+      - Whether the remediated machine was a control plane machine (C(control_plane) of the C(delete) step's RV(machine)).
+      - Required for O(step=rollout), which waits for the machines of that kind.
+    type: bool
   scope:
     description: Which machines may be selected.
     type: str
@@ -122,6 +149,25 @@ EXAMPLES = r"""
     machine: "{{ target.machine.name }}"
     reboot_mode: powercycle
   when: target.machine
+
+- name: The same one step per task (each prints its own line); first the delete
+  homelab.k8s_ha.capi_machine_remediate:
+    namespace: default
+    cluster: homelab
+    action: remediate
+    step: delete
+    machine: "{{ target.machine.name }}"
+  register: deleted
+
+- name: Then the reboot (node_ready and rollout follow the same way)
+  homelab.k8s_ha.capi_machine_remediate:
+    namespace: default
+    cluster: homelab
+    action: remediate
+    step: reboot
+    machine: "{{ deleted.machine.name }}"
+    node: "{{ deleted.node }}"
+    ip: "{{ deleted.ip }}"
 """
 
 RETURN = r"""
@@ -144,7 +190,7 @@ talosctl:
   elements: str
 replacement:
   description: The Machine that took the node back after the remediation.
-  returned: when action is remediate
+  returned: when action is remediate and the rollout was waited for (step all or rollout)
   type: str
 waiting:
   description: The other unhealthy machines of the scope, in the order a later run would take them.
@@ -173,6 +219,10 @@ def main():
         cluster=dict(type="str", required=True),
         action=dict(type="str", choices=["select", "remediate"], default="select"),
         machine=dict(type="str"),
+        step=dict(type="str", choices=["all", "delete", "reboot", "node_ready", "rollout"], default="all"),
+        node=dict(type="str"),
+        ip=dict(type="str"),
+        control_plane=dict(type="bool"),
         scope=dict(type="str", choices=["all", "control_plane", "workers"], default="all"),
         max_concurrent_unavailable=dict(type="int", default=1),
         capi_version=dict(type="str", choices=["auto", "v1beta1", "v1beta2"], default="auto"),

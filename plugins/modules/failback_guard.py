@@ -28,8 +28,13 @@ description:
     run, and none while a pod of the app is not Running yet.
   - With O(wait), the module waits after each eviction until the app runs, settled, on
     the better node.
+  - With O(until_released), the module repeats the pass every O(repeat_interval) seconds,
+    as the scheduled job would, until a pass holds no app, and fails when apps are still
+    held after O(repeat_timeout) seconds. Each pass whose decisions differ from the
+    previous one's is an entry of RV(events), so a long wait prints one line per change,
+    not one per pass.
   - In check mode the evictions are server-side dry runs; the diff shows each app's
-    move.
+    move. A check-mode run makes one pass.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
@@ -54,6 +59,18 @@ options:
     description: Seconds between two reads while waiting.
     type: float
     default: 2
+  until_released:
+    description: Repeat the pass every O(repeat_interval) seconds until no app is held.
+    type: bool
+    default: false
+  repeat_interval:
+    description: Seconds between two passes with O(until_released).
+    type: float
+    default: 300
+  repeat_timeout:
+    description: Seconds after which O(until_released) gives up and fails, naming the apps held.
+    type: float
+    default: 900
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -66,6 +83,15 @@ EXAMPLES = r"""
       - {namespace: media, name: prowlarr}
     window_seconds: 120
   register: failback
+
+- name: The failover drill's failback, one pass every 5 minutes until nothing is held
+  homelab.k8s_ha.failback_guard:
+    workloads:
+      - {namespace: media, name: sonarr}
+    window_seconds: 120
+    until_released: true
+    repeat_interval: 300
+    repeat_timeout: 900
 """
 
 RETURN = r"""
@@ -84,8 +110,14 @@ held:
   returned: success
   type: list
   elements: dict
+passes:
+  description: How many passes the run made (1 without O(until_released)).
+  returned: always
+  type: int
 events:
-  description: Each eviction and each change of the app's pods while waiting, with seconds since the start.
+  description:
+    - Each eviction and each change of the app's pods while waiting, with seconds since the start.
+    - With O(until_released), also each pass whose decisions changed (C(app) null).
   returned: always
   type: list
   elements: dict
@@ -102,6 +134,9 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=300),
         poll_interval=dict(type="float", default=2),
+        until_released=dict(type="bool", default=False),
+        repeat_interval=dict(type="float", default=300),
+        repeat_timeout=dict(type="float", default=900),
     )))
 
 

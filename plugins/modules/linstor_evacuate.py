@@ -24,7 +24,12 @@ description:
   - C(evacuate) runs the faulty check first and refuses on a faulty row. Then
     C(linstor node evacuate) (not sent again while the node already has the EVACUATE
     flag) and waits until no resource of O(storage_pool) is left on the node, up to
-    O(evacuation_timeout). At the timeout it fails, naming the resources left.
+    O(evacuation_timeout). At the timeout it fails, naming the resources left. With
+    O(wait=false) it returns once the evacuation is sent.
+  - C(wait_evacuated) is the second half of C(evacuate) as a step of its own, so that a
+    playbook prints a line per phase. It sends nothing and waits until no resource of
+    O(storage_pool) is left on the node, up to O(evacuation_timeout). It fails at once
+    when resources are left on a node that is not evacuating.
   - C(restore) sends C(linstor node restore) only when the node has the EVACUATE or
     EVICTED flag, so a second run changes nothing.
   - C(settle) waits until no resource is Connecting, syncing (SyncTarget, a done
@@ -41,10 +46,12 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [check, evacuate, restore, settle]
+    choices: [check, evacuate, wait_evacuated, restore, settle]
     required: true
   node:
-    description: The LINSTOR node (the Kubernetes node name under Piraeus). Required for C(evacuate) and C(restore).
+    description:
+      - The LINSTOR node (the Kubernetes node name under Piraeus).
+      - Required for C(evacuate), C(wait_evacuated) and C(restore).
     type: str
   controller_url:
     description:
@@ -65,8 +72,12 @@ options:
     description: The storage pool whose resources must leave the node before the remediation.
     type: str
     default: lvm-thick
+  wait:
+    description: With C(evacuate), wait until the resources have left the node; V(false) only sends the evacuation.
+    type: bool
+    default: true
   evacuation_timeout:
-    description: How long C(evacuate) waits, in seconds or as a duration (C(45m), C(1h30m)).
+    description: How long C(evacuate) and C(wait_evacuated) wait, in seconds or as a duration (C(45m), C(1h30m)).
     type: str
     default: 45m
   settle_timeout:
@@ -101,6 +112,17 @@ EXAMPLES = r"""
     node: worker-1
     evacuation_timeout: 45m
 
+- name: The same in two steps, each printing its own line - send the evacuation
+  homelab.k8s_ha.linstor_evacuate:
+    action: evacuate
+    node: worker-1
+    wait: false
+
+- name: Wait until worker-1's resources of lvm-thick are gone
+  homelab.k8s_ha.linstor_evacuate:
+    action: wait_evacuated
+    node: worker-1
+
 - name: After the reboot, restore the node and wait until LINSTOR has settled
   homelab.k8s_ha.linstor_evacuate:
     action: "{{ item }}"
@@ -119,8 +141,8 @@ faulty:
   type: list
   elements: dict
 remaining:
-  description: The node's resources of the storage pool (C(evacuate)); empty once evacuated.
-  returned: when action is evacuate
+  description: The node's resources of the storage pool; empty once evacuated (with O(wait=false), those still there).
+  returned: when action is evacuate or wait_evacuated
   type: list
   elements: dict
 unsettled:
@@ -147,7 +169,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import
 
 def main():
     run_linstor_evacuate(K8sHaModule(argument_spec(
-        action=dict(type="str", choices=["check", "evacuate", "restore", "settle"], required=True),
+        action=dict(type="str", choices=["check", "evacuate", "wait_evacuated", "restore", "settle"], required=True),
         node=dict(type="str"),
         controller_url=dict(type="str"),
         linstor_namespace=dict(type="str", default="piraeus-datastore"),
@@ -158,8 +180,10 @@ def main():
         poll_interval=dict(type="float", default=10),
         request_timeout=dict(type="int", default=60),
         fail_on_faulty=dict(type="bool", default=True),
+        wait=dict(type="bool", default=True),
         lock=dict(type="dict", options=LOCK_OPTIONS),
-    ), required_if=[["action", "evacuate", ["node"]], ["action", "restore", ["node"]]]))
+    ), required_if=[["action", "evacuate", ["node"]], ["action", "wait_evacuated", ["node"]],
+                    ["action", "restore", ["node"]]]))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ moving exactly twice. With w1 Ready but cordoned the plain descheduler policy ev
 every pass; the guarded failback evicts nothing until w1 can take the pods."""
 
 import json
+import re
 import time
 
 import pytest
@@ -258,6 +259,16 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     with PodWatch(c, "media", "") as watch:
         run = ap("playbooks/failover_drill.yml", approve_plan=drill["id"], **drill_vars)
     assert run.rc == 0, run.stdout[-5000:]
+    # progress: a line per change of state, not a line per read (no until loop's RETRYING flood)
+    assert "FAILED - RETRYING" not in run.stdout and "RETRYING" not in run.stdout
+    # (-v prints each wait's result too, with the same lines: each change counts once)
+    changes = list(dict.fromkeys(re.findall(r"""["']([^"'\n]*?): \+(\d+\.\d) s ([^"'\n]*)["']""", run.stdout)))
+    notready = [(float(t), state) for what, t, state in changes if what == W1 + " NotReady"]
+    assert [state for _t, state in notready] == ["%s Ready=True" % W1, "%s Ready=Unknown" % W1], run.stdout[-5000:]
+    assert [state for what, _t, state in changes if what == W1 + " Ready"][-1] == "%s Ready=True" % W1
+    assert any("Running on %s" % W2 in state for what, _t, state in changes if what.startswith("every workload Running"))
+    assert len(changes) < 40, changes  # a few per wait, where 1-s reads would print hundreds
+    assert re.search(r"pass \d+: media/prowlarr: evict", run.stdout), run.stdout[-5000:]
     folder = newest_evidence(ap.evidence, "failover_drill")
     result = json.loads((folder / "verify.json").read_text())
     assert [ch["passed"] for ch in result["checks"]] == [True] * 4, result

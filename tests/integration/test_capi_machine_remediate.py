@@ -125,6 +125,38 @@ def test_check_mode_then_remediation_in_order(talos_capi, run_playbook, talos):
     assert again["machine"] is None and again["changed"] is False
 
 
+def test_remediation_one_step_per_call(talos_capi, run_playbook, talos):
+    """The steps capi_rollout runs as tasks of their own: delete (guards, select, delete,
+    gone), reboot, node_ready, rollout; each later step from the delete step's result."""
+    sim, c = talos_capi, talos_capi.cluster
+    target = on_node(sim, "worker-1")
+    sim.mark_unhealthy(target)
+    offset = audit_size(c)
+    r = remediate(run_playbook, sim, talos, action="remediate", step="reboot", machine=target, node="worker-1")
+    assert r["failed"] is True and "step reboot needs ip (from the delete step's result: ip)" in r["msg"]
+    r = remediate(run_playbook, sim, talos, check=True, action="remediate", step="reboot", machine=target,
+                  node="worker-1", ip="10.10.0.21")
+    assert not r.get("failed") and r["changed"] is True, r.get("msg")
+    assert writes(c, offset) == [] and talos.calls() == []
+
+    deleted = remediate(run_playbook, sim, talos, action="remediate", step="delete", machine=target)
+    assert not deleted.get("failed"), (deleted.get("msg"), deleted.get("events"))
+    assert sim.machine(target) is None and talos.calls() == []
+    assert (deleted["node"], deleted["ip"], deleted["machine"]["control_plane"]) == ("worker-1", "10.10.0.21", False)
+    assert deleted["events"][-1]["event"] == "Machine %s deleted" % target and "replacement" not in deleted
+    after = dict(machine=target, node=deleted["node"])
+    r = remediate(run_playbook, sim, talos, action="remediate", step="reboot", ip=deleted["ip"], **after)
+    assert not r.get("failed") and r["changed"] is True, r.get("msg")
+    assert [x["argv"][-6:-4] for x in talos.calls()] == [["10.10.0.21", "reboot"]]
+    r = remediate(run_playbook, sim, talos, action="remediate", step="node_ready", **after)
+    assert not r.get("failed") and r["changed"] is False and r["events"][-1]["event"] == "node worker-1 Ready"
+    r = remediate(run_playbook, sim, talos, action="remediate", step="rollout", control_plane=False, **after)
+    assert not r.get("failed"), (r.get("msg"), r.get("events"))
+    assert r["replacement"] and r["replacement"] != target
+    assert sim.machine(r["replacement"])["status"]["nodeRef"]["name"] == "worker-1"
+    assert [e["verb"] for e in machine_deletes(c, offset)] == ["delete"]
+
+
 def test_a_machine_that_never_finishes_deleting_is_not_rebooted(talos_capi, run_playbook, talos):
     sim, c = talos_capi, talos_capi.cluster
     target = on_node(sim, "worker-1")

@@ -4,6 +4,7 @@ the runbook's order, the failure paths (faulty LINSTOR, blocked evacuation, a re
 never settles), the guards, the lock, validate_gitops and check mode."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def test_happy_path_in_the_runbooks_order(rig):
     assert replacement and sim.machine(target) is None
     assert sim.machine(replacement)["status"]["nodeRef"]["name"] == "worker-1"
     assert linstor.on_node("worker-1") == [] and linstor.nodes["worker-1"]["flags"] == []
+    # one line per phase, as each starts, in the runbook's order
+    assert phases(apply.stdout) == [
+        "LINSTOR, step 3: send the evacuation (refuses on a faulty resource) of worker-1",
+        "LINSTOR, step 3: wait until the node has no resource left of lvm-thick on worker-1",
+        "Machine, step 4: delete it and wait until it is gone: %s" % target,
+        "Machine, step 5: reboot the node with talosctl: worker-1",
+        "Machine, step 5: wait until the node is Ready: worker-1",
+        "Machine, step 7: wait until the rollout has its machines back, the replacement on worker-1",
+        "LINSTOR, step 6: restore worker-1",
+        "LINSTOR, step 6: wait until it has settled, then check it again"]
+    assert {e["phase"] for e in after["evacuate"]} == {"evacuate sent", "resources gone"}
+    assert list(dict.fromkeys(e["phase"] for e in after["remediate"])) == [
+        "delete", "reboot", "node_ready", "rollout"]
 
     # the order, from the simulators' logs: evacuate, resources gone, delete, reboot, restore, settle
     puts = [(p["path"], p["t"]) for p in linstor.puts()]
@@ -105,6 +119,11 @@ def test_happy_path_in_the_runbooks_order(rig):
     assert rig_wall(linstor, gone) < deleted < reboot < rig_wall(linstor, puts[1][1])
     assert "10.10.0.21" in rig.talos_calls()[0]["argv"]
     assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""  # released
+
+
+def phases(stdout):
+    """The phase tasks' headers the run printed, in order."""
+    return re.findall(r"^TASK \[[^\]]*: ((?:LINSTOR|Machine), step .*)\] \**$", stdout, re.M)
 
 
 def rig_wall(linstor, t):
@@ -138,6 +157,8 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_roll
     offset = audit_size(c)
     apply = run(approve_plan=plan["id"], capi_rollout_linstor_evacuation_timeout="3s")
     assert apply.rc != 0 and "evacuation of worker-2 did not finish within 3s" in apply.stdout
+    assert phases(apply.stdout) == ["LINSTOR, step 3: send the evacuation (refuses on a faulty resource) of worker-2",
+                                    "LINSTOR, step 3: wait until the node has no resource left of lvm-thick on worker-2"]
     assert rig.machine_deletes(offset) == [] and rig.talos_calls() == []
     run_dir = newest_evidence(run.evidence, "capi_rollout")
     rollback = json.loads((run_dir / "rollback.json").read_text())

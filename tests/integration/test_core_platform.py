@@ -3,6 +3,7 @@
 apply, verification, the dry-run drain, idempotence, evidence, and the rollback."""
 
 import json
+import re
 
 import pytest
 
@@ -12,6 +13,11 @@ APPLY = "playbooks/core_platform.yml"
 ROLLBACK = "playbooks/core_platform_rollback.yml"
 COMPONENTS = {"coredns": "kube-system", "haproxy-kubernetes-ingress": "haproxy-controller"}
 VOLUMES = ["pvc-arr", "pvc-arr-lts", "pvc-arr-lts2", "pvc-elasticsearch", "pvc-homarr", "pvc-qdrant"]
+
+
+def progress(stdout):
+    """The volumes' progress lines: the task header each batch prints before it waits."""
+    return re.findall(r"^TASK \[[^\]]*: Replicas of (.*)\] \**$", stdout, re.M)
 
 
 def deployment(c, name):
@@ -109,6 +115,12 @@ def test_check_apply_verify_idempotent_rollback(platform, longhorn):
         ("kube-system", "evicted"), ("haproxy-controller", "evicted"), ("longhorn-system", "skipped")}
     rollback = json.loads((run_dir / "rollback.json").read_text())
     assert rollback["volumes"] == {v: 1 for v in VOLUMES}
+    # progress: one task per volume, named before its wait starts, in the plan's order
+    lines = progress(apply.stdout)
+    assert [line.split(" ")[0] for line in lines] == VOLUMES, apply.stdout[-4000:]
+    assert all(" (apps/" in line and line.endswith(": 1 -> 2 replicas") for line in lines), lines
+    assert {e["volume"] for e in after["volume_events"]} == set(VOLUMES)
+    assert sorted({e["batch"] for e in after["volume_events"]}) == list(range(1, len(VOLUMES) + 1))
     assert sorted(r["name"] for r in rollback["components"]) == sorted(COMPONENTS)
     assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
 
@@ -149,6 +161,8 @@ def test_check_apply_verify_idempotent_rollback(platform, longhorn):
         assert pod_nodes(c, name) == ["miniserver"]
     assert longhorn.settings() == settings_before
     assert longhorn.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
+    lines = progress(undo.stdout)
+    assert [line.split(" ")[0] for line in lines] == VOLUMES and all(x.endswith(": 2 -> 1 replicas") for x in lines)
     assert c.get_json("node", "worker-1")["spec"].get("unschedulable") is True
 
 
@@ -167,3 +181,26 @@ def test_posture_reads_server_1s_files_when_a_host_is_given(platform, tmp_path):
     assert posture["datastore_from_api"]["datastore"] == "sqlite"
     assert posture["datastore_from_host"]["evidence"] == ["config.yaml: cluster-init true", "db/etcd exists"]
     assert "Decision: embedded etcd with 1 server(s): quorum needs three servers" in "\n".join(posture["report"])
+
+
+def test_a_failed_rebuild_stops_the_volumes_and_the_rollback_record_keeps_the_patched_ones(platform, longhorn):
+    """One task per volume: the volume whose rebuild fails stops the run (the rebuild-storm
+    guard), no later volume is started, and rollback.json has the prior counts of the two
+    patched volumes, the failed one included."""
+    c = longhorn.cluster
+    check = platform(check=True)
+    assert check.rc == 0, check.stdout[-4000:]
+    plan = json.loads((newest(platform.evidence, "core_platform") / "plan.json").read_text())
+    longhorn.set_faults(fail_rebuild=["pvc-arr-lts"])
+    offset = audit_size(c)
+    apply = platform(approve_plan=plan["id"])
+    assert apply.rc != 0
+    assert "a rebuild failed: replica pvc-arr-lts-r-" in apply.stdout, apply.stdout[-4000:]
+    assert [line.split(" ")[0] for line in progress(apply.stdout)] == ["pvc-arr", "pvc-arr-lts"]
+    assert sorted({e["objectRef"]["name"] for e in writes(c, offset, "volumes")}) == ["pvc-arr", "pvc-arr-lts"]
+    run_dir = newest(platform.evidence, "core_platform")
+    rollback = json.loads((run_dir / "rollback.json").read_text())
+    assert rollback["volumes"] == {"pvc-arr": 1, "pvc-arr-lts": 1}
+    assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
+    events = json.loads((run_dir / "after.json").read_text())["volume_events"]
+    assert {e["volume"] for e in events} == {"pvc-arr", "pvc-arr-lts"}

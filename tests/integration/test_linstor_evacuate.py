@@ -74,6 +74,26 @@ def test_evacuate_restore_settle_in_order_and_idempotent(sim, linstor):
     assert not r.get("failed") and r["unsettled"] == [] and r["faulty"] == []
 
 
+def test_evacuate_in_two_steps_sent_then_waited_for(sim, linstor):
+    """The role's phases: evacuate with wait=false returns once the PUT is sent (the
+    resources still there), wait_evacuated sends nothing and waits until they are gone."""
+    r = linstor(check=True, action="wait_evacuated", node="worker-1")
+    assert r["failed"] is True and "node worker-1 is not evacuating (flags: none)" in r["msg"], r
+    r = linstor(action="evacuate", node="worker-1", wait=False)
+    assert not r.get("failed"), r
+    assert r["evacuate_sent"] is True and r["changed"] is True and r["node_flags"] == ["EVACUATE"]
+    assert [x["resource"] for x in r["remaining"]] == ["pvc-a", "pvc-b"]
+    assert "not waiting: 2 left: pvc-a, pvc-b (action=wait_evacuated waits)" in [e["event"] for e in r["events"]]
+    r = linstor(check=True, action="wait_evacuated", node="worker-1")
+    assert not r.get("failed") and r["changed"] is False, r
+    r = linstor(action="wait_evacuated", node="worker-1", evacuation_timeout="60s")
+    assert not r.get("failed"), r
+    assert r["remaining"] == [] and r["changed"] is False and r["node_flags"] == ["EVACUATE"]
+    assert r["events"][-1]["event"] == "resources of lvm-thick on worker-1: 0 left"
+    assert sim.on_node("worker-1") == []
+    assert [p["path"] for p in sim.puts()] == ["/v1/nodes/worker-1/evacuate"]
+
+
 def test_faulty_linstor_stops_the_evacuation_before_any_put(sim, linstor):
     sim.set_fault(faulty=["pvc-c@worker-2"])
     r = linstor(action="evacuate", node="worker-1")

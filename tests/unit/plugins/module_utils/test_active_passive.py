@@ -129,3 +129,87 @@ def test_drill_report_puts_the_runbook_beside_the_numbers():
     stopped = drill_report({"down": 100.0, "notready": 112.0}, 15, True)
     assert [c["passed"] for c in stopped["checks"]] == [True, False, False, False]
     assert "| failback: pods back on the primary node (from Ready) | not reached |" in " ".join(stopped["report"])
+
+
+def _node(name, ready):
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+def test_drill_observe_says_whether_the_condition_holds_and_the_state_as_one_line():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import drill_observe
+    assert drill_observe("node_not_ready", "w1", node=_node("w1", "True")) == (False, "w1 Ready=True")
+    assert drill_observe("node_not_ready", "w1", node=_node("w1", "Unknown")) == (True, "w1 Ready=Unknown")
+    assert drill_observe("node_ready", "w1", node=_node("w1", "True")) == (True, "w1 Ready=True")
+    assert drill_observe("node_ready", "w1", node=None) == (False, "w1 gone")
+    moving = [_pod("sonarr-a", "w1", deleting=True), _pod("sonarr-b", None, phase="Pending")]
+    assert drill_observe("evicted", "w1", pods=moving, workloads=[SONARR]) == (
+        True, "media/sonarr: no pod Running, terminating on w1, 1 Pending")
+    away = [_pod("sonarr-b", "w2")]
+    assert drill_observe("running", "w2", pods=away, workloads=[SONARR]) == (True, "media/sonarr: Running on w2")
+    assert drill_observe("settled", "w1", pods=away, workloads=[SONARR])[0] is False
+    with pytest.raises(ValueError, match="condition: 'gone'"):
+        drill_observe("gone", "w1")
+
+
+def test_transitions_keep_only_the_reads_that_changed_the_state():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import Transitions
+    seen = Transitions()
+    reads = ["w1 Ready=True"] * 12 + ["w1 Ready=Unknown"] * 3
+    new = [seen.see(float(i), 1000.0 + i, text) for i, text in enumerate(reads)]
+    assert new.count(True) == 2 and len(seen.items) == 2
+    assert seen.items[1] == {"t": 12.0, "at": 1012.0, "state": "w1 Ready=Unknown"}
+    assert seen.lines("w1 NotReady") == ["w1 NotReady: +0.0 s w1 Ready=True", "w1 NotReady: +12.0 s w1 Ready=Unknown"]
+
+
+class _Exit(Exception):
+    pass
+
+
+class _FakeModule(object):
+    """Enough of K8sHaModule for run_drill_wait: a Node that turns NotReady at the 4th read."""
+
+    def __init__(self, flip_at=4, **params):
+        self.params = dict(dict(condition="node_not_ready", node="w1", workloads=[], label=None, timeout=30,
+                                poll_interval=1), **params)
+        self.reads, self.flip_at = 0, flip_at
+        self.result = None
+
+    def get(self, kind, api_version, name, namespace=None):
+        self.reads += 1
+        return _node(name, "True" if self.reads < self.flip_at else "Unknown")
+
+    def exit_json(self, **kw):
+        self.result = kw
+        raise _Exit()
+
+    def fail_json(self, **kw):
+        self.result = dict(kw, failed=True)
+        raise _Exit()
+
+
+def _run_wait(module):
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.drill_wait import run_drill_wait
+    clock = [0.0]
+
+    def sleep(s):
+        clock[0] += s
+    with pytest.raises(_Exit):
+        run_drill_wait(module, clock=lambda: clock[0], wall=lambda: 5000.0 + clock[0], sleep=sleep)
+    return module.result
+
+
+def test_drill_wait_returns_the_changes_and_when_the_condition_was_met():
+    r = _run_wait(_FakeModule(label="w1 NotReady"))
+    assert not r.get("failed") and r["met"] is True and r["changed"] is False
+    assert r["reached_at"] == 5003.0 and r["elapsed"] == 3.0
+    assert [x["state"] for x in r["transitions"]] == ["w1 Ready=True", "w1 Ready=Unknown"]
+    assert r["lines"] == ["w1 NotReady: +0.0 s w1 Ready=True", "w1 NotReady: +3.0 s w1 Ready=Unknown"]
+
+
+def test_drill_wait_fails_at_the_timeout_saying_since_when_nothing_changed():
+    r = _run_wait(_FakeModule(flip_at=1, timeout=10, condition="node_ready"))
+    assert r["failed"] is True and r["met"] is False
+    assert r["msg"] == "node_ready: not met within 10 s; the state since +0.0 s: w1 Ready=Unknown"
+    assert len(r["transitions"]) == 1 and r["elapsed"] == 10.0
+    r = _run_wait(_FakeModule(condition="running", node="w2"))
+    assert r["failed"] is True and r["msg"] == "workloads: required for condition running"

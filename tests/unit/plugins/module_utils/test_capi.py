@@ -152,3 +152,48 @@ def test_rollout_plan_items_and_report():
     assert [i["step"] for i in items] == ["delete-machine", "reboot"]
     assert C.rollout_plan("default/homelab", {"machine": None}, [], True, "lvm-thick") == (
         [], ["Cluster default/homelab: no machine needs remediation; nothing to do"])
+
+
+def test_step_errors_name_what_a_step_after_the_delete_needs():
+    given = {"machine": "w1-old", "node": "worker-1", "ip": "10.0.0.1", "control_plane": False}
+    assert all(C.step_errors("remediate", s, given) == [] for s in C.STEPS)
+    assert C.step_errors("select", "all", {}) == []
+    assert C.step_errors("remediate", "delete", {}) == []  # the delete step selects, as all does
+    assert C.step_errors("select", "reboot", given) == ["step: reboot is a step of action=remediate, not of action=select"]
+    assert C.step_errors("remediate", "reboot", dict(given, ip="")) == [
+        "step reboot needs ip (from the delete step's result: ip)"]
+    assert C.step_errors("remediate", "rollout", {"node": "worker-1"}) == [
+        "step rollout needs machine, control_plane (from the delete step's result: machine.name, machine.control_plane)"]
+    assert C.step_errors("remediate", "node_ready", {"control_plane": False}) == [
+        "step node_ready needs node (from the delete step's result: node)"]
+    assert "use one of all, delete, reboot, node_ready, rollout" in C.step_errors("remediate", "nap", given)[0]
+
+
+def test_rollout_state_waits_for_the_peers_of_the_deleted_machines_kind_and_finds_its_replacement():
+    ns = nodes(node("cp-1"), node("worker-1", ready="False"), node("worker-2"))
+    ms = [machine("cp-a", "cp-1", cp=True), machine("w-new", "worker-1", phase="Provisioned"),
+          machine("w-2", "worker-2")]
+    down, new = C.rollout_state(ms, ns, False, "worker-1", "w-old")
+    assert new == "w-new" and set(down) == {"w-new"}
+    ns["worker-1"] = node("worker-1")
+    ms[1] = machine("w-new", "worker-1")
+    assert C.rollout_state(ms, ns, False, "worker-1", "w-old") == ({}, "w-new")
+    # a control plane remediation does not wait for an unhealthy worker
+    ms[2] = machine("w-2", "worker-2", healthy=False)
+    assert C.rollout_state(ms, ns, True, "cp-1", "cp-old") == ({}, "cp-a")
+    assert C.rollout_state([], ns, False, "worker-1", "w-old") == ({}, None)
+
+
+def test_steps_result_tags_each_phase_and_keeps_what_the_role_reads():
+    delete = {"changed": True, "events": [{"t": 0.1, "event": "Machine w-old delete sent"}]}
+    reboot = {"changed": True, "events": [{"t": 1.5, "event": "talosctl reboot 10.0.0.1 done"}]}
+    rollout = {"changed": False, "replacement": "w-new", "events": [{"t": 2.0, "event": "rollout: back"}]}
+    r = C.steps_result([delete, reboot, {"skipped": True}, rollout], ["delete", "reboot", "node_ready", "rollout"])
+    assert [p["phase"] for p in r["phases"]] == ["delete", "reboot", "rollout"]
+    assert [(e["phase"], e["t"]) for e in r["events"]] == [("delete", 0.1), ("reboot", 1.5), ("rollout", 2.0)]
+    assert r["replacement"] == "w-new" and r["stopped"] is False
+    stopped = C.steps_result([delete, {"failed": True, "msg": "talosctl failed", "events": []}, {}, {}],
+                             ["delete", "reboot", "node_ready", "rollout"])
+    assert stopped["stopped"] is True and stopped["replacement"] is None
+    assert [p["phase"] for p in stopped["phases"]] == ["delete", "reboot"]
+    assert C.steps_result([]) == {"events": [], "phases": [], "stopped": False, "replacement": None}

@@ -1,11 +1,16 @@
+import pytest
+
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
     Watch,
+    batches,
+    merge_results,
     node_eligibility,
     plan,
     plan_lines,
     plan_tracker,
     rebuilds_in_flight,
     select,
+    step_label,
     validate,
     views,
 )
@@ -183,3 +188,30 @@ def test_watch_ignores_failures_from_before_the_patch():
     before = views([volume("pvc-a")], reps, [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
     w = Watch(before, 2)
     assert w.observe(before)[0] == "waiting"
+
+
+def test_batches_keep_the_plan_order_and_skip_no_change():
+    steps = [{"volume": "a", "changes": True}, {"volume": "b", "changes": False},
+             {"volume": "c", "changes": True}, {"volume": "d", "changes": True}]
+    assert [[s["volume"] for s in b] for b in batches(steps)] == [["a"], ["c"], ["d"]]
+    assert [[s["volume"] for s in b] for b in batches(steps, "2")] == [["a", "c"], ["d"]]
+    assert batches([], 1) == []
+    with pytest.raises(ValueError, match="concurrency"):
+        batches(steps, 0)
+
+
+def test_step_label_names_the_volume_its_claim_and_the_counts():
+    assert step_label({"volume": "pvc-arr", "pvc": "apps/arr-config", "from": 1, "to": 2}) == \
+        "pvc-arr (apps/arr-config): 1 -> 2 replicas"
+    assert step_label({"volume": "pvc-x", "pvc": None, "from": 2, "to": 1}) == "pvc-x: 2 -> 1 replicas"
+
+
+def test_merge_results_keeps_every_prior_count_a_failed_batch_included():
+    ok = {"rollback": {"a": 1}, "done": ["a"], "events": [{"t": 0.1, "volume": "a", "message": "a: x"}]}
+    failed = {"failed": True, "rollback": {"b": 1}, "done": [], "events": [{"t": 0.2, "volume": "b", "message": "b: y"}]}
+    refused = {"failed": True, "msg": "Stopped before c"}  # nothing patched: no rollback key
+    merged = merge_results([ok, failed, refused])
+    assert merged["rollback"] == {"a": 1, "b": 1}
+    assert merged["done"] == ["a"]
+    assert [(e["batch"], e["volume"]) for e in merged["events"]] == [(1, "a"), (2, "b")]
+    assert merge_results([]) == {"rollback": {}, "done": [], "events": []}
