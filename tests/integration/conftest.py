@@ -149,6 +149,11 @@ def run_playbook(tmp_path, playbook_identity):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
                               stdin=subprocess.DEVNULL, check=False)
         result = json.loads(out.read_text()) if out.exists() else None
+        # every playbook of the suite, in check mode and applied: no warning, and what a
+        # person reads has real line breaks
+        said = proc.stdout + proc.stderr
+        warned = [line for line in said.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+        assert not warned, "%s warned:\n%s" % (playbook, "\n".join(warned))
         if playbook_identity is not None:
             leaks = _leaks(playbook_identity.token, {"stdout": proc.stdout, "stderr": proc.stderr},
                            extra_vars.get("evidence_root"))
