@@ -279,6 +279,8 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     assert t["back"] <= 5 + TOLERATION_SECONDS
     report = (folder / "report.md").read_text()
     assert "| failover: pods Running on the backup node | %.1f s after down |" % t["failover"] in report
+    # the table renders as a Markdown table: it stands outside any code fence
+    assert report.split("| step | measured | runbook |")[0].count("```") % 2 == 0, report
     # prowlarr (the first workload by name) w1 -> w2 -> w1, then scenario 4's replacement on
     # w1 again; sonarr moved exactly twice
     assert watch.placements("prowlarr-") == [W1, W2, W1, W1], watch.timeline

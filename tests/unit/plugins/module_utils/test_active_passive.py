@@ -125,6 +125,18 @@ def test_drill_report_puts_the_runbook_beside_the_numbers():
     assert r["timings"] == {"notready": 12.4, "evicted": 28.0, "failover": 29.1, "ready": 1.0, "back": 5.5, "restart": 1.2}
     assert [c["passed"] for c in r["checks"]] == [True] * 4
     assert "| failover: pods Running on the backup node | 29.1 s after down | T+6m00s; about 1 min tuned |" in r["report"]
+    # the whole table as a person reads it in report.md (a Markdown table, one row a step)
+    assert "\n".join(r["report"]) == """tolerationSeconds 15
+
+| step | measured | runbook |
+|---|---|---|
+| failover: node NotReady | 12.4 s after down | T+40s |
+| failover: pods evicted from the node | 28.0 s after down | T+5m00s (default toleration); about 1 min tuned (30 s) |
+| failover: pods Running on the backup node | 29.1 s after down | T+6m00s; about 1 min tuned |
+| failback: node Ready | 1.0 s after up | T+1m after power-on |
+| failback: pods back on the primary node (from Ready) | 5.5 s after Ready | about 5-5.5 min after Ready (T+6m30s after \
+power-on; 6-7 min in all) |
+| restart: a deleted pod Running again on the primary node | 1.2 s after the delete | immediately, on w1 (no detour to w2) |"""
     # a drill that stopped during the failover: the later steps are not reached, and fail
     stopped = drill_report({"down": 100.0, "notready": 112.0}, 15, True)
     assert [c["passed"] for c in stopped["checks"]] == [True, False, False, False]
