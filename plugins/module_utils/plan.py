@@ -112,7 +112,10 @@ def is_tuning(param):
 
 
 def _bound(item):
-    """What an approval binds of an item: everything but the tuning parameters."""
+    """What an approval binds of an item: everything but the tuning parameters (an item
+    that is not a plan item, such as the cluster's name beside runbook 004's items, as it is)."""
+    if not isinstance(item, dict):
+        return item
     params = item.get("params")
     if not isinstance(params, dict):
         return item

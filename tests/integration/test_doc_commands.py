@@ -7,7 +7,8 @@ person would look at: the nodes are as before, the evidence says what happened. 
 commands run as cluster-admin through the inventory's kubeconfig, as after `make demo`.
 
 The tests are ordered by the fixture cluster they load (two-node ones first, then the
-renamed two-node, then three-worker): a module-scoped fixture loads once per module."""
+renamed two-node, then three-worker, then talos-capi): a module-scoped fixture loads once
+per module."""
 
 import json
 import shutil
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from golden import assert_golden, task_message
-from observe import lane_snapshot
+from observe import audit_size, lane_snapshot, writes
 from test_app_migration import migration  # noqa: F401  pylint: disable=unused-import
 from test_app_migration_failover import failover  # noqa: F401  pylint: disable=unused-import
+from test_capi_rollout import rig  # noqa: F401  pylint: disable=unused-import
 from test_your_cluster import your_cluster  # noqa: F401  pylint: disable=unused-import
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,12 +64,17 @@ def person_evidence(tmp_path):
         shutil.move(str(aside), str(folder))
 
 
-def run_scenario(scenario, session):
+def run_scenario(scenario, session, cluster=None):
+    """Runs the scenario's blocks; with ``cluster``, a command with --check must send no
+    write to the API server (the audit log; a server-side dry run is no write)."""
     blocks = [b for b in all_blocks() if b.scenario == scenario]
     assert blocks, "no documented block is marked doc-test: %s" % scenario
     for block in blocks:
         for command in commands(block.text):
+            offset = audit_size(cluster) if cluster is not None else None
             session.run(command)
+            if offset is not None and " --check" in command:
+                assert writes(cluster, offset) == [], "the check wrote: %s" % command
             RAN[block.path] += 1
     return blocks
 
@@ -82,7 +89,7 @@ def test_two_node_commands(two_node, person_evidence):
     c = two_node
     before = lane_snapshot(c)
     session = Session()
-    run_scenario("two-node", session)
+    run_scenario("two-node", session, c)
     assert lane_snapshot(c) == before
     # make demo ends by telling the next command, and the demo's report lists the finding
     demo = session.outputs[0]
@@ -121,7 +128,7 @@ def test_two_node_gitops_commands(two_node, person_evidence, tmp_path):
         subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
     session = Session()
     session.values["<your gitops checkout>"] = str(repo)
-    run_scenario("two-node-gitops", session)
+    run_scenario("two-node-gitops", session, c)
     assert lane_snapshot(c) == before
     log = subprocess.run(["git", "-C", str(repo), "log", "--all", "--format=%s"], capture_output=True, text=True,
                          check=True).stdout
@@ -170,7 +177,7 @@ def test_two_node_longhorn_commands(longhorn, person_evidence):
         specs = {name: deployment(c, name)["spec"]["template"]["spec"] for name in COMPONENTS}
         settings = longhorn.settings()
         nodes = lane_snapshot(c)
-        run_scenario("two-node-longhorn", Session())
+        run_scenario("two-node-longhorn", Session(), c)
         assert longhorn.settings() == settings
         assert lane_snapshot(c) == nodes
         for name in COMPONENTS:
@@ -191,7 +198,7 @@ def test_two_node_web_commands(migration, two_node, person_evidence):
     c = two_node
     spec, held = web_spec(c), holds(c)
     session = Session()
-    run_scenario("two-node-web", session)
+    run_scenario("two-node-web", session, c)
     assert web_spec(c)["template"]["spec"] == spec["template"]["spec"]
     assert web_spec(c)["replicas"] == spec["replicas"]
     assert holds(c) == held
@@ -204,7 +211,7 @@ def test_two_node_notes_db_commands(failover, longhorn, person_evidence):
     c = longhorn.cluster
     spec = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]
     session = Session()
-    run_scenario("two-node-notes-db", session)
+    run_scenario("two-node-notes-db", session, c)
     assert c.get_json("deployment", "notes-db", "-n", "apps")["spec"] == spec
     plans = [json.loads((d / "plan.json").read_text()) for d in sorted(person_evidence.glob("*-app_migration"))]
     assert len(plans) == 2 and all(p["items"] for p in plans)
@@ -228,7 +235,7 @@ def test_your_cluster_commands(your_cluster, person_evidence, tmp_path):
         session = Session()
         session.values.update({"<server-1>": PRIMARY, "<server-2>": SECONDARY,
                                "<your kubeconfig>": str(c.kubeconfig)})
-        run_scenario("your-cluster", session)
+        run_scenario("your-cluster", session, c)
         assert lane_snapshot(c) == before
         apply = json.loads((newest(person_evidence, "phase0_guardrails") / "plan.json").read_text())
         assert [i["object"] for i in apply["items"]] == ["Node/" + PRIMARY, "Node/" + SECONDARY]
@@ -250,7 +257,7 @@ def test_three_worker_commands(three_worker, person_evidence):
     specs = {d["metadata"]["name"]: d["spec"]["template"]["spec"]
              for d in c.get_json("deployments", "-n", "media")["items"]}
     try:
-        run_scenario("three-worker", Session())
+        run_scenario("three-worker", Session(), c)
         drill = json.loads((newest(person_evidence, "failover_drill") / "verify.json").read_text())
         assert [ch["passed"] for ch in drill["checks"]] == [True] * 4, drill
         c.wait("the apps back on k3s-w1", lambda: settled_on(c, W1), 90)
@@ -262,3 +269,60 @@ def test_three_worker_commands(three_worker, person_evidence):
     finally:
         if W1 in c._state().get("down", []):  # pylint: disable=protected-access
             c.node_up(W1)
+
+
+def _talos_session(rig, tmp_path):
+    """A person's shell for docs/capi_rollout.md: talosctl on PATH (here the stand-in, with
+    the talosconfig the rig wrote), the LINSTOR controller's URL and the overlay at hand."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    talosctl = bin_dir / "talosctl"
+    talosctl.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (sys.executable, ROOT / "tests/simulators/talosctl_simulator.py"))
+    talosctl.chmod(0o755)
+    session = Session()
+    session.env["PATH"] = "%s:%s" % (bin_dir, session.env["PATH"])
+    session.values.update({"<your talosconfig>": str(tmp_path / "talosconfig.json"), "<linstor url>": rig.linstor.url,
+                           "<your overlay folder>": str(ROOT / "tests/fixtures/gitops-capi/good")})
+    return session
+
+
+def test_talos_capi_commands(rig, person_evidence, tmp_path):
+    """docs/capi_rollout.md on the talos-capi fixture with the CAPI and LINSTOR simulators:
+    the check, the approved remediation of worker-1's unhealthy Machine, the GitOps check."""
+    from test_capi_rollout import IPS, on_node  # pylint: disable=import-outside-toplevel
+
+    sim, c, linstor = rig.sim, rig.c, rig.linstor
+    unhealthy = on_node(sim, "worker-1")
+    sim.mark_unhealthy(unhealthy)
+    run_scenario("talos-capi", _talos_session(rig, tmp_path), c)
+    assert on_node(sim, "worker-1") != unhealthy
+    assert linstor.nodes["worker-1"]["flags"] == []
+    assert [call["argv"][call["argv"].index("-n") + 1] for call in rig.talos_calls()] == [
+        ip for ip, node in IPS.items() if node == "worker-1"]
+    # the page's three runs: the check, the apply (verified), the GitOps check
+    check, apply, gitops = sorted(person_evidence.glob("*-capi_rollout"))
+    verify = json.loads((apply / "verify.json").read_text())
+    assert verify["checks"] and all(ch["passed"] for ch in verify["checks"]), verify
+    assert json.loads((check / "plan.json").read_text())["id"] == json.loads((apply / "plan.json").read_text())["id"]
+    assert json.loads((gitops / "plan.json").read_text())
+
+
+def test_talos_capi_stopped_commands(rig, person_evidence, tmp_path):
+    """docs/capi_rollout.md, a run stopped after the evacuation (worker-2's evacuation
+    blocked): the rollback the page and that run's report name restores the node."""
+    from test_capi_rollout import on_node, plan_of  # pylint: disable=import-outside-toplevel
+
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-2"))
+    linstor.set_fault(block_evacuation=["worker-2"])
+    plan = plan_of(run, run(check=True, capi_rollout_linstor_evacuation_timeout="3s"))
+    stopped = run(approve_plan=plan["id"], capi_rollout_linstor_evacuation_timeout="3s",
+                  evidence_root=str(person_evidence))
+    assert stopped.rc != 0 and linstor.nodes["worker-2"]["flags"] == ["EVACUATE"], stopped.stdout[-3000:]
+    from doc_commands import report_commands  # pylint: disable=import-outside-toplevel
+    printed = report_commands(newest(person_evidence, "capi_rollout") / "report.md")
+    assert len(printed) == 2 and all("-e capi_rollout_linstor_controller_url=%s" % linstor.url in p for p in printed)
+    run_scenario("talos-capi-stopped", _talos_session(rig, tmp_path), c)
+    assert linstor.nodes["worker-2"]["flags"] == []
+    report = (newest(person_evidence, "capi_rollout_rollback") / "report.md").read_text()
+    assert "| LINSTOR node worker-2 restored | pass | flags: none |" in report

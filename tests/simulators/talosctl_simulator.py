@@ -11,8 +11,8 @@ arguments and does to the local cluster what a reboot does to a Talos node:
 3. after ``reboot_seconds`` the kubelet is back (kwok started again, node Ready);
 4. with ``--wait`` it returns once the node is Ready, or fails at ``--timeout``.
 
-Its configuration is a JSON file, given as ``--talosconfig`` (or named by
-$TALOSCTL_SIMULATOR): ``nodes`` ({ip: node}),
+Its configuration is a JSON file, given as ``--talosconfig`` (or named by $TALOSCONFIG,
+as talosctl reads it, or $TALOSCTL_SIMULATOR): ``nodes`` ({ip: node}),
 ``python`` and ``localcluster`` (to stop and start kwok), ``kubeconfig``, ``linstor``
 (the LINSTOR simulator's URL, optional), ``reboot_seconds``, ``log`` (every call is
 appended as a JSON line) and ``fault`` (``fail``: exit 1 before rebooting;
@@ -51,7 +51,8 @@ def ready(cfg, node):
 
 def main(argv):
     args = {"ip": None, "mode": "default", "wait": False, "timeout": "30m", "cmd": None,
-            "talosconfig": os.environ.get("TALOSCTL_SIMULATOR")}
+            # like talosctl: --talosconfig, else $TALOSCONFIG (then this stand-in's own variable)
+            "talosconfig": os.environ.get("TALOSCONFIG") or os.environ.get("TALOSCTL_SIMULATOR")}
     it = iter(argv)
     for a in it:
         if a in ("-n", "--nodes"):

@@ -100,6 +100,8 @@ def test_tuning_knobs_do_not_change_the_plan_id():
     assert plan_id([volume_item(poll_interval=2, wait_timeout=1800)]) == \
         plan_id([volume_item(poll_interval=5, wait_timeout=60)]) == plan_id([volume_item()])
     assert is_tuning("stop_timeout") and is_tuning("wait") and not is_tuning("replicas_by_volume")
+    # runbook 004 binds its items and the cluster's name: a list of both
+    assert plan_id([[volume_item(poll_interval=2)], "homelab"]) == plan_id([[volume_item(poll_interval=2)], "homelab"])
     # what changes does change it
     assert plan_id([volume_item()]) != plan_id([volume_item(replicas_by_volume={"pvc-a": 3})])
 
