@@ -115,6 +115,31 @@ def test_two_node_commands(two_node, person_evidence):
         [str(undone)] * 2
 
 
+def test_the_rollback_a_report_prints_runs_as_it_stands(two_node, person_evidence):
+    """An apply's report.md ends with its rollback's check and apply: run verbatim (the plan
+    id the check printed pasted in), they put the nodes back as they were."""
+    from doc_commands import report_commands  # pylint: disable=import-outside-toplevel
+
+    c = two_node
+    before = lane_snapshot(c)
+    session = Session()
+    readme = [b for b in all_blocks() if b.path == "README.md" and "phase0_guardrails.yml --check" in b.text][0]
+    check, apply = [cmd for cmd in commands(readme.text) if "phase0_guardrails.yml" in cmd][:2]
+    session.run(check)
+    session.run(apply)
+    assert lane_snapshot(c) != before
+    applied = newest(person_evidence, "phase0_guardrails")
+    printed = report_commands(applied / "report.md")
+    assert len(printed) == 2 and "--check" in printed[0] and "<plan id>" in printed[1]
+    offset = audit_size(c)
+    session.run(printed[0])
+    assert writes(c, offset) == []
+    session.run(printed[1])
+    assert lane_snapshot(c) == before
+    report = (newest(person_evidence, "phase0_guardrails_rollback") / "report.md").read_text()
+    assert "- Undoes: the run recorded in `%s`" % applied in report
+
+
 def test_two_node_gitops_commands(two_node, person_evidence, tmp_path):
     """The Phase 0 page's GitOps variant: the overlay committed on its branch, and the
     rollback puts the files back."""
