@@ -135,8 +135,8 @@ def plan_differences(approved, current):
     """Lines naming what differs between an approved plan's items and the current
     plan's: objects only in one of them, and per object the fields whose before, after
     or parameters differ (tuning parameters do not count)."""
-    old = dict((i["object"], _bound(i)) for i in approved or [])
-    new = dict((i["object"], _bound(i)) for i in current or [])
+    old = dict((_name(i), _bound(i)) for i in approved or [])
+    new = dict((_name(i), _bound(i)) for i in current or [])
     lines = []
     for name in sorted(set(old) | set(new)):
         if name not in new:
@@ -149,6 +149,13 @@ def plan_differences(approved, current):
                 parts.extend(_field_diffs(label + " ", old[name].get(side) or {}, new[name].get(side) or {}))
             lines.append("%s: %s" % (name, "; ".join(parts) or "differs"))
     return lines
+
+
+def _name(item):
+    """An item's object name; an item of another shape is named by its content."""
+    if isinstance(item, dict) and "object" in item:
+        return item["object"]
+    return _show(item)
 
 
 def _field_diffs(prefix, approved, current, depth=2):

@@ -128,6 +128,26 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     assert lane_snapshot(c) == before
 
 
+def test_a_stale_plan_is_refused_naming_what_changed(two_node, phase0, evidence):
+    """The cluster changed between the check and the apply: the refusal names the item and
+    the field that differ from the approved plan, and nothing is written."""
+    c = two_node
+    check = phase0(check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    checked = newest(evidence, "phase0_guardrails")
+    plan = json.loads((checked / "plan.json").read_text())
+    c.kubectl("label", "node", "miniserver", "workload-lane=other")
+    try:
+        offset = audit_size(c)
+        refused = phase0(approve_plan=plan["id"])
+        assert refused.rc != 0 and writes(c, offset) == []
+        said = " ".join(refused.stdout.split())
+        assert "What differs from the approved plan (checked in %s): " % checked in said, said[-3000:]
+        assert 'Node/miniserver: before labels.workload-lane: approved null, now "other"' in said, said[-3000:]
+    finally:
+        c.kubectl("label", "node", "miniserver", "workload-lane-")
+
+
 def test_stop_condition_reports_new_pending_pods_and_the_rollback(two_node, phase0, evidence):
     c = two_node
     check = phase0(check=True)

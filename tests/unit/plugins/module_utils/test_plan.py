@@ -120,6 +120,10 @@ def test_plan_differences_name_the_items_and_fields():
     now = [{"object": "Node/m", "params": {"name": "m"}, "before": {"labels": {"a": "1", "lane": "x"}}, "after": {}}]
     assert plan_differences(labels, now) == ['Node/m: before labels.lane: approved null, now "x"']
     assert plan_differences(labels, labels) == []
+    # items of another shape (runbook 004's, the drill's) are named by their content
+    assert plan_differences([{"machine": "m1"}], [{"machine": "m2"}]) == [
+        '{"machine": "m1"}: in the approved plan, no longer to change',
+        '{"machine": "m2"}: to change now, not in the approved plan']
 
 
 def test_snapshot_check_names_what_differs():
