@@ -95,6 +95,7 @@ class Identity(object):
 
 
 OPERATORS_NS = "homelab-operators"
+NOT_INTERACTIVE = "Not waiting for response to prompt as stdin is not interactive"
 
 
 @pytest.fixture
@@ -153,6 +154,10 @@ def run_playbook(tmp_path, playbook_identity):
         # person reads has real line breaks
         said = proc.stdout + proc.stderr
         warned = [line for line in said.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+        if not check and "approve_plan" not in extra_vars:
+            # the one warning a run may print: ansible's pause says it cannot prompt without a
+            # terminal, and the gate then refuses (the fail-closed path these runs test)
+            warned = [line for line in warned if NOT_INTERACTIVE not in line]
         assert not warned, "%s warned:\n%s" % (playbook, "\n".join(warned))
         if playbook_identity is not None:
             leaks = _leaks(playbook_identity.token, {"stdout": proc.stdout, "stderr": proc.stderr},
