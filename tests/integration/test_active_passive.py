@@ -261,8 +261,9 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     assert run.rc == 0, run.stdout[-5000:]
     # progress: a line per change of state, not a line per read (no until loop's RETRYING flood)
     assert "FAILED - RETRYING" not in run.stdout and "RETRYING" not in run.stdout
-    # (-v prints each wait's result too, with the same lines: each change counts once)
-    changes = list(dict.fromkeys(re.findall(r"""["']([^"'\n]*?): \+(\d+\.\d) s ([^"'\n]*)["']""", run.stdout)))
+    # each wait's changes are printed as lines of text, one per change: "<what>: +<t> s <state>"
+    # (-v prints each wait's result too, as a list: those items are not counted)
+    changes = list(dict.fromkeys(re.findall(r"^\s+([^'\"\s-][^:\n]*?): \+(\d+\.\d) s (.*)$", run.stdout, re.M)))
     notready = [(float(t), state) for what, t, state in changes if what == W1 + " NotReady"]
     assert [state for _t, state in notready] == ["%s Ready=True" % W1, "%s Ready=Unknown" % W1], run.stdout[-5000:]
     assert [state for what, _t, state in changes if what == W1 + " Ready"][-1] == "%s Ready=True" % W1
