@@ -91,7 +91,7 @@ def holds(c):
 
 def stage(migration, c, number, **extra):
     # app as an AWX survey or a Semaphore variable carries it: "namespace/workload"
-    args = dict({"app": "apps/web", "strategy": "active_active", "stage": number}, **extra)
+    args = dict({"app": "apps/web", "migration_strategy": "active_active", "stage": number}, **extra)
     offset = audit_size(c)
     check = migration(check=True, **args)
     assert check.rc == 0, check.stdout[-4000:]
@@ -185,7 +185,7 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
 def test_an_app_failing_a_gate_is_refused_before_approval(migration, two_node):
     c = two_node
     offset = audit_size(c)
-    run = migration(app={"namespace": "apps", "workload": "homarr"}, strategy="active_active", stage=1,
+    run = migration(app={"namespace": "apps", "workload": "homarr"}, migration_strategy="active_active", stage=1,
                     approve_plan="0000000000000000")
     assert run.rc != 0
     assert "Refused before the approval gate" in run.stdout

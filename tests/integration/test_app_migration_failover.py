@@ -76,7 +76,7 @@ def checked_then_applied(run, c, playbook=APPLY, name="app_migration", **args):
 
 
 def stage(run, c, number):
-    plan, run_dir = checked_then_applied(run, c, app=APP, strategy="controlled_failover", stage=number)
+    plan, run_dir = checked_then_applied(run, c, app=APP, migration_strategy="controlled_failover", stage=number)
     verify = json.loads((run_dir / "verify.json").read_text())
     assert verify["checks"] and all(chk["passed"] for chk in verify["checks"]), verify
     return plan, run_dir
@@ -130,17 +130,17 @@ def test_strategy_b_refusals(failover, longhorn):
     c = longhorn.cluster
     offset = audit_size(c)
     # a failover before stage 1 made the pair: nothing to fail over to
-    run = failover(app=APP, strategy="controlled_failover", stage="failover", approve_plan="0")
+    run = failover(app=APP, migration_strategy="controlled_failover", stage="failover", approve_plan="0")
     assert run.rc != 0
     assert ("missing in namespace apps: notes-db-primary, notes-db-standby. Run stage 1 first. Nothing was changed."
             in run.stdout), run.stdout[-3000:]
     # strategy A on the RWO app: refused by the data-model class, with the reason
-    run = failover(app=APP, strategy="active_active", stage=1, approve_plan="0")
+    run = failover(app=APP, migration_strategy="active_active", stage=1, approve_plan="0")
     assert run.rc != 0
     assert "strategy active_active runs two replicas writing at once" in run.stdout
     assert "rwo_single_writer" in run.stdout or "fragile_db" in run.stdout
     # a stage the strategy does not have
-    run = failover(app=APP, strategy="controlled_failover", stage=2)
+    run = failover(app=APP, migration_strategy="controlled_failover", stage=2)
     assert run.rc != 0
     assert "stage: \"2\" (allowed: 1, 2 for active_active; 1, failover, failback for controlled_failover" in run.stdout
     assert writes(c, offset) == []
@@ -156,11 +156,11 @@ def test_strategy_c_pins_the_primary_and_adds_the_sidecar(failover, longhorn):
     before = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]
     # refused before any write: no sidecar given
     offset = audit_size(c)
-    run = failover(app=APP, strategy="hybrid", stage=1, approve_plan="0")
+    run = failover(app=APP, migration_strategy="hybrid", stage=1, approve_plan="0")
     assert run.rc != 0 and "sidecar: a container spec with name and image is required" in run.stdout
     assert writes(c, offset) == []
 
-    plan, run_dir = checked_then_applied(failover, c, app=APP, strategy="hybrid", stage=1, sidecar=SIDECAR)
+    plan, run_dir = checked_then_applied(failover, c, app=APP, migration_strategy="hybrid", stage=1, sidecar=SIDECAR)
     assert [i["object"] for i in plan["items"]] == ["Deployment/notes-db"]
     verify = json.loads((run_dir / "verify.json").read_text())
     assert all(chk["passed"] for chk in verify["checks"]), verify
@@ -175,7 +175,7 @@ def test_strategy_c_pins_the_primary_and_adds_the_sidecar(failover, longhorn):
     assert "tolerations" not in spec  # never opted in to the secondary lane
 
     # a second run changes nothing
-    again = failover(check=True, app=APP, strategy="hybrid", stage=1, sidecar=SIDECAR)
+    again = failover(check=True, app=APP, migration_strategy="hybrid", stage=1, sidecar=SIDECAR)
     assert again.rc == 0, again.stdout[-3000:]
     assert "No changes: the cluster already matches." in again.stdout
 
@@ -192,7 +192,7 @@ def test_a_volume_that_never_detaches_stops_the_failover_before_the_standby_star
     stage(failover, c, 1)
     longhorn.set_faults(stuck_attached=["pvc-arr"])
     offset = audit_size(c)
-    args = dict(app=APP, strategy="controlled_failover", stage="failover", app_migration_detach_timeout=5)
+    args = dict(app=APP, migration_strategy="controlled_failover", stage="failover", app_migration_detach_timeout=5)
     check = failover(check=True, **args)  # the timeout is part of the plan the approval binds to
     assert check.rc == 0 and writes(c, offset) == []
     plan = json.loads((newest(failover.evidence, "app_migration") / "plan.json").read_text())

@@ -210,16 +210,16 @@ def test_a_workflow_checks_waits_for_approval_runs_and_rolls_back_on_failure():
 def test_the_per_app_migration_survey_asks_app_strategy_and_stage():
     wf = named("workflow_job_templates")["%s app_migration" % PREFIX]
     asked = survey_vars(wf)
-    assert list(asked) == ["app", "strategy", "stage"]
+    assert list(asked) == ["app", "migration_strategy", "stage"]
     assert asked["app"]["type"] == "text" and asked["app"]["required"] is True
-    assert asked["strategy"]["type"] == "multiplechoice" and asked["strategy"]["choices"] == list(STAGES)
+    assert asked["migration_strategy"]["type"] == "multiplechoice" and asked["migration_strategy"]["choices"] == list(STAGES)
     union = []
     for stages in STAGES.values():
         union += [s for s in stages if s not in union]
     assert asked["stage"]["choices"] == union and "failover" in union
     tpls = named("job_templates")
-    assert list(survey_vars(tpls["%s app_migration check" % PREFIX])) == ["app", "strategy", "stage"]
-    assert list(survey_vars(tpls["%s app_migration run" % PREFIX])) == ["app", "strategy", "stage", "approve_plan"]
+    assert list(survey_vars(tpls["%s app_migration check" % PREFIX])) == ["app", "migration_strategy", "stage"]
+    assert list(survey_vars(tpls["%s app_migration run" % PREFIX])) == ["app", "migration_strategy", "stage", "approve_plan"]
     assert list(survey_vars(tpls["%s app_migration_rollback run" % PREFIX])) == ["rollback_from", "approve_plan"]
     capi = named("workflow_job_templates")["%s capi_rollout" % PREFIX]
     assert list(survey_vars(capi)) == ["capi_rollout_cluster"]

@@ -144,9 +144,9 @@ def test_app_migration_survey_choices_are_the_role_defaults():
             continue
         for kind in ("check", "apply"):
             questions = survey(tpls["%s %s %s" % (PREFIX, name, kind)])
-            assert list(questions)[:3] == ["app", "strategy", "stage"]
+            assert list(questions)[:3] == ["app", "migration_strategy", "stage"]
             assert questions["app"]["type"] == "" and questions["app"]["required"] is True
-            strategy, stage = questions["strategy"], questions["stage"]
+            strategy, stage = questions["migration_strategy"], questions["stage"]
             assert strategy["type"] == stage["type"] == "enum"
             assert [v["value"] for v in strategy["values"]] == list(STAGES)
             union = []
