@@ -61,8 +61,10 @@ def ansible_playbook(home, playbook, *args, env=None):
     """``ansible-playbook -i inventories/my-cluster <checkout>/playbooks/<playbook> ...`` started
     in ``home`` from a shell: no KUBECONFIG nor K8S_AUTH_* unless ``env`` gives them, no
     terminal (the gate takes approve_plan only)."""
+    # a person's shell: none of the test run's ANSIBLE_* (make exports some), K8S_AUTH_*,
+    # HOMELAB_* or KUBECONFIG
     environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("K8S_AUTH_", "HOMELAB_")) and k != "KUBECONFIG"}
+               if not k.startswith(("K8S_AUTH_", "HOMELAB_", "ANSIBLE_")) and k != "KUBECONFIG"}
     environ.update(PWD=str(home), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
                    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     environ.update(env or {})
