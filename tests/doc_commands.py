@@ -103,6 +103,11 @@ def commands(text):
     return out
 
 
+def warning_lines(text):
+    """The lines of ansible-playbook's output that are warnings or deprecation warnings."""
+    return [line for line in text.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+
+
 def person_env(extra=None):
     """What a person's shell has after `source .venv/bin/activate`: none of the test
     run's ANSIBLE_*, K8S_AUTH_* or KUBECONFIG settings (make exports some of them)."""
@@ -174,7 +179,7 @@ class Session(object):
             proc.returncode, filled, out[-4000:])
         # what a person reads has real line breaks and no warning the collection causes
         assert "\\n" not in out, "a literal \\n in the output of %s:\n%s" % (filled, out[-4000:])
-        warnings = [line for line in out.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+        warnings = warning_lines(out)
         assert not warnings, "%s warned:\n%s" % (filled, "\n".join(warnings))
         return out
 

@@ -17,6 +17,8 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "simulators"))
 
 from localcluster import LocalCluster  # noqa: E402  pylint: disable=wrong-import-position
+sys.path.insert(0, str(ROOT / "tests"))
+from doc_commands import warning_lines  # noqa: E402  pylint: disable=wrong-import-position
 from longhorn_simulator import Running  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -153,7 +155,7 @@ def run_playbook(tmp_path, playbook_identity):
         # every playbook of the collection (playbooks/, what a person runs; not the tests'
         # own harness playbooks), in check mode and applied: no warning
         said = proc.stdout + proc.stderr
-        warned = [line for line in said.splitlines() if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+        warned = warning_lines(said)
         if not str(playbook).startswith("playbooks/"):
             warned = []
         if not check and "approve_plan" not in extra_vars:
