@@ -13,6 +13,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import (
     component_placement,
     expected_placement,
     fields_rollback,
+    overlay_fields,
     placement_checks,
     rollback_order,
     rollback_steps,
@@ -34,4 +35,4 @@ class FilterModule(object):
                 "component_placement": component_placement, "stray_pods": stray_pods,
                 "fields_rollback": fields_rollback, "placement_checks": placement_checks,
                 "rollback_steps": rollback_steps,
-                "expected_placement": expected_placement}
+                "expected_placement": expected_placement, "overlay_fields": overlay_fields}

@@ -9,7 +9,8 @@ Setting a field to None removes it. Wanted values are compared as a subset of wh
 stored (keys the API server fills in with defaults, such as a probe's
 ``timeoutSeconds``, do not count as a difference), so a second run changes nothing.
 The prior value of every field changed is returned, and setting those values again
-(None for a field that was absent) restores the object exactly.
+(None for a field that was absent) with ``compare="exact"`` restores the object exactly:
+a recorded ``{}`` is a value, not "anything".
 """
 
 from __future__ import absolute_import, division, print_function
@@ -128,17 +129,30 @@ def validate(fields, obj=None):
     return errors
 
 
-def fields_change(obj, fields):
+COMPARE = ("subset", "exact")
+
+
+def same(stored, wanted, compare="subset"):
+    """Whether ``stored`` already is ``wanted``: as a subset (``covers``, for a desired state,
+    where the API server's defaults add keys), or ``exact`` (for a recorded prior value,
+    which already holds those defaults: an empty map restores an empty map)."""
+    if compare == "exact":
+        return stored == wanted
+    return covers(stored, wanted)
+
+
+def fields_change(obj, fields, compare="subset"):
     """(new object, tracker, rollback) for setting ``fields`` on ``obj``.
 
-    ``rollback`` maps every changed path to its value before (None: it was absent)."""
+    ``rollback`` maps every changed path to its value before (None: it was absent).
+    ``compare`` is how a field counts as already set (``same``)."""
     tracker = DifferenceTracker()
     rollback = {}
     new = obj
     for path in sorted(fields):
         wanted = fields[path]
         before = get_field(obj, path)
-        if covers(before, wanted):
+        if same(before, wanted, compare):
             continue
         new = set_field(new, path, wanted)
         tracker.add(path, before, wanted)

@@ -33,6 +33,18 @@ def unpinned_selector(pod_spec, lane):
     return dict(pod_spec["nodeSelector"], **dict((k, None) for k in pins)) if pins else None
 
 
+def overlay_fields(fields, lane):
+    """The stage's fields as the GitOps overlay states them: the same, except that the
+    nodeSelector names only the pins it removes (the lane label and the host, null),
+    whatever the live object still has. The live fields drop the nodeSelector once the
+    pin is gone, so a rerun would write an overlay without the removal, and the base's pin
+    would come back on the next sync; a removal of an absent key renders to nothing, so
+    this overlay is the same on every run and renders to the live spec."""
+    out = dict(fields)
+    out["spec.template.spec.nodeSelector"] = {lane["label"]: None, "kubernetes.io/hostname": None}
+    return out
+
+
 def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
     """Field path -> wanted value for ``component`` (the role's description of it).
 

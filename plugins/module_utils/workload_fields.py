@@ -40,7 +40,7 @@ def run_workload_fields(module):
     outcome = {}
 
     def mutate(obj):
-        new, tracker, rollback = fields_change(obj, fields)
+        new, tracker, rollback = fields_change(obj, fields, p["compare"])
         outcome.update(tracker=tracker, rollback=rollback)
         return new
     try:

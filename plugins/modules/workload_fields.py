@@ -21,7 +21,7 @@ description:
     fills in (for example a probe's C(timeoutSeconds)) do not count as a difference and a
     second run changes nothing.
   - Returns the prior value of every changed field in RV(rollback); passing those as
-    O(fields) restores the object.
+    O(fields) with O(compare=exact) restores the object exactly.
   - One read-modify-write with C(resourceVersion), retried on conflict. In check mode the
     write is a server-side dry run and the diff is returned.
   - For a Deployment, waits until the rollout of the new generation is complete, with each
@@ -49,6 +49,17 @@ options:
     description: Field path (under C(spec)) to the wanted value; V(null) removes the field.
     type: dict
     required: true
+  compare:
+    description:
+      - How a field counts as already set.
+      - V(subset), for a desired state, when every key of the wanted value has that value
+        in the stored one (the API server's defaults may add more).
+      - V(exact), for restoring recorded prior values (RV(rollback)), only when the stored
+        value equals the wanted one. An empty map then restores an empty map; under
+        V(subset) an empty map is already covered by any map.
+    type: str
+    choices: [subset, exact]
+    default: subset
   wait:
     description: For a Deployment, wait for the rollout after a change.
     type: bool
@@ -82,6 +93,7 @@ EXAMPLES = r"""
     namespace: kube-system
     name: coredns
     fields: "{{ coredns.rollback }}"
+    compare: exact
 """
 
 RETURN = r"""
@@ -105,6 +117,7 @@ events:
   elements: dict
 """
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import COMPARE
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     K8sHaModule,
     argument_spec,
@@ -121,6 +134,7 @@ def main():
         kind=dict(type="str", default="Deployment"),
         api_version=dict(type="str", default="apps/v1"),
         fields=dict(type="dict", required=True),
+        compare=dict(type="str", default="subset", choices=list(COMPARE)),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=300),
         poll_interval=dict(type="float", default=2),

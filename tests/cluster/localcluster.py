@@ -350,8 +350,9 @@ class LocalCluster:
         self.state_file.write_text(json.dumps(state, indent=2))
         log(f"started {name} (pid {proc.pid})")
 
-    def wait(self, what: str, cond, timeout: float, interval: float = 0.3) -> None:
-        """Poll ``cond`` until true; fail early if a component process died."""
+    def wait(self, what: str, cond, timeout: float, interval: float = 0.3, state=None) -> None:
+        """Poll ``cond`` until true; fail early if a component process died. ``state``, a
+        callable, says what was seen instead: in the progress lines and in the timeout."""
         deadline = time.monotonic() + timeout
         t0 = time.monotonic()
         last = t0
@@ -363,10 +364,10 @@ class LocalCluster:
             if cond():
                 return
             if time.monotonic() - last > 10:
-                log(f"waiting for {what} ({time.monotonic() - t0:.0f} s)")
+                log(f"waiting for {what} ({time.monotonic() - t0:.0f} s)" + (f": {state()}" if state else ""))
                 last = time.monotonic()
             time.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}" + (f"; seen: {state()}" if state else ""))
 
     def _leaders_ready(self) -> bool:
         r = self.kubectl("get", "lease", "-n", "kube-system", "-o", "json", check=False)

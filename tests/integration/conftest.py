@@ -182,3 +182,18 @@ def talos_capi(cluster):
     sim = CapiSimulator(cluster).start()
     yield sim
     sim.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The safety proof matrix (proof.py) of the scenarios that ran, as docs/testing.md
+    shows it; also written to .local/safety-matrix.md."""
+    from proof import MATRIX, markdown  # pylint: disable=import-outside-toplevel
+
+    if not MATRIX:
+        return
+    text = markdown()
+    terminalreporter.write_sep("=", "safety proof matrix (%d scenarios)" % len(MATRIX))
+    terminalreporter.write_line(text)
+    out = ROOT / ".local" / "safety-matrix.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text + "\n")

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from observe import Descheduler, PodWatch, audit_size, check_then_apply, evidence_runner, newest_evidence, writes
+from proof import off_limits_now, pods_now, proof, record, surprise_pods
 
 APPLY = "playbooks/active_passive.yml"
 ROLLBACK = "playbooks/active_passive_rollback.yml"
@@ -38,15 +39,47 @@ def settled_on(c, node):
     return True
 
 
+def apps_state(c):
+    """Each app's pods as ``name@node phase [deleting]``, and the nodes' taints: what a
+    wait on the apps saw when it timed out."""
+    pods = ["%s@%s %s%s" % (p["metadata"]["name"], p["spec"].get("nodeName") or "-", p["status"].get("phase"),
+                            " deleting" if p["metadata"].get("deletionTimestamp") else "")
+            for app in APPS for p in c.get_json("pods", "-n", "media", "-l", "app=" + app)["items"]]
+    taints = ["%s: %s" % (n["metadata"]["name"], ",".join("%s:%s" % (t["key"], t["effect"])
+                                                          for t in n["spec"].get("taints", [])) or "none")
+              for n in c.get_json("nodes")["items"]]
+    return "pods " + "; ".join(pods) + " | taints " + "; ".join(taints)
+
+
+def wait_settled(c, node, what, timeout):
+    c.wait(what, lambda: settled_on(c, node), timeout, state=lambda: apps_state(c))
+
+
 def node_is(c, node, status):
     return any(x["type"] == "Ready" and x["status"] == status
                for x in c.get_json("node", node)["status"]["conditions"])
 
 
+def terminating_on(c, node):
+    pods = c.get_json("pods", "-n", "media", "--field-selector", "spec.nodeName=" + node)["items"]
+    return [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")]
+
+
 def bring_back(c, node):
+    """``node`` up and Ready, and the pods evicted while it was down gone from it. Its kubelet
+    (kwok) finishes deleting them when it comes back; if one is still terminating after
+    30 s, it is force-deleted, as a person would, and said in the log (a test's cleanup
+    must not leave the next test a pod that never goes)."""
     if node in c._state().get("down", []):  # pylint: disable=protected-access
         c.node_up(node)
     c.wait(node + " Ready", lambda: node_is(c, node, "True"), 60)
+    try:
+        c.wait("the pods evicted from %s gone" % node, lambda: not terminating_on(c, node), 30,
+               state=lambda: ", ".join(terminating_on(c, node)))
+    except TimeoutError as e:
+        print("bring_back: %s; force-deleting them" % e)
+        for name in terminating_on(c, node):
+            c.kubectl("delete", "pod", name, "-n", "media", "--force", "--grace-period=0", check=False)
 
 
 @pytest.fixture
@@ -59,7 +92,7 @@ def playbook_identity(identity):
 @pytest.fixture
 def ap(three_worker, run_playbook, tmp_path):
     c = three_worker
-    c.wait("the apps on k3s-w1", lambda: settled_on(c, W1), 60)
+    wait_settled(c, W1, "the apps on k3s-w1", 60)
     run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, inventory="local-three-worker",
                           active_passive_toleration_seconds=TOLERATION_SECONDS, active_passive_rollout_timeout=60)
     yield run
@@ -71,7 +104,7 @@ def ap(three_worker, run_playbook, tmp_path):
         if plan["items"]:
             undo = run(ROLLBACK, approve_plan=plan["id"])
         assert undo.rc == 0, undo.stdout[-3000:]
-    c.wait("the apps back on k3s-w1", lambda: settled_on(c, W1), 90)
+    wait_settled(c, W1, "the apps back on k3s-w1", 90)
 
 
 def test_before_the_change_w1_down_leaves_sonarr_pending(ap, three_worker):
@@ -104,70 +137,64 @@ def test_before_the_change_w1_down_leaves_sonarr_pending(ap, three_worker):
 
 def test_failover_to_w2_and_failback_by_the_descheduler(ap, three_worker, tmp_path):
     c = three_worker
-    plan, run_dir = check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="descheduler")
-    objects = sorted(i["object"] for i in plan["items"])
-    assert objects == sorted(["Node/k3s-w1", "Node/k3s-w2", "Deployment/sonarr", "Deployment/prowlarr",
-                              "PodDisruptionBudget/sonarr-pdb", "PodDisruptionBudget/prowlarr-pdb",
-                              "ServiceAccount/descheduler", "ClusterRole/descheduler", "ClusterRoleBinding/descheduler",
-                              "ConfigMap/descheduler-policy", "CronJob/descheduler"])
-    # phase 3's diff is exactly the runbook's fields
-    sonarr = [i for i in plan["items"] if i["object"] == "Deployment/sonarr"][0]
-    assert sorted(sonarr["after"]) == ["spec.template.spec.affinity", "spec.template.spec.nodeSelector",
-                                       "spec.template.spec.tolerations"]
-    assert sonarr["before"]["spec.template.spec.nodeSelector"] == {"role": "primary"}
-    assert sonarr["after"]["spec.template.spec.nodeSelector"] is None
-    verify = json.loads((run_dir / "verify.json").read_text())
-    assert verify["placement"] == {"media/prowlarr": [W1], "media/sonarr": [W1]} and verify["gpu_intruders"] == []
-    w2 = c.get_json("node", W2)
-    assert {"key": "role", "value": "backup", "effect": "PreferNoSchedule"} in w2["spec"]["taints"]
-    assert w2["metadata"]["labels"]["workload-priority"] == "backup" and w2["metadata"]["labels"]["role"] == "backup"
+    with proof(ap, c, "active_passive, descheduler failback", APPLY, "active_passive", ROLLBACK,
+               "active_passive_rollback", active_passive_failback="descheduler") as p:
+        plan, run_dir = p.plan, p.run_dir
+        objects = sorted(i["object"] for i in plan["items"])
+        assert objects == sorted(["Node/k3s-w1", "Node/k3s-w2", "Deployment/sonarr", "Deployment/prowlarr",
+                                  "PodDisruptionBudget/sonarr-pdb", "PodDisruptionBudget/prowlarr-pdb",
+                                  "ServiceAccount/descheduler", "ClusterRole/descheduler", "ClusterRoleBinding/descheduler",
+                                  "ConfigMap/descheduler-policy", "CronJob/descheduler"])
+        # phase 3's diff is exactly the runbook's fields
+        sonarr = [i for i in plan["items"] if i["object"] == "Deployment/sonarr"][0]
+        assert sorted(sonarr["after"]) == ["spec.template.spec.affinity", "spec.template.spec.nodeSelector",
+                                           "spec.template.spec.tolerations"]
+        assert sonarr["before"]["spec.template.spec.nodeSelector"] == {"role": "primary"}
+        assert sonarr["after"]["spec.template.spec.nodeSelector"] is None
+        verify = json.loads((run_dir / "verify.json").read_text())
+        assert verify["placement"] == {"media/prowlarr": [W1], "media/sonarr": [W1]} and verify["gpu_intruders"] == []
+        w2 = c.get_json("node", W2)
+        assert {"key": "role", "value": "backup", "effect": "PreferNoSchedule"} in w2["spec"]["taints"]
+        assert w2["metadata"]["labels"]["workload-priority"] == "backup" and w2["metadata"]["labels"]["role"] == "backup"
 
-    # a second run changes nothing
-    offset = audit_size(c)
-    again = ap(APPLY, check=True, active_passive_failback="descheduler")
-    assert again.rc == 0 and writes(c, offset) == []
-    assert json.loads((newest_evidence(ap.evidence, "active_passive") / "plan.json").read_text())["items"] == []
+        # the same apply again (proof.py) changed nothing: an empty plan
+        assert json.loads((newest_evidence(ap.evidence, "active_passive") / "plan.json").read_text())["items"] == []
 
-    desched = Descheduler(c, tmp_path / "descheduler")
-    with PodWatch(c, "media", "") as watch:
-        desched.every(PASS_SECONDS)
-        try:
-            t_down = time.time()
-            c.node_down(W1)
-            c.wait("w1 NotReady", lambda: not node_is(c, W1, "True"), c.grace + 30)
-            t_notready = time.time()
-            c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS),
-                   c.grace + TOLERATION_SECONDS + 60)
-            t_failover = time.time()
-            c.node_up(W1)
-            c.wait("w1 Ready", lambda: node_is(c, W1, "True"), 60)
-            t_ready = time.time()
-            c.wait("both apps back on w1", lambda: settled_on(c, W1), PASS_SECONDS + TOLERATION_SECONDS + 60)
-            t_back = time.time()
-            n = len(desched.passes)
-            c.wait("3 more descheduler passes", lambda: len(desched.passes) >= n + 3, 3 * PASS_SECONDS + 90)
-        finally:
-            desched.stop()
-    print("failover: NotReady after %.1f s, Running on w2 after %.1f s; failback: back on w1 %.1f s after Ready"
-          % (t_notready - t_down, t_failover - t_down, t_back - t_ready))
-    assert t_failover - t_down <= c.grace + TOLERATION_SECONDS + 10
-    assert t_back - t_ready <= PASS_SECONDS + TOLERATION_SECONDS
-    for app in APPS:  # each pod moved exactly twice: w1 -> w2 -> w1
-        assert watch.placements(app + "-") == [W1, W2, W1], watch.timeline
-    evictions = [e for _t, evicted in desched.passes for e in evicted]
-    assert sorted(e.split("/")[1].rsplit("-", 2)[0] for e in evictions) == sorted(APPS), desched.passes
-    assert [e for _t, evicted in desched.passes[n:] for e in evicted] == []
-    # nothing but the GPU workload ever landed on w3
-    on_w3 = {name for _t, _ev, name, node, _p in watch.timeline if node == W3}
-    assert on_w3 and all(name.startswith("clusterplex-worker-") for name in on_w3)
+        desched = Descheduler(c, tmp_path / "descheduler")
+        with PodWatch(c, "media", "") as watch:
+            desched.every(PASS_SECONDS)
+            try:
+                t_down = time.time()
+                c.node_down(W1)
+                c.wait("w1 NotReady", lambda: not node_is(c, W1, "True"), c.grace + 30)
+                t_notready = time.time()
+                c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS),
+                       c.grace + TOLERATION_SECONDS + 60)
+                t_failover = time.time()
+                c.node_up(W1)
+                c.wait("w1 Ready", lambda: node_is(c, W1, "True"), 60)
+                t_ready = time.time()
+                wait_settled(c, W1, "both apps back on w1", PASS_SECONDS + TOLERATION_SECONDS + 60)
+                t_back = time.time()
+                n = len(desched.passes)
+                c.wait("3 more descheduler passes", lambda: len(desched.passes) >= n + 3, 3 * PASS_SECONDS + 90)
+            finally:
+                desched.stop()
+        print("failover: NotReady after %.1f s, Running on w2 after %.1f s; failback: back on w1 %.1f s after Ready"
+              % (t_notready - t_down, t_failover - t_down, t_back - t_ready))
+        assert t_failover - t_down <= c.grace + TOLERATION_SECONDS + 10
+        assert t_back - t_ready <= PASS_SECONDS + TOLERATION_SECONDS
+        for app in APPS:  # each pod moved exactly twice: w1 -> w2 -> w1
+            assert watch.placements(app + "-") == [W1, W2, W1], watch.timeline
+        evictions = [e for _t, evicted in desched.passes for e in evicted]
+        assert sorted(e.split("/")[1].rsplit("-", 2)[0] for e in evictions) == sorted(APPS), desched.passes
+        assert [e for _t, evicted in desched.passes[n:] for e in evicted] == []
+        # nothing but the GPU workload ever landed on w3
+        on_w3 = {name for _t, _ev, name, node, _p in watch.timeline if node == W3}
+        assert on_w3 and all(name.startswith("clusterplex-worker-") for name in on_w3)
 
-    # the rollback: check run writes nothing; then the objects equal the before-snapshot
-    offset = audit_size(c)
-    undo = ap(ROLLBACK, check=True)
-    assert undo.rc == 0 and writes(c, offset) == [], undo.stdout[-3000:]
-    undo_plan = json.loads((newest_evidence(ap.evidence, "active_passive_rollback") / "plan.json").read_text())
-    assert len(undo_plan["items"]) == len(plan["items"])
-    assert ap(ROLLBACK, approve_plan=undo_plan["id"]).rc == 0
+    # the rollback (proof.py: its check writes nothing; every written object as before)
+    assert len(p.rollback_plan["items"]) == len(plan["items"])
     for app in APPS:
         spec = c.get_json("deployment", app, "-n", "media")["spec"]["template"]["spec"]
         assert spec["nodeSelector"] == {"role": "primary"} and "affinity" not in spec and "tolerations" not in spec
@@ -182,63 +209,69 @@ def test_failover_to_w2_and_failback_by_the_descheduler(ap, three_worker, tmp_pa
 
 def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, three_worker, tmp_path):
     c = three_worker
-    check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="guarded", active_passive_failback_window=5)
-    assert c.kubectl("get", "cronjob", "descheduler", "-n", "kube-system", check=False).returncode != 0
-    # w1 fails and comes back cordoned (maintenance): the pods wait on w2
-    c.node_down(W1)
-    c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS), c.grace + TOLERATION_SECONDS + 60)
-    c.kubectl("cordon", W1)
-    bring_back(c, W1)
-    c.wait("the old pods gone from w1", lambda: settled_on(c, W2), 60)
-    time.sleep(6)  # longer than the window: only the cordon holds the pods now
+    with proof(ap, c, "active_passive, guarded failback", APPLY, "active_passive", ROLLBACK,
+               "active_passive_rollback", active_passive_failback="guarded", active_passive_failback_window=5):
+        assert c.kubectl("get", "cronjob", "descheduler", "-n", "kube-system", check=False).returncode != 0
+        # w1 fails and comes back cordoned (maintenance): the pods wait on w2
+        c.node_down(W1)
+        c.wait("both apps Running on w2", lambda: all(live(c, a) == [W2] for a in APPS), c.grace + TOLERATION_SECONDS + 60)
+        c.kubectl("cordon", W1)
+        bring_back(c, W1)
+        wait_settled(c, W2, "the old pods gone from w1", 60)
+        time.sleep(6)  # longer than the window: only the cordon holds the pods now
 
-    # the runbook's Helm values, in today's format: no nodeFit, the plain plugin
-    c.kubectl("create", "serviceaccount", "descheduler", "-n", "kube-system")
-    c.kubectl("create", "clusterrolebinding", "descheduler-probe", "--clusterrole=cluster-admin",
-              "--serviceaccount=kube-system:descheduler")
-    try:
-        plain = Descheduler(c, tmp_path / "plain", policy={
-            "apiVersion": "descheduler/v1alpha2", "kind": "DeschedulerPolicy", "profiles": [{
-                "name": "plain", "pluginConfig": [
-                    {"name": "DefaultEvictor", "args": {}},
-                    {"name": "RemovePodsViolatingNodeAffinity", "args": {
-                        "nodeAffinityType": ["preferredDuringSchedulingIgnoredDuringExecution"],
-                        "namespaces": {"include": ["media"]}}}],
-                "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}}}]})
-        flaps = []
-        for _pass in range(3):
-            flaps.append(sorted(e.split("/")[1].rsplit("-", 2)[0] for e in plain.run()))
-            c.wait("the evicted pods back on w2 (w1 is cordoned)", lambda: settled_on(c, W2), 60)
-        assert flaps == [sorted(APPS)] * 3  # evicted on every pass, and back on w2 every time
-    finally:
-        c.kubectl("delete", "clusterrolebinding", "descheduler-probe")
-        c.kubectl("delete", "serviceaccount", "descheduler", "-n", "kube-system")
+        # the runbook's Helm values, in today's format: no nodeFit, the plain plugin
+        c.kubectl("create", "serviceaccount", "descheduler", "-n", "kube-system")
+        c.kubectl("create", "clusterrolebinding", "descheduler-probe", "--clusterrole=cluster-admin",
+                  "--serviceaccount=kube-system:descheduler")
+        try:
+            plain = Descheduler(c, tmp_path / "plain", policy={
+                "apiVersion": "descheduler/v1alpha2", "kind": "DeschedulerPolicy", "profiles": [{
+                    "name": "plain", "pluginConfig": [
+                        {"name": "DefaultEvictor", "args": {}},
+                        {"name": "RemovePodsViolatingNodeAffinity", "args": {
+                            "nodeAffinityType": ["preferredDuringSchedulingIgnoredDuringExecution"],
+                            "namespaces": {"include": ["media"]}}}],
+                    "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}}}]})
+            flaps = []
+            for _pass in range(3):
+                flaps.append(sorted(e.split("/")[1].rsplit("-", 2)[0] for e in plain.run()))
+                wait_settled(c, W2, "the evicted pods back on w2 (w1 is cordoned)", 60)
+            assert flaps == [sorted(APPS)] * 3  # evicted on every pass, and back on w2 every time
+        finally:
+            c.kubectl("delete", "clusterrolebinding", "descheduler-probe")
+            c.kubectl("delete", "serviceaccount", "descheduler", "-n", "kube-system")
 
-    # the guarded failback: nothing evicted, held because w1 is cordoned
-    offset = audit_size(c)
-    held = ap(FAILBACK, active_passive_failback_window=5)
-    assert held.rc == 0, held.stdout[-3000:]
-    assert writes(c, offset) == [], (writes(c, offset), held.stdout[-3000:])
-    decisions = json.loads((newest_evidence(ap.evidence, "failback") / "verify.json").read_text())["decisions"]
-    assert sorted((d["app"], d["action"], d["from"], d["to"]) for d in decisions) == [
-        ("media/prowlarr", "hold", W2, W1), ("media/sonarr", "hold", W2, W1)], decisions
-    assert all("k3s-w1: node is unschedulable (cordoned)" in d["reasons"] for d in decisions), decisions
-    assert settled_on(c, W2), c.get_json("pods", "-n", "media")["items"]
+        # the guarded failback: nothing evicted, held because w1 is cordoned
+        offset = audit_size(c)
+        held = ap(FAILBACK, active_passive_failback_window=5)
+        assert held.rc == 0, held.stdout[-3000:]
+        assert writes(c, offset) == [], (writes(c, offset), held.stdout[-3000:])
+        decisions = json.loads((newest_evidence(ap.evidence, "failback") / "verify.json").read_text())["decisions"]
+        assert sorted((d["app"], d["action"], d["from"], d["to"]) for d in decisions) == [
+            ("media/prowlarr", "hold", W2, W1), ("media/sonarr", "hold", W2, W1)], decisions
+        assert all("k3s-w1: node is unschedulable (cordoned)" in d["reasons"] for d in decisions), decisions
+        assert settled_on(c, W2), c.get_json("pods", "-n", "media")["items"]
 
-    # uncordoned: the guard fails back, one pod per app, through the Eviction API
-    c.kubectl("uncordon", W1)
-    check = ap(FAILBACK, check=True, active_passive_failback_window=5)
-    assert check.rc == 0 and settled_on(c, W2)
-    offset = audit_size(c)
-    back = ap(FAILBACK, active_passive_failback_window=5)
-    assert back.rc == 0, back.stdout[-3000:]
-    assert settled_on(c, W1)
-    assert sorted((w["objectRef"].get("subresource"), w["objectRef"]["name"].rsplit("-", 2)[0])
-                  for w in writes(c, offset)) == [("eviction", "prowlarr"), ("eviction", "sonarr")]
-    # a further pass has nothing to do
-    offset = audit_size(c)
-    assert ap(FAILBACK, active_passive_failback_window=5).rc == 0
-    assert writes(c, offset) == []
+        # uncordoned: the guard fails back, one pod per app, through the Eviction API
+        c.kubectl("uncordon", W1)
+        pods = pods_now(c)
+        offset = audit_size(c)
+        check = ap(FAILBACK, check=True, active_passive_failback_window=5)
+        assert check.rc == 0 and settled_on(c, W2)
+        check_writes = writes(c, offset)
+        offset = audit_size(c)
+        back = ap(FAILBACK, active_passive_failback_window=5)
+        assert back.rc == 0, back.stdout[-3000:]
+        assert settled_on(c, W1)
+        assert sorted((w["objectRef"].get("subresource"), w["objectRef"]["name"].rsplit("-", 2)[0])
+                      for w in writes(c, offset)) == [("eviction", "prowlarr"), ("eviction", "sonarr")]
+        # a further pass has nothing to do
+        offset = audit_size(c)
+        assert ap(FAILBACK, active_passive_failback_window=5).rc == 0
+        record("failback, one guarded pass", "no gate and no rollback: a pass only evicts pods back to the "
+               "primary, under the policy approved with active_passive.yml", check_writes=check_writes,
+               again_writes=writes(c, offset), surprise=surprise_pods(pods, off_limits_now(c)))
 
 
 def test_failover_drill_times_the_four_scenarios(ap, three_worker):
@@ -251,14 +284,19 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="guarded", **drill_vars)
     refused = ap("playbooks/failover_drill.yml", approve_plan="0", **drill_vars)
     assert refused.rc != 0 and "Not approved" in refused.stdout and c.node_ready(W1)
+    pods = pods_now(c)
     offset = audit_size(c)
     check = ap("playbooks/failover_drill.yml", check=True, **drill_vars)
-    assert check.rc == 0 and writes(c, offset) == [] and c.node_ready(W1), check.stdout[-3000:]
+    check_writes = writes(c, offset)
+    assert check.rc == 0 and check_writes == [] and c.node_ready(W1), check.stdout[-3000:]
     drill = json.loads((newest_evidence(ap.evidence, "failover_drill") / "plan.json").read_text())
     assert drill["items"][0]["workloads"] == ["media/prowlarr", "media/sonarr"]
     with PodWatch(c, "media", "") as watch:
         run = ap("playbooks/failover_drill.yml", approve_plan=drill["id"], **drill_vars)
     assert run.rc == 0, run.stdout[-5000:]
+    record("failover_drill", "no repeat and no rollback: a drill takes w1 down each time it runs, and "
+           "brings it back itself (its checks below)", check_writes=check_writes,
+           surprise=surprise_pods(pods, off_limits_now(c)))
     # progress: a line per change of state, not a line per read (no until loop's RETRYING flood)
     assert "FAILED - RETRYING" not in run.stdout and "RETRYING" not in run.stdout
     # each wait's changes are printed as lines of text, one per change: "<what>: +<t> s <state>"

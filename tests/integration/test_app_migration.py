@@ -10,7 +10,8 @@ import json
 import pytest
 import yaml
 
-from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
+from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, set_lanes, writes
+from proof import proof
 
 APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
@@ -90,34 +91,26 @@ def holds(c):
 
 
 def stage(migration, c, number, **extra):
+    """The safety proof of one stage of strategy A (proof.py's row ``app_migration A stage N``):
+    check, apply, the same apply again, and (when the ``with`` ends) the rollback, with the
+    GitOps checkout compared too. The body runs with the stage applied and verified."""
     # app as an AWX survey or a Semaphore variable carries it: "namespace/workload"
     args = dict({"app": "apps/web", "migration_strategy": "active_active", "stage": number}, **extra)
-    offset = audit_size(c)
-    check = migration(check=True, **args)
-    assert check.rc == 0, check.stdout[-4000:]
-    assert writes(c, offset) == []
-    plan = json.loads((newest(migration.evidence, "app_migration") / "plan.json").read_text())
     folder = "primary-only" if number == 1 else "dual-lane"
     patch = "patch-topology-and-anti-affinity.yaml" if number == 1 else "patch-toleration-and-affinity.yaml"
-    assert [i["object"] for i in plan["items"]] == [
-        "Application/web", "HorizontalPodAutoscaler/web", "Deployment/web",
-        f"File/apps/overlays/web/{folder}/kustomization.yaml", f"File/apps/overlays/web/{folder}/{patch}"]
-    apply = migration(approve_plan=plan["id"], **args)
-    assert apply.rc == 0, apply.stdout[-4000:]
-    run_dir = newest(migration.evidence, "app_migration")
-    verify = json.loads((run_dir / "verify.json").read_text())
+
+    def planned(p):
+        assert [i["object"] for i in p.plan["items"]] == [
+            "Application/web", "HorizontalPodAutoscaler/web", "Deployment/web",
+            f"File/apps/overlays/web/{folder}/kustomization.yaml", f"File/apps/overlays/web/{folder}/{patch}"]
+
+    return proof(migration, c, "app_migration A stage %d" % number, APPLY, "app_migration", ROLLBACK,
+                 "app_migration_rollback", repo=migration.repo, before_apply=planned, **args)
+
+
+def verified(p):
+    verify = json.loads((p.run_dir / "verify.json").read_text())
     assert all(chk["passed"] for chk in verify["checks"]), verify
-    return run_dir
-
-
-def undo(migration, c, run_dir):
-    offset = audit_size(c)
-    check = migration(ROLLBACK, check=True, rollback_from=str(run_dir))
-    assert check.rc == 0, check.stdout[-4000:]
-    assert writes(c, offset) == []
-    plan = json.loads((newest(migration.evidence, "app_migration_rollback") / "plan.json").read_text())
-    run = migration(ROLLBACK, rollback_from=str(run_dir), approve_plan=plan["id"])
-    assert run.rc == 0, run.stdout[-4000:]
 
 
 def rendered(c, repo, folder):
@@ -141,40 +134,50 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
     held_before = holds(c)
 
     offset = audit_size(c)
-    first = stage(migration, c, 1)
-    assert web_nodes(c) == ["miniserver", "miniserver"]  # two replicas, still primary-only
-    # held during the window (one write each), released after the verification (another)
-    held = [e["objectRef"]["resource"] for e in writes(c, offset) if e["objectRef"]["resource"] != "deployments"]
-    assert sorted(held) == ["applications", "applications", "horizontalpodautoscalers", "horizontalpodautoscalers"]
-    assert holds(c) == held_before
-    # the GitOps overlay renders what the cluster now runs (commit 1 of the PR template)
-    same_placement_fields(rendered(c, migration.repo, "primary-only"), web_spec(c))
-    spec = web_spec(c)["template"]["spec"]
-    assert "tolerations" not in spec and "workload-lane" not in spec.get("nodeSelector", {})
-    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
+    with stage(migration, c, 1) as first:
+        verified(first)
+        assert web_nodes(c) == ["miniserver", "miniserver"]  # two replicas, still primary-only
+        # held during the window (one write each), released after the verification (another);
+        # the same apply again held nothing (its stage had nothing to change)
+        # (a write the API server refused, a conflict with the HPA controller's status update
+        # that workload_fields retries, changed nothing and is not counted)
+        held = [e["objectRef"]["resource"] for e in writes(c, offset) if e["objectRef"]["resource"] != "deployments"
+                and e.get("responseStatus", {}).get("code", 200) < 400]
+        assert sorted(held) == ["applications", "applications", "horizontalpodautoscalers", "horizontalpodautoscalers"]
+        assert holds(c) == held_before
+        assert "changes nothing; nothing to approve" in first.again.stdout
+        # the GitOps overlay renders what the cluster now runs (commit 1 of the PR template),
+        # also after the same apply again: the removal of the base's lane pin stays in it
+        same_placement_fields(rendered(c, migration.repo, "primary-only"), web_spec(c))
+        spec = web_spec(c)["template"]["spec"]
+        assert "tolerations" not in spec and "workload-lane" not in spec.get("nodeSelector", {})
+        assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
 
-    second = stage(migration, c, 2, app_migration_restore_holds=False)  # kept for a bake window
-    assert web_nodes(c) == ["miniserver", "worker-1"]  # the real scheduler's outcome
-    hpa, sync = holds(c)
-    assert hpa["behavior"]["scaleUp"]["selectPolicy"] == hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
-    assert hpa["minReplicas"] == 1 and hpa["maxReplicas"] == 3  # the HPA itself untouched
-    assert "automated" not in (sync or {})  # Argo CD on manual sync
-    same_placement_fields(rendered(c, migration.repo, "dual-lane"), web_spec(c))
-    doc = (migration.repo / "docs" / "runbooks" / "migrations").glob("web-*.md")
-    text = next(doc).read_text()
-    assert "active_active, stage 1" in text and "active_active, stage 2" in text
-    assert "[pass] web runs on miniserver, worker-1" in text
-    spec = web_spec(c)["template"]["spec"]
-    assert LANE_TOLERATION in spec["tolerations"]
-    assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
+        with stage(migration, c, 2, app_migration_restore_holds=False) as second:  # kept for a bake window
+            verified(second)
+            assert web_nodes(c) == ["miniserver", "worker-1"]  # the real scheduler's outcome
+            hpa, sync = holds(c)
+            assert hpa["behavior"]["scaleUp"]["selectPolicy"] == hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+            assert hpa["minReplicas"] == 1 and hpa["maxReplicas"] == 3  # the HPA itself untouched
+            assert "automated" not in (sync or {})  # Argo CD on manual sync
+            same_placement_fields(rendered(c, migration.repo, "dual-lane"), web_spec(c))
+            doc = (migration.repo / "docs" / "runbooks" / "migrations").glob("web-*.md")
+            text = next(doc).read_text()
+            assert "active_active, stage 1" in text and "active_active, stage 2" in text
+            assert "[pass] web runs on miniserver, worker-1" in text
+            spec = web_spec(c)["template"]["spec"]
+            assert LANE_TOLERATION in spec["tolerations"]
+            assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
 
-    undo(migration, c, second)
-    assert web_nodes(c) == ["miniserver", "miniserver"]
-    assert holds(c) == held_before  # released by the rollback, exactly as before
-    undo(migration, c, first)
+        # stage 2 rolled back (proof.py compared every written object and file with stage 1's state)
+        assert web_nodes(c) == ["miniserver", "miniserver"]
+        assert holds(c) == held_before  # released by the rollback, exactly as before
+
+    # stage 1 rolled back: the overlays and the migration page are gone
     assert web_nodes(c) == ["miniserver"]
     assert list((migration.repo / "apps" / "overlays").rglob("*.yaml")) == []  # the rendered files taken back
+    assert list((migration.repo / "docs").rglob("*.md")) == []
     after = web_spec(c)
     for field in ("replicas", "strategy"):
         assert after[field] == before[field], field

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from observe import LANE_TOLERATION, PodWatch, audit_size, check_then_apply, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
+from proof import proof
 
 APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
@@ -82,46 +83,60 @@ def stage(run, c, number):
     return plan, run_dir
 
 
+def proved(run, c, number, label):
+    """The safety proof of one stage of strategy B (proof.py's row ``app_migration B <label>``);
+    the body runs with the stage applied and verified, and its end rolls the stage back."""
+    return proof(run, c, "app_migration B " + label, APPLY, "app_migration", ROLLBACK, "app_migration_rollback",
+                 app=APP, migration_strategy="controlled_failover", stage=number)
+
+
+def verified(p):
+    verify = json.loads((p.run_dir / "verify.json").read_text())
+    assert verify["checks"] and all(chk["passed"] for chk in verify["checks"]), verify
+
+
 def undo(run, c, run_dir):
     checked_then_applied(run, c, ROLLBACK, "app_migration_rollback", rollback_from=str(run_dir))
 
 
 def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
+    """Stage 1, failover and failback, each proved (check, apply, the same apply again with no
+    write, rollback to the state before it), nested: failback inside failover inside stage 1."""
     c = longhorn.cluster
     with PodWatch(c, "apps", "app=notes-db") as watch:
-        plan, first = stage(failover, c, 1)
-        assert sorted(i["object"] + " " + i["module"] for i in plan["items"]) == [
-            "Deployment/notes-db-primary homelab.k8s_ha.deployment_handover",
-            "Deployment/notes-db-primary kubernetes.core.k8s",
-            "Deployment/notes-db-standby kubernetes.core.k8s"]
-        assert running(c) == {"notes-db-primary": ["miniserver"]}
-        standby = c.get_json("deployment", "notes-db-standby", "-n", "apps")["spec"]
-        assert standby["replicas"] == 0
-        assert LANE_TOLERATION in standby["template"]["spec"]["tolerations"]
+        with proved(failover, c, 1, "stage 1") as first:
+            verified(first)
+            assert sorted(i["object"] + " " + i["module"] for i in first.plan["items"]) == [
+                "Deployment/notes-db-primary homelab.k8s_ha.deployment_handover",
+                "Deployment/notes-db-primary kubernetes.core.k8s",
+                "Deployment/notes-db-standby kubernetes.core.k8s"]
+            assert running(c) == {"notes-db-primary": ["miniserver"]}
+            standby = c.get_json("deployment", "notes-db-standby", "-n", "apps")["spec"]
+            assert standby["replicas"] == 0
+            assert LANE_TOLERATION in standby["template"]["spec"]["tolerations"]
 
-        stage(failover, c, "failover")
-        assert running(c) == {"notes-db-standby": ["worker-1"]}
-        # the single writer moved only after the primary pod was gone and the volume detached
-        assert watch.last("DELETED", "notes-db-primary") < watch.first("ADDED", "notes-db-standby")
-        events = [e for e in longhorn.history() if e.get("volume") == "pvc-arr"]
-        detached = max(e["t"] for e in events if e["event"] == "detached" and e["node"] == "miniserver")
-        assert detached < watch.first("ADDED", "notes-db-standby")
-        assert longhorn.volumes()["pvc-arr"]["status"]["currentNodeID"] == "worker-1"
+            with proved(failover, c, "failover", "failover") as over:
+                verified(over)
+                assert running(c) == {"notes-db-standby": ["worker-1"]}
+                # the single writer moved only after the primary pod was gone and the volume detached
+                assert watch.last("DELETED", "notes-db-primary") < watch.first("ADDED", "notes-db-standby")
+                events = [e for e in longhorn.history() if e.get("volume") == "pvc-arr"]
+                detached = max(e["t"] for e in events if e["event"] == "detached" and e["node"] == "miniserver")
+                assert detached < watch.first("ADDED", "notes-db-standby")
+                assert longhorn.volumes()["pvc-arr"]["status"]["currentNodeID"] == "worker-1"
 
-        _plan, back = stage(failover, c, "failback")
-        assert running(c) == {"notes-db-primary": ["miniserver"]}
-        assert watch.last("DELETED", "notes-db-standby") < watch.last("ADDED", "notes-db-primary")
-
-        # the runbook's rollback of a failover: standby to 0, primary to 1
-        _plan, again = stage(failover, c, "failover")
-        undo(failover, c, again)
-        assert running(c) == {"notes-db-primary": ["miniserver"]}
+                with proved(failover, c, "failback", "failback") as back:
+                    verified(back)
+                    assert running(c) == {"notes-db-primary": ["miniserver"]}
+                    assert watch.last("DELETED", "notes-db-standby") < watch.last("ADDED", "notes-db-primary")
+                # the rollback of the failback: the writer on the standby again
+                assert running(c) == {"notes-db-standby": ["worker-1"]}
+            # the runbook's rollback of a failover: standby to 0, primary to 1
+            assert running(c) == {"notes-db-primary": ["miniserver"]}
         # and of stage 1: the app's own Deployment writes again, the pair is gone
-        undo(failover, c, first)
         assert running(c) == {"notes-db": ["miniserver"]}
         assert c.kubectl("get", "deployment", "-n", "apps", "notes-db-primary", "notes-db-standby",
                          "--ignore-not-found", "-o", "name").stdout.strip() == ""
-        assert back.exists()
     assert watch.most == 1, watch.timeline
     assert not [e for e in longhorn.history() if e["event"] == "multi-attach-refused"]
 
@@ -160,26 +175,23 @@ def test_strategy_c_pins_the_primary_and_adds_the_sidecar(failover, longhorn):
     assert run.rc != 0 and "sidecar: a container spec with name and image is required" in run.stdout
     assert writes(c, offset) == []
 
-    plan, run_dir = checked_then_applied(failover, c, app=APP, migration_strategy="hybrid", stage=1, sidecar=SIDECAR)
-    assert [i["object"] for i in plan["items"]] == ["Deployment/notes-db"]
-    verify = json.loads((run_dir / "verify.json").read_text())
-    assert all(chk["passed"] for chk in verify["checks"]), verify
-    assert "sidecar replicate runs, Ready, in every pod" in [chk["name"] for chk in verify["checks"]]
-    assert running(c) == {"notes-db": ["miniserver"]}
-    pod = [p for p in c.get_json("pods", "-n", "apps", "-l", "app=notes-db")["items"]
-           if not p["metadata"].get("deletionTimestamp")][0]
-    assert [x["name"] for x in pod["spec"]["containers"]] == ["db", "replicate"]
-    spec = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]["template"]["spec"]
-    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
-    assert "tolerations" not in spec  # never opted in to the secondary lane
+    with proof(failover, c, "app_migration C", APPLY, "app_migration", ROLLBACK, "app_migration_rollback",
+               app=APP, migration_strategy="hybrid", stage=1, sidecar=SIDECAR) as p:
+        assert [i["object"] for i in p.plan["items"]] == ["Deployment/notes-db"]
+        verify = json.loads((p.run_dir / "verify.json").read_text())
+        assert all(chk["passed"] for chk in verify["checks"]), verify
+        assert "sidecar replicate runs, Ready, in every pod" in [chk["name"] for chk in verify["checks"]]
+        assert running(c) == {"notes-db": ["miniserver"]}
+        pod = [x for x in c.get_json("pods", "-n", "apps", "-l", "app=notes-db")["items"]
+               if not x["metadata"].get("deletionTimestamp")][0]
+        assert [x["name"] for x in pod["spec"]["containers"]] == ["db", "replicate"]
+        spec = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]["template"]["spec"]
+        assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
+        assert "tolerations" not in spec  # never opted in to the secondary lane
+        # the same run again (proof.py) planned nothing and wrote nothing
+        assert "changes nothing; nothing to approve" in p.again.stdout
 
-    # a second run changes nothing
-    again = failover(check=True, app=APP, migration_strategy="hybrid", stage=1, sidecar=SIDECAR)
-    assert again.rc == 0, again.stdout[-3000:]
-    assert "No changes: the cluster already matches." in again.stdout
-
-    undo(failover, c, run_dir)
     after = c.get_json("deployment", "notes-db", "-n", "apps")["spec"]["template"]["spec"]
     assert [x["name"] for x in after["containers"]] == ["db"]
     for field in ("affinity", "nodeSelector", "tolerations"):

@@ -12,6 +12,7 @@ import pytest
 
 from linstor_simulator import LinstorSimulator
 from observe import audit_size, evidence_runner, newest_evidence, writes
+from proof import record
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/capi_rollout.yml"
@@ -76,7 +77,8 @@ def test_happy_path_in_the_runbooks_order(rig):
     offset = audit_size(c)
     check = run(check=True)
     plan = plan_of(run, check)
-    assert writes(c, offset) == [] and linstor.puts() == [] and rig.talos_calls() == []
+    check_writes = simulated_writes(rig, offset, 0, 0)
+    assert check_writes == []
     assert [i["step"] for i in plan["items"]] == ["linstor-evacuate", "delete-machine", "reboot",
                                                   "linstor-restore-settle"]
     assert plan["items"][0] == {"step": "linstor-evacuate", "node": "worker-1", "storage_pool": "lvm-thick",
@@ -120,6 +122,24 @@ def test_happy_path_in_the_runbooks_order(rig):
     assert "10.10.0.21" in rig.talos_calls()[0]["argv"]
     assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""  # released
 
+    # the same apply again: no machine needs remediation, so nothing is planned or written
+    offset, puts, calls = audit_size(c), len(linstor.puts()), len(rig.talos_calls())
+    again = run(approve_plan=plan["id"])
+    assert again.rc == 0, again.stdout[-3000:]
+    assert json.loads((newest_evidence(run.evidence, "capi_rollout") / "plan.json").read_text())["items"] == []
+    record("capi_rollout, happy path", "no rollback: CAPI replaced the Machine (a deleted Machine does not come "
+           "back) and the run restored the LINSTOR node itself", check_writes=check_writes,
+           again_writes=simulated_writes(rig, offset, puts, calls))
+
+
+def simulated_writes(rig, offset, puts, calls):
+    """Writes to the API server (audit log) and to the simulators (LINSTOR PUTs, talosctl
+    calls) since ``offset``, ``puts`` and ``calls``, one line each."""
+    return (["%s %s/%s" % (e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name", ""))
+             for e in writes(rig.c, offset)]
+            + ["LINSTOR PUT " + p["path"] for p in rig.linstor.puts()[puts:]]
+            + ["talosctl " + " ".join(x["argv"]) for x in rig.talos_calls()[calls:]])
+
 
 def phases(stdout):
     """The phase tasks' headers the run printed, in order."""
@@ -153,7 +173,10 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_roll
     sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
     sim.mark_unhealthy(on_node(sim, "worker-2"))
     linstor.set_fault(block_evacuation=["worker-2"])
+    flags_before = {n: v["flags"] for n, v in linstor.nodes.items()}
+    offset = audit_size(c)
     plan = plan_of(run, run(check=True, capi_rollout_linstor_evacuation_timeout="3s"))
+    check_writes = simulated_writes(rig, offset, 0, 0)
     offset = audit_size(c)
     apply = run(approve_plan=plan["id"], capi_rollout_linstor_evacuation_timeout="3s")
     assert apply.rc != 0 and "evacuation of worker-2 did not finish within 3s" in apply.stdout
@@ -166,9 +189,10 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_roll
     assert linstor.nodes["worker-2"]["flags"] == ["EVACUATE"]
 
     # capi_rollout_rollback.yml restores the node that run left evacuated: check, approve, run
-    puts = len(linstor.puts())
+    puts, offset = len(linstor.puts()), audit_size(c)
     check = run(ROLLBACK, check=True, rollback_from=str(run_dir))
     assert check.rc == 0, check.stdout[-3000:]
+    rollback_check_writes = simulated_writes(rig, offset, puts, len(rig.talos_calls()))
     undo = json.loads((newest_evidence(run.evidence, "capi_rollout_rollback") / "plan.json").read_text())
     assert undo["items"] == [{"object": "LinstorNode/worker-2", "action": "restore", "flags": ["EVACUATE"], "then": "settle"}]
     assert len(linstor.puts()) == puts and linstor.nodes["worker-2"]["flags"] == ["EVACUATE"]
@@ -179,6 +203,13 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_roll
     assert [p["path"] for p in linstor.puts()[puts:]] == ["/v1/nodes/worker-2/restore"]
     assert linstor.nodes["worker-2"]["flags"] == []
     assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
+    flags_after = {n: v["flags"] for n, v in linstor.nodes.items()}
+    record("capi_rollout, stopped at the evacuation + its rollback", "no repeat: the run stops by design "
+           "(a blocked evacuation); the rollback restores the LINSTOR node it left evacuated",
+           check_writes=check_writes, rollback_check_writes=rollback_check_writes,
+           rollback_diff=["LINSTOR node %s: flags were %s, are %s" % (n, flags_before.get(n), flags_after.get(n))
+                          for n in sorted(set(flags_before) | set(flags_after))
+                          if flags_before.get(n) != flags_after.get(n)])
 
 
 def test_a_resync_that_never_settles_fails_explicitly_after_the_reboot(rig):

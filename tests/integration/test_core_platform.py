@@ -8,6 +8,7 @@ import re
 import pytest
 
 from observe import audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
+from proof import proof
 
 APPLY = "playbooks/core_platform.yml"
 ROLLBACK = "playbooks/core_platform_rollback.yml"
@@ -59,109 +60,91 @@ def platform(longhorn, run_playbook, tmp_path):
 
 
 def test_check_apply_verify_idempotent_rollback(platform, longhorn):
+    """The safety proof's row core_platform (proof.py: check with no write, apply, no
+    surprise pod, the same apply again with no write, rollback check, rollback restoring
+    every object written to its snapshot, CoreDNS's ``resources: {}`` included), with the
+    runbook's outcomes read between."""
     c = longhorn.cluster
     settings_before = longhorn.settings()
 
-    # 1. the whole playbook in check mode: a plan, and not one write
-    offset = audit_size(c)
-    check = platform(check=True)
-    assert check.rc == 0, check.stdout[-4000:]
-    assert writes(c, offset) == []
-    run_dir = newest(platform.evidence, "core_platform")
-    plan = json.loads((run_dir / "plan.json").read_text())
-    assert [i["object"] for i in plan["items"]] == [
-        "LonghornSettings/longhorn-system", "Node/worker-1",
-        "Deployment/coredns", "Deployment/haproxy-kubernetes-ingress", "LonghornVolumes/longhorn-system"]
-    assert plan["volumes"][0] == "pvc-arr (apps/arr-config): 1 -> 2 replicas; now on miniserver; adds 1 on worker-1"
-    assert f"-e approve_plan={plan['id']}" in check.stdout
-    before = json.loads((run_dir / "before.json").read_text())
-    assert before["posture"]["datastore"] == "sqlite"  # k3s server labels, no etcd role
-    assert all(lease["renewing"] for lease in before["posture"]["leases"].values())
-    assert longhorn.settings() == settings_before
+    def the_check_and_a_refused_id(p):
+        # 1. the whole playbook in check mode: a plan (and, proof.py asserts, not one write)
+        plan = p.plan
+        assert [i["object"] for i in plan["items"]] == [
+            "LonghornSettings/longhorn-system", "Node/worker-1",
+            "Deployment/coredns", "Deployment/haproxy-kubernetes-ingress", "LonghornVolumes/longhorn-system"]
+        assert plan["volumes"][0] == "pvc-arr (apps/arr-config): 1 -> 2 replicas; now on miniserver; adds 1 on worker-1"
+        assert f"-e approve_plan={plan['id']}" in p.check.stdout
+        before = json.loads((p.check_dir / "before.json").read_text())
+        assert before["posture"]["datastore"] == "sqlite"  # k3s server labels, no etcd role
+        assert all(lease["renewing"] for lease in before["posture"]["leases"].values())
+        assert longhorn.settings() == settings_before
+        # 2. the gate: a wrong id applies nothing
+        offset = audit_size(c)
+        refused = platform(approve_plan="0000000000000000")
+        assert refused.rc != 0 and "Not approved" in refused.stdout
+        assert writes(c, offset) == []
 
-    # 2. the gate: a wrong id applies nothing
-    offset = audit_size(c)
-    refused = platform(approve_plan="0000000000000000")
-    assert refused.rc != 0 and "Not approved" in refused.stdout
-    assert writes(c, offset) == []
+    # 3. apply exactly the plan; 4. a second run finds nothing to change
+    with proof(platform, c, "core_platform", APPLY, "core_platform", ROLLBACK, "core_platform_rollback",
+               before_apply=the_check_and_a_refused_id) as p:
+        for name in COMPONENTS:
+            assert pod_nodes(c, name) == ["miniserver", "worker-1"], name
+        coredns = deployment(c, "coredns")["spec"]["template"]["spec"]
+        container = coredns["containers"][0]
+        assert container["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
+                                          "limits": {"cpu": "200m", "memory": "256Mi"}}
+        assert container["readinessProbe"]["httpGet"]["port"] == 8181
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
+        assert coredns["topologySpreadConstraints"][0]["maxSkew"] == 1
+        ingress = deployment(c, "haproxy-kubernetes-ingress")["spec"]["template"]["spec"]
+        assert "requiredDuringSchedulingIgnoredDuringExecution" in ingress["affinity"]["podAntiAffinity"]
+        # no surprise scheduling: on worker-1 only DaemonSets and the two components
+        on_w1 = [p for p in c.get_json("pods", "-A", "--field-selector", "spec.nodeName=worker-1")["items"]
+                 if p["metadata"]["ownerReferences"][0]["kind"] != "DaemonSet"]
+        assert sorted(p["metadata"]["namespace"] for p in on_w1) == ["haproxy-controller", "kube-system"]
+        assert longhorn.settings()["default-replica-count"] == '{"v1":"2","v2":"2"}'
+        assert longhorn.replica_nodes() == {v: ["miniserver", "worker-1"] for v in VOLUMES}
+        assert longhorn.max_concurrent_rebuilds() == 1
+        verify = json.loads((p.run_dir / "verify.json").read_text())
+        assert all(chk["passed"] for chk in verify["checks"]) and len(verify["checks"]) == 5
+        after = json.loads((p.run_dir / "after.json").read_text())
+        assert after["drain_preview"]["drainable"] is True
+        assert {(p["namespace"], p["outcome"]) for p in after["drain_preview"]["pods"]} >= {
+            ("kube-system", "evicted"), ("haproxy-controller", "evicted"), ("longhorn-system", "skipped")}
+        rollback = json.loads((p.run_dir / "rollback.json").read_text())
+        assert rollback["volumes"] == {v: 1 for v in VOLUMES}
+        # progress: one task per volume, named before its wait starts, in the plan's order
+        lines = progress(p.apply.stdout)
+        assert [line.split(" ")[0] for line in lines] == VOLUMES, p.apply.stdout[-4000:]
+        assert all(" (apps/" in line and line.endswith(": 1 -> 2 replicas") for line in lines), lines
+        assert {e["volume"] for e in after["volume_events"]} == set(VOLUMES)
+        assert sorted({e["batch"] for e in after["volume_events"]}) == list(range(1, len(VOLUMES) + 1))
+        assert sorted(r["name"] for r in rollback["components"]) == sorted(COMPONENTS)
+        assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
+        assert "changes nothing; nothing to approve" in p.again.stdout
 
-    # 3. apply exactly the plan
-    apply = platform(approve_plan=plan["id"])
-    assert apply.rc == 0, apply.stdout[-4000:]
+        # 5. a PodDisruptionBudget that forbids evicting the ingress blocks the (dry-run) drain
+        c.kubectl("create", "poddisruptionbudget", "ingress", "-n", "haproxy-controller",
+                  "--selector=app=haproxy-kubernetes-ingress", "--min-available=2")
+        try:
+            blocked = platform(check=True)
+            drain = json.loads((newest(platform.evidence, "core_platform") / "after.json").read_text())["drain_preview"]
+            assert blocked.rc == 0 and drain["drainable"] is False
+            assert [p["outcome"] for p in drain["pods"] if p["namespace"] == "haproxy-controller"] == ["blocked"]
+            assert "disruption budget" in [p["detail"] for p in drain["pods"]
+                                           if p["namespace"] == "haproxy-controller"][0]
+        finally:
+            c.kubectl("delete", "poddisruptionbudget", "ingress", "-n", "haproxy-controller")
+
+    # 6. the rollback (proof.py: check mode writes nothing; every written object as before)
     for name in COMPONENTS:
-        assert pod_nodes(c, name) == ["miniserver", "worker-1"], name
-    coredns = deployment(c, "coredns")["spec"]["template"]["spec"]
-    container = coredns["containers"][0]
-    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
-                                      "limits": {"cpu": "200m", "memory": "256Mi"}}
-    assert container["readinessProbe"]["httpGet"]["port"] == 8181
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
-    assert coredns["topologySpreadConstraints"][0]["maxSkew"] == 1
-    ingress = deployment(c, "haproxy-kubernetes-ingress")["spec"]["template"]["spec"]
-    assert "requiredDuringSchedulingIgnoredDuringExecution" in ingress["affinity"]["podAntiAffinity"]
-    # no surprise scheduling: on worker-1 only DaemonSets and the two components
-    on_w1 = [p for p in c.get_json("pods", "-A", "--field-selector", "spec.nodeName=worker-1")["items"]
-             if p["metadata"]["ownerReferences"][0]["kind"] != "DaemonSet"]
-    assert sorted(p["metadata"]["namespace"] for p in on_w1) == ["haproxy-controller", "kube-system"]
-    assert longhorn.settings()["default-replica-count"] == '{"v1":"2","v2":"2"}'
-    assert longhorn.replica_nodes() == {v: ["miniserver", "worker-1"] for v in VOLUMES}
-    assert longhorn.max_concurrent_rebuilds() == 1
-    run_dir = newest(platform.evidence, "core_platform")
-    verify = json.loads((run_dir / "verify.json").read_text())
-    assert all(chk["passed"] for chk in verify["checks"]) and len(verify["checks"]) == 5
-    after = json.loads((run_dir / "after.json").read_text())
-    assert after["drain_preview"]["drainable"] is True
-    assert {(p["namespace"], p["outcome"]) for p in after["drain_preview"]["pods"]} >= {
-        ("kube-system", "evicted"), ("haproxy-controller", "evicted"), ("longhorn-system", "skipped")}
-    rollback = json.loads((run_dir / "rollback.json").read_text())
-    assert rollback["volumes"] == {v: 1 for v in VOLUMES}
-    # progress: one task per volume, named before its wait starts, in the plan's order
-    lines = progress(apply.stdout)
-    assert [line.split(" ")[0] for line in lines] == VOLUMES, apply.stdout[-4000:]
-    assert all(" (apps/" in line and line.endswith(": 1 -> 2 replicas") for line in lines), lines
-    assert {e["volume"] for e in after["volume_events"]} == set(VOLUMES)
-    assert sorted({e["batch"] for e in after["volume_events"]}) == list(range(1, len(VOLUMES) + 1))
-    assert sorted(r["name"] for r in rollback["components"]) == sorted(COMPONENTS)
-    assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
-
-    # 4. a second run finds nothing to change
-    offset = audit_size(c)
-    again = platform()
-    assert again.rc == 0, again.stdout[-4000:]
-    assert "changes nothing; nothing to approve" in again.stdout
-    assert writes(c, offset) == []
-
-    # 5. a PodDisruptionBudget that forbids evicting the ingress blocks the (dry-run) drain
-    c.kubectl("create", "poddisruptionbudget", "ingress", "-n", "haproxy-controller",
-              "--selector=app=haproxy-kubernetes-ingress", "--min-available=2")
-    try:
-        blocked = platform(check=True)
-        drain = json.loads((newest(platform.evidence, "core_platform") / "after.json").read_text())["drain_preview"]
-        assert blocked.rc == 0 and drain["drainable"] is False
-        assert [p["outcome"] for p in drain["pods"] if p["namespace"] == "haproxy-controller"] == ["blocked"]
-        assert "disruption budget" in [p["detail"] for p in drain["pods"]
-                                       if p["namespace"] == "haproxy-controller"][0]
-    finally:
-        c.kubectl("delete", "poddisruptionbudget", "ingress", "-n", "haproxy-controller")
-
-    # 6. rollback: check mode writes nothing; the approved plan restores every recorded field
-    offset = audit_size(c)
-    undo_check = platform(ROLLBACK, check=True, rollback_from=str(run_dir))
-    assert undo_check.rc == 0, undo_check.stdout[-4000:]
-    assert writes(c, offset) == []
-    undo_plan = json.loads((newest(platform.evidence, "core_platform_rollback") / "plan.json").read_text())
-    undo = platform(ROLLBACK, rollback_from=str(run_dir), approve_plan=undo_plan["id"])
-    assert undo.rc == 0, undo.stdout[-4000:]
-    for name, original in platform.originals.items():
-        now = deployment(c, name)["spec"]
-        for field in ("replicas", "strategy"):
-            assert now[field] == original["spec"][field], (name, field)
-        for field in ("affinity", "tolerations", "topologySpreadConstraints"):
-            assert now["template"]["spec"].get(field) == original["spec"]["template"]["spec"].get(field)
         assert pod_nodes(c, name) == ["miniserver"]
+    assert deployment(c, "coredns")["spec"]["template"]["spec"]["containers"][0]["resources"] == \
+        platform.originals["coredns"]["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert longhorn.settings() == settings_before
     assert longhorn.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
-    lines = progress(undo.stdout)
+    lines = progress(p.undo.stdout)
     assert [line.split(" ")[0] for line in lines] == VOLUMES and all(x.endswith(": 2 -> 1 replicas") for x in lines)
     assert c.get_json("node", "worker-1")["spec"].get("unschedulable") is True
 

@@ -274,10 +274,10 @@ def test_three_worker_commands(three_worker, person_evidence):
     """docs/active_passive.md on the three-worker fixture: the apply, the drill with its own
     gate (w1 down and back), a guarded failback pass, the rollback; the apps on k3s-w1 and
     the nodes as before."""
-    from test_active_passive import W1, settled_on  # pylint: disable=import-outside-toplevel
+    from test_active_passive import W1, wait_settled  # pylint: disable=import-outside-toplevel
 
     c = three_worker
-    c.wait("the apps on k3s-w1", lambda: settled_on(c, W1), 60)
+    wait_settled(c, W1, "the apps on k3s-w1", 60)
     nodes = lane_snapshot(c)
     specs = {d["metadata"]["name"]: d["spec"]["template"]["spec"]
              for d in c.get_json("deployments", "-n", "media")["items"]}
@@ -285,7 +285,7 @@ def test_three_worker_commands(three_worker, person_evidence):
         run_scenario("three-worker", Session(), c)
         drill = json.loads((newest(person_evidence, "failover_drill") / "verify.json").read_text())
         assert [ch["passed"] for ch in drill["checks"]] == [True] * 4, drill
-        c.wait("the apps back on k3s-w1", lambda: settled_on(c, W1), 90)
+        wait_settled(c, W1, "the apps back on k3s-w1", 90)
         assert lane_snapshot(c) == nodes
         assert {d["metadata"]["name"]: d["spec"]["template"]["spec"]
                 for d in c.get_json("deployments", "-n", "media")["items"]} == specs

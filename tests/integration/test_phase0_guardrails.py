@@ -11,6 +11,7 @@ import pytest
 
 from golden import assert_golden
 from observe import audit_size, custom_stats, lane_snapshot, newest_evidence as newest, writes
+from proof import proof
 
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
@@ -35,6 +36,7 @@ def phase0(two_node, run_playbook, evidence):
         extra.setdefault("evidence_root", str(evidence))
         extra.setdefault("guardrails_watch_seconds", 2)
         return run_playbook(two_node, playbook, extra_vars=extra, check=check)
+    run.evidence = evidence
     before = lane_snapshot(two_node)
     yield run
     two_node.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
@@ -79,52 +81,48 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
         # records nothing to undo: never an older run's
         assert custom_stats(refused.stdout) == {"rollback_from": str(newest(evidence, "phase0_guardrails"))}, extra
 
-    # 3. apply exactly the plan
-    apply = phase0(approve_plan=plan["id"])
-    assert apply.rc == 0, apply.stdout[-3000:]
-    after = lane_snapshot(c)
-    assert after["miniserver"]["labels"]["workload-lane"] == "primary"
-    assert after["worker-1"]["labels"]["workload-lane"] == "secondary"
-    assert LANE_TAINT in after["worker-1"]["taints"] and after["worker-1"]["unschedulable"]
-    run_dir = newest(evidence, "phase0_guardrails")
-    verify = json.loads((run_dir / "verify.json").read_text())
-    assert verify["phase"] == "after" and all(chk["passed"] for chk in verify["checks"])
-    assert verify["could_land_on_secondary"] == []  # the lane taint now guards worker-1
-    rollback = json.loads((run_dir / "rollback.json").read_text())
-    assert len(rollback["lane_changes"]) == 2
-    # what an AWX workflow hands to the rollback on its failure branch (set_stats)
-    assert custom_stats(apply.stdout) == {"rollback_from": str(run_dir)}
+    # 3. apply exactly the plan; the safety proof's row phase0_guardrails (proof.py)
+    with proof(phase0, c, "phase0_guardrails", APPLY, "phase0_guardrails", ROLLBACK,
+               "phase0_guardrails_rollback") as p:
+        assert p.plan["id"] == plan["id"]
+        apply = p.apply
+        after = lane_snapshot(c)
+        assert after["miniserver"]["labels"]["workload-lane"] == "primary"
+        assert after["worker-1"]["labels"]["workload-lane"] == "secondary"
+        assert LANE_TAINT in after["worker-1"]["taints"] and after["worker-1"]["unschedulable"]
+        run_dir = p.run_dir
+        verify = json.loads((run_dir / "verify.json").read_text())
+        assert verify["phase"] == "after" and all(chk["passed"] for chk in verify["checks"])
+        assert verify["could_land_on_secondary"] == []  # the lane taint now guards worker-1
+        rollback = json.loads((run_dir / "rollback.json").read_text())
+        assert len(rollback["lane_changes"]) == 2
+        # what an AWX workflow hands to the rollback on its failure branch (set_stats)
+        assert custom_stats(apply.stdout) == {"rollback_from": str(run_dir)}
 
-    # the runbook's own verification commands print what it expects
-    cols = c.kubectl("get", "nodes", "-o",
-                     "custom-columns=NAME:.metadata.name,TAINTS:.spec.taints,"
-                     "UNSCHEDULABLE:.spec.unschedulable").stdout
-    w1 = [line for line in cols.splitlines() if line.startswith("worker-1")][0]
-    assert "key:workload-lane value:secondary" in w1 and w1.rstrip().endswith("true")
-    pods = c.kubectl("get", "pods", "-A", "-o", "jsonpath={range .items[?(@.spec.nodeName!=\"\")]}"
-                     "{.metadata.namespace}{\"\\t\"}{.metadata.name}{\"\\t\"}{.spec.nodeName}{\"\\t\"}"
-                     "{.metadata.ownerReferences[0].kind}{\"\\n\"}{end}").stdout
-    on_w1 = [row.split("\t") for row in pods.splitlines() if row.split("\t")[2] == "worker-1"]
-    assert on_w1 and all(row[3] == "DaemonSet" for row in on_w1)
+        # the runbook's own verification commands print what it expects
+        cols = c.kubectl("get", "nodes", "-o",
+                         "custom-columns=NAME:.metadata.name,TAINTS:.spec.taints,"
+                         "UNSCHEDULABLE:.spec.unschedulable").stdout
+        w1 = [line for line in cols.splitlines() if line.startswith("worker-1")][0]
+        assert "key:workload-lane value:secondary" in w1 and w1.rstrip().endswith("true")
+        pods = c.kubectl("get", "pods", "-A", "-o", "jsonpath={range .items[?(@.spec.nodeName!=\"\")]}"
+                         "{.metadata.namespace}{\"\\t\"}{.metadata.name}{\"\\t\"}{.spec.nodeName}{\"\\t\"}"
+                         "{.metadata.ownerReferences[0].kind}{\"\\n\"}{end}").stdout
+        on_w1 = [row.split("\t") for row in pods.splitlines() if row.split("\t")[2] == "worker-1"]
+        assert on_w1 and all(row[3] == "DaemonSet" for row in on_w1)
 
-    # 4. a second apply changes nothing (no approval needed for an empty plan)
-    again = phase0()
-    assert again.rc == 0 and "changed=0" in again.stdout
-    nothing = newest(evidence, "phase0_guardrails")
-    assert custom_stats(again.stdout) == {"rollback_from": str(nothing)}
-    # a rollback of a run that changed nothing stops before planning, writing nothing
-    offset = audit_size(c)
-    empty = phase0(ROLLBACK, rollback_from=str(nothing), approve_plan="0000000000000000")
-    assert empty.rc != 0 and f"{nothing} records no change to undo" in empty.stdout, empty.stdout[-3000:]
-    assert writes(c, offset) == []
+        # 4. the second apply changed nothing (an empty plan needs no approval)
+        assert "changed=0" in p.again.stdout
+        nothing = newest(evidence, "phase0_guardrails")
+        assert custom_stats(p.again.stdout) == {"rollback_from": str(nothing)}
+        # a rollback of a run that changed nothing stops before planning, writing nothing
+        offset = audit_size(c)
+        empty = phase0(ROLLBACK, rollback_from=str(nothing), approve_plan="0000000000000000")
+        assert empty.rc != 0 and f"{nothing} records no change to undo" in empty.stdout, empty.stdout[-3000:]
+        assert writes(c, offset) == []
 
-    # 5. rollback: plan, approve, apply; the nodes equal the before-snapshot
-    rb_check = phase0(ROLLBACK, check=True)
-    assert rb_check.rc == 0, rb_check.stdout[-3000:]
-    rb_plan = json.loads((newest(evidence, "phase0_guardrails_rollback") / "plan.json").read_text())
-    assert rb_plan["items"]
-    rb = phase0(ROLLBACK, approve_plan=rb_plan["id"])
-    assert rb.rc == 0, rb.stdout[-3000:]
+    # 5. the rollback (planned, approved, applied by proof.py): the nodes equal the before-snapshot
+    assert p.rollback_plan["items"]
     assert lane_snapshot(c) == before
 
 

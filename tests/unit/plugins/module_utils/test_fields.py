@@ -59,8 +59,22 @@ def test_fields_change_and_exact_rollback():
                         "spec.template.spec.affinity": {"nodeAffinity": {"pin": "miniserver"}}}
     again, tracker2, rollback2 = fields_change(new, fields)
     assert not tracker2.has_difference and rollback2 == {} and again == new
-    restored, _t, _r = fields_change(new, rollback)
+    restored, _t, _r = fields_change(new, rollback, "exact")
     assert restored == DEPLOY
+
+
+def test_an_empty_map_is_restored_exactly():
+    """CoreDNS had ``resources: {}``; the apply added requests and limits. As a desired state
+    ``{}`` is covered by any map, so only an exact compare restores it (issue 18)."""
+    path = "spec.template.spec.containers[coredns].resources"
+    before = set_field(DEPLOY, path, {})
+    new, _t, rollback = fields_change(before, {path: {"requests": {"cpu": "50m"}}})
+    assert rollback == {path: {}}
+    kept, tracker, _r = fields_change(new, rollback)
+    assert not tracker.has_difference and kept == new  # the fault: subset sees nothing to undo
+    restored, tracker, _r = fields_change(new, rollback, "exact")
+    assert tracker.changed_fields == [path] and restored == before
+    assert not fields_change(restored, rollback, "exact")[1].has_difference  # the re-check finds nothing
 
 
 def test_rollout_state():
