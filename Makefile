@@ -85,7 +85,7 @@ lint: collection
 	$(BIN)/ansible-lint
 
 integration: collection build
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q --durations=15 tests/integration
 
 molecule: collection build
 	MOLECULE_GLOB='molecule/*/molecule.yml' $(BIN)/molecule test -s default

@@ -295,7 +295,7 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
         run = ap("playbooks/failover_drill.yml", approve_plan=drill["id"], **drill_vars)
     assert run.rc == 0, run.stdout[-5000:]
     record("failover_drill", "no repeat and no rollback: a drill takes w1 down each time it runs, and "
-           "brings it back itself (its checks below)", check_writes=check_writes,
+           "brings it back itself (the drill's own checks: w1 Ready, the apps back on it)", check_writes=check_writes,
            surprise=surprise_pods(pods, off_limits_now(c)))
     # progress: a line per change of state, not a line per read (no until loop's RETRYING flood)
     assert "FAILED - RETRYING" not in run.stdout and "RETRYING" not in run.stdout
