@@ -369,6 +369,20 @@ class LocalCluster:
             time.sleep(interval)
         raise TimeoutError(f"timed out after {timeout} s waiting for {what}" + (f"; seen: {state()}" if state else ""))
 
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until the CRDs (``crd/<name>`` or ``-l <selector>`` arguments of kubectl get)
+        are Established. kubectl wait fails on a CRD whose status has no conditions yet, as
+        right after a large one is created; this waits through that."""
+        def established() -> bool:
+            r = self.kubectl("get", "crd", *crds, "-o", "json", check=False)
+            if r.returncode:
+                return False
+            items = json.loads(r.stdout).get("items") or [json.loads(r.stdout)]
+            return bool(items) and all(
+                any(c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (i.get("status") or {}).get("conditions") or []) for i in items)
+        self.wait("CRDs established: " + " ".join(crds), established, timeout)
+
     def _leaders_ready(self) -> bool:
         r = self.kubectl("get", "lease", "-n", "kube-system", "-o", "json", check=False)
         if r.returncode:

@@ -12,6 +12,7 @@ import yaml
 
 from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, set_lanes, writes
 from proof import proof
+from upstream_crds import fetch
 
 APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
@@ -36,7 +37,6 @@ ARGO_APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                      "source": {"repoURL": "https://git.example/homelab.git", "path": "apps/web", "targetRevision": "main"},
                      "destination": {"server": "https://kubernetes.default.svc", "namespace": "apps"},
                      "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}}
-ARGO_CRDS = "tests/fixtures/argocd-crds"
 PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
        "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}
@@ -63,8 +63,9 @@ def playbook_identity(identity):
 def migration(two_node, run_playbook, tmp_path):
     c = two_node
     set_lanes(c, uncordon=True)
-    c.kubectl("apply", "-f", ARGO_CRDS)
-    c.kubectl("wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s")
+    argo_crds = str(fetch("argocd"))  # Argo CD's own CRD (tests/cluster/upstream_crds.py)
+    c.kubectl("apply", "--server-side", "-f", argo_crds)
+    c.wait_established("applications.argoproj.io")
     c.kubectl("create", "namespace", "argocd", check=False)
     c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                    "items": [WEB, PDB, HPA, ARGO_APP]}))
@@ -80,7 +81,7 @@ def migration(two_node, run_playbook, tmp_path):
     run.repo = repo
     yield run
     c.kubectl("delete", "deployment,pdb,hpa", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration", "--wait=true")
-    c.kubectl("delete", "-f", ARGO_CRDS, "--wait=true")
+    c.kubectl("delete", "-f", argo_crds, "--wait=true")
     clear_lanes(c)
 
 

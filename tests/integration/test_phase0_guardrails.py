@@ -128,20 +128,20 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
 
 def test_the_proof_fails_a_rollback_that_leaves_one_field_changed(two_node, phase0):
     """The matrix's negative case on the real cluster: the rollback of Phase 0 restores the
-    labels and the taint it recorded, but a label somebody else changed on worker-1 in the
-    meantime stays, and the proof names exactly that field."""
+    labels and the taint it recorded (and verifies them), but an annotation somebody else
+    put on worker-1 in the meantime stays, and the proof names exactly that field."""
     c = two_node
     with pytest.raises(AssertionError) as failed:
         with proof(phase0, c, "negative: one field left changed", APPLY, "phase0_guardrails", ROLLBACK,
                    "phase0_guardrails_rollback", again=False) as p:
             MATRIX.remove(p.row)  # not a row of the matrix: it is meant to fail
-            c.kubectl("label", "node", "worker-1", "homelab.k8s-ha/left=behind")
+            c.kubectl("annotate", "node", "worker-1", "homelab.k8s-ha/left=behind")
     try:
-        assert str(failed.value).startswith("negative: one field left changed: rollback diff: ")
-        assert 'nodes worker-1: metadata.labels.homelab.k8s-ha/left was null, is "behind"' in str(failed.value)
+        assert str(failed.value).startswith("negative: one field left changed: rollback diff: "), str(failed.value)
+        assert 'nodes worker-1: metadata.annotations.homelab.k8s-ha/left was null, is "behind"' in str(failed.value)
         assert "workload-lane" not in str(failed.value)  # what the rollback restored is not named
     finally:
-        c.kubectl("label", "node", "worker-1", "homelab.k8s-ha/left-")
+        c.kubectl("annotate", "node", "worker-1", "homelab.k8s-ha/left-")
 
 
 def test_a_stale_plan_is_refused_naming_what_changed(two_node, phase0, evidence):

@@ -4,8 +4,8 @@ collection reads and writes, against the real local API server.
 
 No registry offers longhorn-manager as a program that runs without a kubelet, disks and
 iSCSI, so this stands in for it. It follows the documented API shapes
-(``longhorn.io/v1beta2`` settings, volumes, replicas, engines, nodes; see
-tests/fixtures/longhorn-crds) and does what longhorn-manager does with them:
+(``longhorn.io/v1beta2`` settings, volumes, replicas, engines, nodes; Longhorn's own CRDs,
+tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
 
 - **Admission webhook** (HTTPS on 127.0.0.1, a serving certificate from the cluster CA,
   registered as ``longhorn-webhook-mutator`` / ``longhorn-webhook-validator``): the
@@ -648,7 +648,6 @@ class Running:
     then the ``longhorn-two-node`` objects, and waits until every volume is healthy.
     ``stop()`` stops it, removes its webhooks and deletes every Longhorn object."""
 
-    CRDS = HERE.parent / "fixtures" / "longhorn-crds"
     OBJECTS = HERE.parent / "fixtures" / "longhorn-two-node"
 
     def __init__(self, cluster, namespace="longhorn-system", rebuild_seconds=1.5, attach_seconds=1.0):
@@ -663,9 +662,10 @@ class Running:
     def start(self):
         import subprocess
         c = self.cluster
-        c.kubectl("apply", "--server-side", "-f", str(self.CRDS))
-        c.kubectl("wait", "--for=condition=Established", "crd", "-l", FIXTURE_LABEL + "=longhorn-crds",
-                  "--timeout=60s")
+        from upstream_crds import fetch  # pylint: disable=import-outside-toplevel
+
+        c.kubectl("apply", "--server-side", "-f", str(fetch("longhorn")))
+        c.wait_established("-l", FIXTURE_LABEL + "=longhorn-crds")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.history_file.unlink(missing_ok=True)
         self.log = open(self.state_dir / "simulator.log", "w")  # pylint: disable=consider-using-with

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Upstream CRDs for the test fixtures, from the projects' published Go modules.
+
+The API server then validates what the playbooks and the simulators write with the real
+schemas, not with hand-written stand-ins. Each source names a Go module at the version
+pinned in versions.env and the CRD files in its zip (``go mod download -json`` gives the
+folder); the CRDs are copied into the cache outside the repository, one folder per source
+and version, with the fixture label the tests select and delete them by.
+
+    tests/cluster/upstream_crds.py argocd     print the folder (fetched once per version)
+    tests/cluster/upstream_crds.py --all      every source
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+LABEL = "homelab.k8s-ha/fixture"
+
+
+def _versions() -> dict:
+    out = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key] = value
+    return out
+
+
+# name -> (Go module, versions.env key, CRD files in the module, fixture label value, CRD names
+# to keep; None keeps all)
+SOURCES = {
+    "argocd": ("github.com/argoproj/argo-cd/v3", "ARGOCD_VERSION",
+               ["manifests/crds/application-crd.yaml"], "argocd-crds", None),
+    "longhorn": ("github.com/longhorn/longhorn-manager", "LONGHORN_VERSION",
+                 ["k8s/crds.yaml"], "longhorn-crds",
+                 ["settings.longhorn.io", "volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",
+                  "nodes.longhorn.io"]),
+}
+
+
+# longhorn-manager's k8s/crds.yaml is the Helm chart's template: its one template action is
+# the chart's labels before the CRD's own (the lines after it), rendered here as none; the
+# fixture label is added below.
+HELM_LABELS = re.compile(r'\{\{-? include "longhorn\.labels" \. \| nindent \d+ \}\}')
+
+
+def _text(path: Path) -> str:
+    text = HELM_LABELS.sub("", path.read_text())
+    if "{{" in text:
+        raise SystemExit("upstream_crds: %s has a template action this script does not render" % path)
+    return text
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("HOMELAB_K8S_HA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "homelab-k8s-ha")
+    return Path(base) / "crds"
+
+
+def module_dir(module: str, version: str) -> Path:
+    """The module's folder in the Go module cache (downloaded from the proxy if missing)."""
+    env = dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
+    r = subprocess.run(["go", "mod", "download", "-json", "%s@%s" % (module, version)],
+                       capture_output=True, text=True, env=env, check=False)
+    info = json.loads(r.stdout or "{}")
+    if r.returncode or "Dir" not in info:
+        raise SystemExit("upstream_crds: go mod download %s@%s failed: %s"
+                         % (module, version, info.get("Error") or r.stderr.strip()))
+    return Path(info["Dir"])
+
+
+def fetch(name: str) -> Path:
+    """The folder with ``name``'s upstream CRDs, labelled for the fixtures; fetched once."""
+    if name not in SOURCES:
+        raise SystemExit("upstream_crds: unknown source %r; known: %s" % (name, ", ".join(sorted(SOURCES))))
+    module, key, files, label, keep = SOURCES[name]
+    version = _versions()[key]
+    out = cache_dir() / ("%s-%s" % (name, version))
+    if (out / ".complete").exists():
+        return out
+    src = module_dir(module, version)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in files:
+        for doc in yaml.safe_load_all(_text(src / f)):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            if keep is not None and doc["metadata"]["name"] not in keep:
+                continue
+            doc["metadata"].setdefault("labels", {})[LABEL] = label
+            doc["metadata"].setdefault("annotations", {})["homelab.k8s-ha/source"] = "%s@%s %s" % (module, version, f)
+            (tmp / ("%02d-%s.yaml" % (n, doc["metadata"]["name"]))).write_text(yaml.safe_dump(doc, sort_keys=False))
+            n += 1
+    if keep is not None and n != len(keep):
+        raise SystemExit("upstream_crds: %s@%s has %d of the CRDs %s" % (module, version, n, ", ".join(keep)))
+    (tmp / ".complete").write_text("%s@%s\n" % (module, version))
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(SOURCES) if argv == ["--all"] else argv
+    if not names:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    for name in names:
+        print("%s=%s" % (name, fetch(name)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
