@@ -377,7 +377,8 @@ class LocalCluster:
             r = self.kubectl("get", "crd", *crds, "-o", "json", check=False)
             if r.returncode:
                 return False
-            items = json.loads(r.stdout).get("items") or [json.loads(r.stdout)]
+            got = json.loads(r.stdout)
+            items = got["items"] if "items" in got else [got]
             return bool(items) and all(
                 any(c.get("type") == "Established" and c.get("status") == "True"
                     for c in (i.get("status") or {}).get("conditions") or []) for i in items)

@@ -16,24 +16,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-LABEL = "homelab.k8s-ha/fixture"
-
-
-def _versions() -> dict:
-    out = {}
-    for line in (HERE / "versions.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            out[key] = value
-    return out
+from localcluster import FIXTURE_LABEL as LABEL, read_versions
 
 
 # name -> (Go module, versions.env key, CRD files in the module, fixture label value, CRD names
@@ -84,7 +74,7 @@ def fetch(name: str) -> Path:
     if name not in SOURCES:
         raise SystemExit("upstream_crds: unknown source %r; known: %s" % (name, ", ".join(sorted(SOURCES))))
     module, key, files, label, keep = SOURCES[name]
-    version = _versions()[key]
+    version = read_versions()[key]
     out = cache_dir() / ("%s-%s" % (name, version))
     if (out / ".complete").exists():
         return out
@@ -106,7 +96,6 @@ def fetch(name: str) -> Path:
         raise SystemExit("upstream_crds: %s@%s has %d of the CRDs %s" % (module, version, n, ", ".join(keep)))
     (tmp / ".complete").write_text("%s@%s\n" % (module, version))
     if out.exists():
-        import shutil
         shutil.rmtree(out)
     tmp.rename(out)
     return out

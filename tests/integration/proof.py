@@ -20,7 +20,8 @@ from pathlib import Path
 from observe import audit_size, newest_evidence, writes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from safety_proof import Row, files_not_restored, not_restored, off_limits, pod_names, surprise_pods  # noqa: E402  pylint: disable=wrong-import-position
+from safety_proof import (  # noqa: E402  pylint: disable=wrong-import-position
+    Row, files_not_restored, not_restored, off_limits, pod_names, surprise_pods, table)
 
 MATRIX = []
 # What a rollback does not restore by design: pods (controllers make new ones), what
@@ -30,6 +31,11 @@ NOT_RESTORED = {("", "pods"), ("", "events"), ("events.k8s.io", "events"), ("coo
                 ("apps", "controllerrevisions"), ("batch", "jobs"), ("", "secrets"),
                 ("authentication.k8s.io", "tokenreviews"), ("authorization.k8s.io", "subjectaccessreviews"),
                 ("authorization.k8s.io", "selfsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews")}
+
+
+def _group(api_version):
+    """The API group of ``v1`` or ``apps/v1`` ("" for the core group)."""
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
 class Objects(object):
@@ -42,8 +48,7 @@ class Objects(object):
         listed = []
         for line in cluster.kubectl("api-resources", "--verbs=list,update", "--no-headers").stdout.splitlines():
             parts = line.split()
-            resource, version, kind = parts[0], parts[-3], parts[-1]
-            group = version.rsplit("/", 1)[0] if "/" in version else ""
+            resource, group, kind = parts[0], _group(parts[-3]), parts[-1]
             if (group, resource) in NOT_RESTORED:
                 continue
             self.kinds[(group, kind)] = resource
@@ -53,9 +58,7 @@ class Objects(object):
     def snapshot(self):
         out = {}
         for obj in self.c.get_json(self.listed, "-A")["items"]:
-            version = obj["apiVersion"]
-            group = version.rsplit("/", 1)[0] if "/" in version else ""
-            meta = obj["metadata"]
+            group, meta = _group(obj["apiVersion"]), obj["metadata"]
             out[(group, self.kinds.get((group, obj["kind"]), obj["kind"]), meta.get("namespace", ""), meta["name"])] = obj
         return out
 
@@ -79,7 +82,8 @@ def _tree(folder):
             if p.is_file() and ".git" not in p.parts}
 
 
-def _off_limits(c):
+def off_limits_now(c):
+    """The pods off limits now (safety_proof.off_limits), for ``surprise_pods``."""
     return off_limits(c.get_json("pods", "-A")["items"], c.get_json("nodes")["items"])
 
 
@@ -95,7 +99,8 @@ def said(result):
     return "\n...\n".join([out[i:i + 3000] for i in starts[:3]] + [out[-2000:]])
 
 
-def _described(entries):
+def described(entries):
+    """Audit write events as the matrix lists them: ``verb resource namespace/name``."""
     return ["%s %s %s/%s" % (e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("namespace", ""),
                              e["objectRef"].get("name", "")) for e in entries]
 
@@ -135,10 +140,9 @@ def proof(run, c, scenario, playbook, name, rollback=None, rollback_name=None, r
     start = audit_size(c)
     p = Proof(row)
 
-    offset = audit_size(c)
     p.check = run(playbook, check=True, **args)
     assert p.check.rc == 0, said(p.check) + p.check.stderr[-2000:]
-    row.check_writes = _described(writes(c, offset))
+    row.check_writes = described(writes(c, start))
     p.check_dir = newest_evidence(run.evidence, name)
     p.plan = json.loads((p.check_dir / "plan.json").read_text())
     if before_apply:
@@ -146,16 +150,13 @@ def proof(run, c, scenario, playbook, name, rollback=None, rollback_name=None, r
     p.apply = run(playbook, approve_plan=p.plan["id"], **args)
     assert p.apply.rc == 0, said(p.apply)
     p.run_dir = newest_evidence(run.evidence, name)
-    row.surprise = surprise_pods(pods_before, _off_limits(c))
+    row.surprise = surprise_pods(pods_before, off_limits_now(c))
     if again:
         offset = audit_size(c)
         p.again = repeat = run(playbook, approve_plan=p.plan["id"], **args)
         assert repeat.rc == 0, "the same apply again failed:\n" + said(repeat)
-        row.again_writes = _described(writes(c, offset))
         repeat_plan = json.loads((newest_evidence(run.evidence, name) / "plan.json").read_text())
-        if repeat_plan["items"]:
-            row.again_writes = row.again_writes or []
-            row.again_writes += ["planned again: " + i["object"] for i in repeat_plan["items"]]
+        row.again_writes = described(writes(c, offset)) + ["planned again: " + i["object"] for i in repeat_plan["items"]]
     ok = False
     try:
         yield p
@@ -165,7 +166,7 @@ def proof(run, c, scenario, playbook, name, rollback=None, rollback_name=None, r
             offset = audit_size(c)
             undo_check = run(rollback, check=True, rollback_from=str(p.run_dir))
             assert undo_check.rc == 0, said(undo_check)
-            row.rollback_check_writes = _described(writes(c, offset))
+            row.rollback_check_writes = described(writes(c, offset))
             p.rollback_plan = json.loads((newest_evidence(run.evidence, rollback_name) / "plan.json").read_text())
             p.undo = run(rollback, rollback_from=str(p.run_dir), approve_plan=p.rollback_plan["id"])
             assert p.undo.rc == 0, said(p.undo)
@@ -181,7 +182,6 @@ def proof(run, c, scenario, playbook, name, rollback=None, rollback_name=None, r
 
 def markdown():
     """The session's rows as docs/testing.md shows them."""
-    from safety_proof import table  # pylint: disable=import-outside-toplevel
     return table(MATRIX)
 
 
@@ -198,8 +198,3 @@ def record(scenario, exception="", **counts):
     MATRIX.append(row)
     assert not row.failures(), "%s: %s" % (scenario, "; ".join(row.failures()))
     return row
-
-
-def off_limits_now(c):
-    """The pods off limits now (safety_proof.off_limits), for ``surprise_pods``."""
-    return _off_limits(c)

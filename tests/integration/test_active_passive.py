@@ -44,7 +44,7 @@ def apps_state(c):
     wait on the apps saw when it timed out."""
     pods = ["%s@%s %s%s" % (p["metadata"]["name"], p["spec"].get("nodeName") or "-", p["status"].get("phase"),
                             " deleting" if p["metadata"].get("deletionTimestamp") else "")
-            for app in APPS for p in c.get_json("pods", "-n", "media", "-l", "app=" + app)["items"]]
+            for p in c.get_json("pods", "-n", "media", "-l", "app in (%s)" % ",".join(APPS))["items"]]
     taints = ["%s: %s" % (n["metadata"]["name"], ",".join("%s:%s" % (t["key"], t["effect"])
                                                           for t in n["spec"].get("taints", [])) or "none")
               for n in c.get_json("nodes")["items"]]

@@ -12,7 +12,7 @@ import pytest
 
 from linstor_simulator import LinstorSimulator
 from observe import audit_size, evidence_runner, newest_evidence, writes
-from proof import record
+from proof import described, record
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/capi_rollout.yml"
@@ -135,8 +135,7 @@ def test_happy_path_in_the_runbooks_order(rig):
 def simulated_writes(rig, offset, puts, calls):
     """Writes to the API server (audit log) and to the simulators (LINSTOR PUTs, talosctl
     calls) since ``offset``, ``puts`` and ``calls``, one line each."""
-    return (["%s %s/%s" % (e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name", ""))
-             for e in writes(rig.c, offset)]
+    return (described(writes(rig.c, offset))
             + ["LINSTOR PUT " + p["path"] for p in rig.linstor.puts()[puts:]]
             + ["talosctl " + " ".join(x["argv"]) for x in rig.talos_calls()[calls:]])
 
