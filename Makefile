@@ -58,6 +58,7 @@ cluster-up: collection build
 
 cluster-down: venv
 	$(CLUSTER) down
+	@for d in $(LOCAL)/cluster-gw*; do if [ -d "$$d" ]; then $(CLUSTER) --dir "$$d" down; fi; done
 
 # --- the README's main command ----------------------------------------------------------
 demo: collection build
@@ -84,8 +85,10 @@ sanity: collection
 lint: collection
 	$(BIN)/ansible-lint
 
+# Two pytest-xdist workers, each with a control plane of its own (tests/integration/conftest.py).
+INTEGRATION_WORKERS ?= 2
 integration: collection build
-	$(PY) -m pytest -q --durations=15 tests/integration
+	$(PY) -m pytest -q --durations=15 -n $(INTEGRATION_WORKERS) tests/integration
 
 molecule: collection build
 	MOLECULE_GLOB='molecule/*/molecule.yml' $(BIN)/molecule test -s default

@@ -370,7 +370,7 @@ class LocalCluster:
         raise TimeoutError(f"timed out after {timeout} s waiting for {what}" + (f"; seen: {state()}" if state else ""))
 
     def wait_established(self, *crds: str, timeout: float = 60) -> None:
-        """Wait until the CRDs (``crd/<name>`` or ``-l <selector>`` arguments of kubectl get)
+        """Wait until the CRDs (names, or ``-l <selector>``: arguments of ``kubectl get crd``)
         are Established. kubectl wait fails on a CRD whose status has no conditions yet, as
         right after a large one is created; this waits through that."""
         def established() -> bool:

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,18 @@ SOURCES = {
                  ["k8s/crds.yaml"], "longhorn-crds",
                  ["settings.longhorn.io", "volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",
                   "nodes.longhorn.io"]),
+    # config/crd/bases: the CRDs as generated, without the conversion webhook the
+    # kustomization adds (no CAPI controller runs here to serve it): strategy None
+    "capi": ("sigs.k8s.io/cluster-api", "CAPI_VERSION",
+             ["config/crd/bases/cluster.x-k8s.io_%s.yaml" % k
+              for k in ("clusters", "machines", "machinesets", "machinedeployments")], "capi-crds", None),
+    "capi-v1beta1-machinedeployments": ("sigs.k8s.io/cluster-api", "CAPI_V1BETA1_VERSION",
+                                        ["config/crd/bases/cluster.x-k8s.io_machinedeployments.yaml"],
+                                        "capi-crds", None),
+    "talos-controlplane": ("github.com/siderolabs/cluster-api-control-plane-provider-talos",
+                           "TALOS_CONTROLPLANE_VERSION",
+                           ["config/crd/bases/controlplane.cluster.x-k8s.io_taloscontrolplanes.yaml"],
+                           "capi-crds", None),
 }
 
 
@@ -44,7 +57,14 @@ SOURCES = {
 HELM_LABELS = re.compile(r'\{\{-? include "longhorn\.labels" \. \| nindent \d+ \}\}')
 
 
-def _text(path: Path) -> str:
+# sources whose files are Helm templates (the others are plain YAML, whose descriptions may
+# quote "{{ }}")
+HELM_TEMPLATES = {"longhorn"}
+
+
+def _text(path: Path, helm: bool) -> str:
+    if not helm:
+        return path.read_text()
     text = HELM_LABELS.sub("", path.read_text())
     if "{{" in text:
         raise SystemExit("upstream_crds: %s has a template action this script does not render" % path)
@@ -69,21 +89,11 @@ def module_dir(module: str, version: str) -> Path:
     return Path(info["Dir"])
 
 
-def fetch(name: str) -> Path:
-    """The folder with ``name``'s upstream CRDs, labelled for the fixtures; fetched once."""
-    if name not in SOURCES:
-        raise SystemExit("upstream_crds: unknown source %r; known: %s" % (name, ", ".join(sorted(SOURCES))))
-    module, key, files, label, keep = SOURCES[name]
-    version = read_versions()[key]
-    out = cache_dir() / ("%s-%s" % (name, version))
-    if (out / ".complete").exists():
-        return out
-    src = module_dir(module, version)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+def _write(tmp: Path, name: str, src: Path, module: str, version: str, files, label: str, keep) -> None:
+    """The CRDs of ``files`` in the module folder ``src`` into ``tmp``, labelled."""
     n = 0
     for f in files:
-        for doc in yaml.safe_load_all(_text(src / f)):
+        for doc in yaml.safe_load_all(_text(src / f, name in HELM_TEMPLATES)):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             if keep is not None and doc["metadata"]["name"] not in keep:
@@ -94,10 +104,35 @@ def fetch(name: str) -> Path:
             n += 1
     if keep is not None and n != len(keep):
         raise SystemExit("upstream_crds: %s@%s has %d of the CRDs %s" % (module, version, n, ", ".join(keep)))
+
+
+def fetch(name: str) -> Path:
+    """The folder with ``name``'s upstream CRDs, labelled for the fixtures; fetched once."""
+    if name not in SOURCES:
+        raise SystemExit("upstream_crds: unknown source %r; known: %s" % (name, ", ".join(sorted(SOURCES))))
+    module, key, files, label, keep = SOURCES[name]
+    version = read_versions()[key]
+    out = cache_dir() / ("%s-%s" % (name, version))
+    if (out / ".complete").exists():
+        return out
+    src = module_dir(module, version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of this process's own: two test workers may fetch the same source at once
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        _write(tmp, name, src, module, version, files, label, keep)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     (tmp / ".complete").write_text("%s@%s\n" % (module, version))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    if out.exists() and not (out / ".complete").exists():
+        shutil.rmtree(out)  # left half-written by an interrupted older version of this script
+    try:
+        tmp.rename(out)
+    except OSError:
+        shutil.rmtree(tmp)  # another worker renamed its complete copy first
+        if not (out / ".complete").exists():
+            raise
     return out
 
 

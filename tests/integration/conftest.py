@@ -1,11 +1,19 @@
 """Integration tests run against the real local control plane (tests/cluster/).
 
-One cluster serves the whole session. If `make cluster-up` already started one at
+One cluster serves a whole session. If `make cluster-up` already started one at
 .local/cluster it is reused and left running; otherwise the session starts one and
 stops it at the end. A test module asks for a fixture cluster by name
-(``two_node`` / ``three_worker``); loading one replaces whatever was loaded."""
+(``two_node`` / ``three_worker``); loading one replaces whatever was loaded.
+
+Run with pytest-xdist (``-n 2``, as ``make integration`` does), each worker has a cluster
+of its own: gw0 the one at .local/cluster (HOMELAB_CLUSTER_DIR), gw1 .local/cluster-gw1,
+and so on. A test module is one unit of work (its module-scoped fixtures load once);
+the modules that run the documented commands go to gw0, because those commands name
+.local/cluster (``export KUBECONFIG=$PWD/.local/cluster/kubeconfig``). The heaviest
+modules start first (LONGEST_FIRST), so the workers end close together."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +21,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+if WORKER != "gw0":
+    # before localcluster is imported: its DEFAULT_DIR, the simulators, talosctl's stand-in
+    # and the local inventories' kubeconfig all follow HOMELAB_CLUSTER_DIR
+    os.environ["HOMELAB_CLUSTER_DIR"] = "%s-%s" % (
+        os.environ.get("HOMELAB_CLUSTER_DIR", str(ROOT / ".local" / "cluster")), WORKER)
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "simulators"))
 
@@ -20,6 +34,84 @@ from localcluster import LocalCluster  # noqa: E402  pylint: disable=wrong-impor
 sys.path.insert(0, str(ROOT / "tests"))
 from doc_commands import warning_lines  # noqa: E402  pylint: disable=wrong-import-position
 from longhorn_simulator import Running  # noqa: E402  pylint: disable=wrong-import-position
+import timing  # noqa: E402  pylint: disable=wrong-import-position
+
+
+# Modules that must run on gw0's cluster (.local/cluster): their commands name that path.
+ON_GW0 = ("test_doc_commands.py", "test_your_cluster.py")
+# Modules by their measured time, longest first (docs/testing.md); others follow in file order.
+LONGEST_FIRST = ("test_doc_commands.py", "test_active_passive.py", "test_app_migration_failover.py",
+                 "test_phase0_guardrails.py", "test_app_migration.py", "test_core_platform.py",
+                 "test_capi_rollout.py", "test_your_cluster.py", "test_phase0_verify.py",
+                 "test_capi_machine_remediate.py", "test_control_plane.py", "test_phase0_overlay.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Modules as units of work, longest first; ON_GW0's only to gw0."""
+    from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+    def module(nodeid):
+        return nodeid.split("::", 1)[0]
+
+    def rank(scope):
+        name = scope.rsplit("/", 1)[-1]
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return module(nodeid)
+
+        def _assign_work_unit(self, node):
+            gw0 = node.gateway.id == "gw0"
+            fits = [s for s in self.workqueue if gw0 or s.rsplit("/", 1)[-1] not in ON_GW0]
+            if not fits:
+                if not self._pending_of(self.assigned_work.get(node, {})):
+                    node.shutdown()  # what is left is gw0's
+                return
+            pinned = [s for s in fits if s.rsplit("/", 1)[-1] in ON_GW0]
+            scope = (pinned or sorted(fits, key=rank))[0]
+            work_unit = self.workqueue.pop(scope)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+
+    return Scheduling(config, log)
+
+
+def pytest_sessionstart(session):  # pylint: disable=unused-argument
+    timing.install(LocalCluster)
+
+
+def pytest_sessionfinish(session):
+    """A worker hands its matrix rows and test times to the controller (pytest_testnodedown)."""
+    from proof import MATRIX  # pylint: disable=import-outside-toplevel
+
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["matrix"] = [dict(r.__dict__) for r in MATRIX]
+        out["timing"] = timing.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # pylint: disable=unused-argument
+    from proof import MATRIX, Row  # pylint: disable=import-outside-toplevel
+
+    got = getattr(node, "workeroutput", {}) or {}
+    for fields in got.get("matrix", []):
+        row = Row(fields["scenario"])
+        row.__dict__.update(fields)
+        MATRIX.append(row)
+    timing.merge(got.get("timing"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
+    """Each test's wall time (setup, call, teardown) and its parts (timing.py)."""
+    timing.start(item.nodeid)
+    t0 = timing.time.monotonic()
+    yield
+    timing.stop(item.nodeid, timing.time.monotonic() - t0)
 
 
 @pytest.fixture(scope="session")
@@ -189,6 +281,14 @@ def pytest_terminal_summary(terminalreporter):
     shows it; also written to .local/safety-matrix.md."""
     from proof import MATRIX, markdown  # pylint: disable=import-outside-toplevel
 
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return  # an xdist worker: the controller prints the whole run's
+    if timing.TOTAL:
+        times = timing.table(15)
+        terminalreporter.write_sep("=", "where the slowest tests spent their time (timing.py)")
+        terminalreporter.write_line(times)
+        (ROOT / ".local").mkdir(exist_ok=True)
+        (ROOT / ".local" / "test-times.md").write_text(times + "\n\n" + timing.modules() + "\n")
     if not MATRIX:
         return
     text = markdown()

@@ -181,8 +181,9 @@ def proof(run, c, scenario, playbook, name, rollback=None, rollback_name=None, r
 
 
 def markdown():
-    """The session's rows as docs/testing.md shows them."""
-    return table(MATRIX)
+    """The session's rows as docs/testing.md shows them, by scenario (the workers of a
+    parallel run finish theirs in any order)."""
+    return table(sorted(MATRIX, key=lambda r: r.scenario))
 
 
 def record(scenario, exception="", **counts):

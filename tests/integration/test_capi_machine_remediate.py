@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from observe import audit_size, writes
+from upstream_crds import fetch
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "tests/integration/playbooks/capi_modules.yml"
@@ -175,25 +176,43 @@ def test_a_machine_that_never_finishes_deleting_is_not_rebooted(talos_capi, run_
 
 
 def test_v1beta1_field_paths(talos_capi, run_playbook, talos):
-    """A MachineDeployment written as v1beta1 (spec.strategy.rollingUpdate), read as v1beta1."""
+    """A MachineDeployment of a CAPI that stores v1beta1 (v1.10's CRD: spec.strategy.rollingUpdate),
+    read as v1beta1. v1.11's CRD stores v1beta2, where spec.strategy does not exist: without the
+    conversion webhook real CAPI runs, the API server would prune it (strategy None)."""
     sim, c = talos_capi, talos_capi.cluster
+    crd = "machinedeployments.cluster.x-k8s.io"
     before = c.get_json("machinedeployments.v1beta2.cluster.x-k8s.io", "homelab-workers", "-n", "homelab")
+    template = before["spec"]["template"]
+
+    def with_crd(source, body):
+        """The MachineDeployment CRD of ``source`` (upstream_crds.py) in place, and ``body`` in it."""
+        c.kubectl("delete", "crd", crd, "--ignore-not-found", "--wait=true")
+        c.kubectl("apply", "--server-side", "-f", str(next(fetch(source).glob("*-%s.yaml" % crd))))
+        c.wait_established(crd)
+        c.kubectl("create", "-f", "-", input=json.dumps(body))
+
+    def v1beta1_ref(ref):  # v1beta1 names a template by apiVersion (an ObjectReference)
+        return {"apiVersion": ref["apiGroup"] + "/v1alpha3", "kind": ref["kind"], "name": ref["name"]}
 
     def v1beta1_md(surge):
-        c.kubectl("replace", "-f", "-", input=json.dumps({
+        return {
             "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
             "metadata": {"name": "homelab-workers", "namespace": "homelab"},
-            "spec": {"clusterName": "homelab", "replicas": 2,
-                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1}}}}))
+            "spec": {"clusterName": "homelab", "replicas": 2, "selector": before["spec"]["selector"],
+                     "template": {"metadata": template["metadata"], "spec": {
+                         "clusterName": "homelab", "version": template["spec"]["version"],
+                         "bootstrap": {"configRef": v1beta1_ref(template["spec"]["bootstrap"]["configRef"])},
+                         "infrastructureRef": v1beta1_ref(template["spec"]["infrastructureRef"])}},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1}}}}
 
     target = on_node(sim, "worker-1")
     sim.mark_unhealthy(target)
     try:
-        v1beta1_md(0)
+        with_crd("capi-v1beta1-machinedeployments", v1beta1_md(0))
         r = remediate(run_playbook, sim, talos, capi_version="v1beta1")
         assert not r.get("failed"), r.get("msg")
         assert r["capi_version"] == "cluster.x-k8s.io/v1beta1" and r["machine"]["name"] == target
-        v1beta1_md(1)
+        c.kubectl("replace", "-f", "-", input=json.dumps(v1beta1_md(1)))
         r = remediate(run_playbook, sim, talos, capi_version="v1beta1", action="remediate")
         assert r["failed"] is True
         assert "MachineDeployment homelab-workers (v1beta1): spec.strategy.rollingUpdate.maxSurge is 1; needs 0" \
@@ -201,6 +220,7 @@ def test_v1beta1_field_paths(talos_capi, run_playbook, talos):
         assert talos.calls() == [] and sim.machine(target) is not None
     finally:
         sim.mark_unhealthy(target, healthy=True)
-        c.kubectl("replace", "-f", "-", input=json.dumps({
-            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-            "metadata": {"name": "homelab-workers", "namespace": "homelab"}, "spec": before["spec"]}))
+        with_crd("capi", {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+                          "metadata": {"name": "homelab-workers", "namespace": "homelab",
+                                       "labels": before["metadata"].get("labels") or {}},
+                          "spec": before["spec"]})

@@ -4,7 +4,9 @@ and deletes, against the real local API server.
 
 No registry offers the CAPI controllers without a management cluster, infrastructure
 and Talos machines, so this stands in for them, following the documented shapes (see
-REFERENCE.md section 6 and tests/fixtures/capi-crds):
+REFERENCE.md section 6), against CAPI's and the Talos control plane provider's own CRDs
+(tests/cluster/upstream_crds.py, sources ``capi`` and ``talos-controlplane``), so what it
+writes passes the same schemas the real controllers' writes do:
 
 - **Machine status**: a Machine with the annotations ``sim.homelab.k8s-ha/node`` and
   ``sim.homelab.k8s-ha/ip`` gets ``status.phase`` Running, ``status.nodeRef``,
@@ -18,8 +20,9 @@ REFERENCE.md section 6 and tests/fixtures/capi-crds):
   no-spare topology the replacement takes the same host: once that node has been
   rebooted (seen NotReady after the deletion, then Ready), the replacement gets the nodeRef, is
   Running, and the node is uncordoned (as a fresh registration is).
-- **Status of the owners**: TalosControlPlane and MachineDeployment ``readyReplicas`` and
-  ``unavailableReplicas``.
+- **Status of the owners**: TalosControlPlane ``readyReplicas`` and ``unavailableReplicas``
+  (v1alpha3); MachineDeployment ``readyReplicas``, ``availableReplicas`` and
+  ``upToDateReplicas`` (v1beta2, where ``unavailableReplicas`` is only a deprecated field).
 - **Faults** (``set_fault``): ``stuck-deleting`` - these Machines keep their finalizer
   (a drain or volume detach that never ends).
 
@@ -79,9 +82,11 @@ class CapiSimulator:
         from kubernetes import client, config
 
         c = self.cluster
-        c.kubectl("apply", "--server-side", "-f", str(FIXTURES / "capi-crds"))
-        c.kubectl("wait", "--for=condition=Established", "crd", "-l", "homelab.k8s-ha/fixture=capi-crds",
-                  "--timeout=60s")
+        from upstream_crds import fetch  # pylint: disable=import-outside-toplevel
+
+        for source in ("capi", "talos-controlplane"):
+            c.kubectl("apply", "--server-side", "-f", str(fetch(source)))
+        c.wait_established("-l", "homelab.k8s-ha/fixture=capi-crds")
         pki = Path(c.dir) / "pki"
         issue_cert(pki, USER, "capi-controller-simulator", "system:masters")
         kubeconfig = Path(c.dir) / "capi-sim.kubeconfig"
@@ -172,7 +177,7 @@ class CapiSimulator:
                 p["seen_down"] = p.get("seen_down") or not ready
                 if not (ready and p["seen_down"]):
                     if status.get("phase") != "Provisioning":
-                        self._status("machines", m, {"phase": "Provisioning", "conditions": []})
+                        self._status("machines", m, {"phase": "Provisioning"})
                     continue
                 del self.pending[name]
                 node_name = p["node"]
@@ -183,14 +188,16 @@ class CapiSimulator:
                 continue
             ready = _ready(nodes.get(node_name, {}))
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "NodeHealthy"]
+            # metav1.Condition, as v1beta2 requires: type, status, reason, message, lastTransitionTime
             conds.append({"type": "NodeHealthy", "status": "True" if ready else "False",
-                          "reason": "" if ready else "NodeNotReady",
+                          "reason": "NodeReady" if ready else "NodeNotReady",
+                          "message": "" if ready else "Node %s is not Ready" % node_name,
                           "lastTransitionTime": next((c.get("lastTransitionTime") for c in status.get(
                               "conditions") or [] if c.get("type") == "NodeHealthy" and c.get("status") == (
                               "True" if ready else "False")), _stamp())})
             ip = ann.get(IP_ANN) or next((a["address"] for a in status.get("addresses") or []
                                           if a.get("type") == "InternalIP"), None)
-            want = dict(status, phase="Running", nodeRef={"apiVersion": "v1", "kind": "Node", "name": node_name},
+            want = dict(status, phase="Running", nodeRef={"name": node_name},  # v1beta2: the name only
                         addresses=[{"type": "Hostname", "address": node_name}, {"type": "InternalIP", "address": ip}],
                         conditions=conds)
             self._status("machines", m, want)
@@ -215,10 +222,15 @@ class CapiSimulator:
         new = "%s-%s" % (prefix, "".join(random.choices(string.ascii_lowercase + string.digits, k=5)))
         ip = next((a["address"] for a in (m.get("status") or {}).get("addresses") or []
                    if a.get("type") == "InternalIP"), None)
+        # the owner makes the new Machine its own bootstrap config and infrastructure machine
+        spec = json.loads(json.dumps(m.get("spec") or {}))
+        spec["bootstrap"] = {"configRef": dict(spec["bootstrap"]["configRef"], name=new),
+                             "dataSecretName": new + "-bootstrap-data"}
+        spec["infrastructureRef"] = dict(spec["infrastructureRef"], name=new)
         body = {"apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
                 "metadata": {"name": new, "namespace": self.ns, "labels": labels,
                              "finalizers": ["machine.cluster.x-k8s.io"]},
-                "spec": dict(m.get("spec") or {})}
+                "spec": spec}
         self.pending[new] = {"node": node, "ip": ip, "seen_down": False}
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", body)
         self.record("replacement-created", machine=new, replaces=name, node=node)
@@ -239,9 +251,10 @@ class CapiSimulator:
                          TCP_GROUP, TCP_VERSION)
         for md in self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "machinedeployments")["items"]:
             ws = [m for m in machines if (m["metadata"].get("labels") or {}).get(MD_LABEL) == md["metadata"]["name"]]
-            ready, want = counts(ws), md["spec"].get("replicas", 1)
+            ready = counts(ws)
+            # v1beta2 status: unavailableReplicas moved to status.deprecated.v1beta1
             self._status("machinedeployments", md, {"replicas": len(ws), "readyReplicas": ready,
-                                                    "unavailableReplicas": max(0, want - ready)})
+                                                    "availableReplicas": ready, "upToDateReplicas": len(ws)})
 
     # ---- for tests -----------------------------------------------------------------------
     def mark_unhealthy(self, machine, reason="UnhealthyNode", healthy=False):
@@ -256,6 +269,7 @@ class CapiSimulator:
                                     if c.get("type") != "HealthCheckSucceeded"]
             if not healthy:
                 status["conditions"].append({"type": "HealthCheckSucceeded", "status": "False", "reason": reason,
+                                             "message": "Node failed its health check (%s)" % reason,
                                              "lastTransitionTime": _stamp()})
             try:
                 self._status("machines", m, status)

@@ -91,8 +91,11 @@ def test_action_group_lists_exactly_the_modules():
     assert groups, "meta/runtime.yml has no action group"
     for group, members in groups.items():
         names = sorted(m[len(PREFIX):] if m.startswith(PREFIX) else m for m in members if isinstance(m, str))
-        assert names == MODULES, "action group %s: missing %s, not a module: %s" % (
-            group, sorted(set(MODULES) - set(names)), sorted(set(names) - set(MODULES)))
+        # every module that talks to the cluster (takes kubernetes.core's auth options), not
+        # the controller-side action plugins (plugins/action), which would refuse them
+        cluster_modules = [m for m in MODULES if not (ROOT / "plugins" / "action" / (m + ".py")).exists()]
+        assert names == cluster_modules, "action group %s: missing %s, not a cluster module: %s" % (
+            group, sorted(set(cluster_modules) - set(names)), sorted(set(names) - set(cluster_modules)))
 
 
 def test_filters_load_and_documented_ones_are_complete():
