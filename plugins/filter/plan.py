@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: homelab.k8s_ha contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for plans: plan_items, plan_id, plan_report (logic in module_utils/plan.py),
+"""Filters for plans: plan_items, plan (id, items and report at once), plan_id, plan_report
+(logic in module_utils/plan.py),
 and lines, which joins a report's lines with real line breaks."""
 
 from __future__ import absolute_import, division, print_function
@@ -34,6 +35,19 @@ def _file_plan_items(results, root, module="ansible.builtin.template"):
         raise AnsibleFilterError("file_plan_items: %s" % e)
 
 
+def _plan(items, extra=None):
+    """The plan of ``items``: ``{id, items, report}`` (plus ``extra``'s keys), from one
+    evaluation of the items' template instead of one per key."""
+    if not isinstance(items, list):
+        raise AnsibleFilterError("plan: items must be a list, got %s" % type(items).__name__)
+    if extra is not None and not isinstance(extra, dict):
+        raise AnsibleFilterError("plan: extra must be a dict, got %s" % type(extra).__name__)
+    try:
+        return dict(extra or {}, id=plan_id(items), items=items, report=plan_report(items))
+    except (KeyError, ValueError, TypeError) as e:
+        raise AnsibleFilterError("plan: %s" % e)
+
+
 def _lines(value):
     """A report (a list of lines) as one text with real line breaks.
 
@@ -56,5 +70,5 @@ def _snapshot_check(item, after):
 class FilterModule(object):
     def filters(self):
         return {"plan_items": _plan_items, "file_plan_items": _file_plan_items,
-                "plan_id": plan_id, "plan_report": plan_report, "lines": _lines,
+                "plan": _plan, "plan_id": plan_id, "plan_report": plan_report, "lines": _lines,
                 "snapshot_check": _snapshot_check, "plan_differences": plan_differences}

@@ -50,8 +50,8 @@ def platform(longhorn, run_playbook, tmp_path):
         d = deployment(c, name)
         originals[name] = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": d["spec"],
                            "metadata": {k: d["metadata"][k] for k in ("name", "namespace", "labels")}}
-    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, core_platform_lease_sample_seconds=2.5,
-                          core_platform_volume_poll_interval=0.3, core_platform_volume_wait_timeout=60)
+    # the lease sampling and volume polling of the local cluster come from inventories/local
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, core_platform_volume_wait_timeout=60)
     run.originals = originals
     yield run
     for body in originals.values():  # whatever the test left, the fixture's Deployments again
