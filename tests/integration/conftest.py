@@ -39,11 +39,14 @@ import timing  # noqa: E402  pylint: disable=wrong-import-position
 
 # Modules that must run on gw0's cluster (.local/cluster): their commands name that path.
 ON_GW0 = ("test_doc_commands.py", "test_your_cluster.py")
-# Modules by their measured time, longest first (docs/testing.md); others follow in file order.
+# Modules by their measured time, longest first (docs/testing.md, .local/test-times.md);
+# the others follow in file order.
 LONGEST_FIRST = ("test_doc_commands.py", "test_active_passive.py", "test_app_migration_failover.py",
-                 "test_phase0_guardrails.py", "test_app_migration.py", "test_core_platform.py",
-                 "test_capi_rollout.py", "test_your_cluster.py", "test_phase0_verify.py",
-                 "test_capi_machine_remediate.py", "test_control_plane.py", "test_phase0_overlay.py")
+                 "test_core_platform.py", "test_phase0_guardrails.py", "test_app_migration.py",
+                 "test_capi_rollout.py", "test_longhorn_volume_replicas.py", "test_capi_machine_remediate.py",
+                 "test_linstor_evacuate.py", "test_app_gates.py", "test_cluster_lock.py",
+                 "test_longhorn_settings.py", "test_phase0_overlay.py", "test_control_plane.py",
+                 "test_your_cluster.py")
 
 
 @pytest.hookimpl(optionalhook=True)
