@@ -35,12 +35,13 @@ def _contents(json_files, text_files):
 
 
 class ActionModule(ActionBase):
-    """The folder is built under a temporary name next to its final place and renamed
-    into place, so a reader never sees half of it. Nothing is written to the cluster,
+    """The folder (mode 0750, its files 0640, as the evidence has always been written) is
+    built under a temporary name next to its final place and renamed into place, so a
+    reader never sees half of it. Nothing is written to the cluster,
     so check mode writes it too: it is the record of the run."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("path", "json", "text", "mode", "file_mode"))
+    _VALID_ARGS = frozenset(("path", "json", "text"))
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
@@ -52,11 +53,9 @@ class ActionModule(ActionBase):
         # relative to where ansible-playbook was started, as evidence_root is
         path = os.path.abspath(os.path.expanduser(str(path)))
         contents = _contents(args.get("json") or {}, args.get("text") or {})
-        dir_mode = int(str(args.get("mode", "0750")), 8)
-        file_mode = int(str(args.get("file_mode", "0640")), 8)
         if os.path.exists(path):
             raise AnsibleActionFail("%s exists already: every run gets a folder of its own" % path)
-        parent = os.path.dirname(path.rstrip("/"))
+        parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", dir=parent)
         try:
@@ -64,8 +63,8 @@ class ActionModule(ActionBase):
                 target = os.path.join(staging, name)
                 with open(target, "w", encoding="utf-8") as f:
                     f.write(text)
-                os.chmod(target, file_mode)
-            os.chmod(staging, dir_mode)
+                os.chmod(target, 0o640)
+            os.chmod(staging, 0o750)
             os.rename(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

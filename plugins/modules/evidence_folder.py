@@ -38,14 +38,6 @@ options:
     description: File name to text, written as it is.
     type: dict
     default: {}
-  mode:
-    description: Permissions of the folder.
-    type: str
-    default: "0750"
-  file_mode:
-    description: Permissions of each file.
-    type: str
-    default: "0640"
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -59,6 +51,7 @@ attributes:
     support: full
 notes:
   - File names are plain names (letters, digits, C(.), C(_), C(-)), each at most once.
+  - The folder gets mode C(0750) and its files C(0640).
 """
 
 EXAMPLES = r"""
@@ -91,8 +84,7 @@ def main():
     # The work is done by the action plugin of the same name, on the controller.
     module = AnsibleModule(argument_spec=dict(
         path=dict(type="path", required=True), json=dict(type="dict", default={}),
-        text=dict(type="dict", default={}), mode=dict(type="str", default="0750"),
-        file_mode=dict(type="str", default="0640")), supports_check_mode=True)
+        text=dict(type="dict", default={})), supports_check_mode=True)
     module.fail_json(msg="evidence_folder runs as an action plugin on the controller")
 
 

@@ -51,33 +51,29 @@ LONGEST_FIRST = ("test_doc_commands.py", "test_active_passive.py", "test_app_mig
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Modules as units of work, longest first; ON_GW0's only to gw0."""
+    """Modules as units of work, longest first; ON_GW0's only to gw0. xdist hands a node the
+    first unit of its queue: this moves the one the node should take to the front."""
     from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
 
-    def module(nodeid):
-        return nodeid.split("::", 1)[0]
+    def file_of(scope):
+        return scope.rsplit("/", 1)[-1]
 
     def rank(scope):
-        name = scope.rsplit("/", 1)[-1]
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        name = file_of(scope)
+        return (name not in ON_GW0, LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
 
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return module(nodeid)
+            return nodeid.split("::", 1)[0]  # the module
 
         def _assign_work_unit(self, node):
-            gw0 = node.gateway.id == "gw0"
-            fits = [s for s in self.workqueue if gw0 or s.rsplit("/", 1)[-1] not in ON_GW0]
+            fits = [s for s in self.workqueue if node.gateway.id == "gw0" or file_of(s) not in ON_GW0]
             if not fits:
                 if not self._pending_of(self.assigned_work.get(node, {})):
                     node.shutdown()  # what is left is gw0's
                 return
-            pinned = [s for s in fits if s.rsplit("/", 1)[-1] in ON_GW0]
-            scope = (pinned or sorted(fits, key=rank))[0]
-            work_unit = self.workqueue.pop(scope)
-            self.assigned_work.setdefault(node, {})[scope] = work_unit
-            collection = self.registered_collections[node]
-            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+            self.workqueue.move_to_end(min(fits, key=rank), last=False)
+            super()._assign_work_unit(node)
 
     return Scheduling(config, log)
 
@@ -112,9 +108,8 @@ def pytest_testnodedown(node, error):  # pylint: disable=unused-argument
 def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
     """Each test's wall time (setup, call, teardown) and its parts (timing.py)."""
     timing.start(item.nodeid)
-    t0 = timing.time.monotonic()
     yield
-    timing.stop(item.nodeid, timing.time.monotonic() - t0)
+    timing.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from collections import defaultdict
 
 PARTS = ("ansible-playbook", "doc command", "kubectl", "process", "cluster", "wait", "sleep")
 
-_current = [None]           # nodeid of the test running now
+_current = [None, 0.0]      # nodeid of the test running now, and when it started
 _stack = []                 # [category, start, nested time] of the main thread
 SPENT = defaultdict(lambda: defaultdict(float))
 COUNT = defaultdict(lambda: defaultdict(int))
@@ -110,11 +110,12 @@ def install(monkeypatch_target_cluster):
 
 
 def start(nodeid):
-    _current[0] = nodeid
+    _current[:] = [nodeid, time.monotonic()]
 
 
-def stop(nodeid, seconds):
-    TOTAL[nodeid] = TOTAL.get(nodeid, 0.0) + seconds
+def stop():
+    nodeid, t0 = _current
+    TOTAL[nodeid] = TOTAL.get(nodeid, 0.0) + time.monotonic() - t0
     _current[0] = None
 
 
