@@ -112,7 +112,7 @@ def person_env(extra=None):
     """What a person's shell has after `source .venv/bin/activate`: none of the test
     run's ANSIBLE_*, K8S_AUTH_* or KUBECONFIG settings (make exports some of them)."""
     env = dict((k, v) for k, v in os.environ.items()
-               if not k.startswith(("ANSIBLE_", "K8S_AUTH_", "MOLECULE_")) and k not in ("KUBECONFIG", "RESULT_FILE"))
+               if not k.startswith(("ANSIBLE_", "K8S_AUTH_", "MOLECULE_")) and k not in ("KUBECONFIG", "RESULT_DIR"))
     venv = ROOT / ".venv"
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = "%s:%s" % (venv / "bin", env.get("PATH", ""))

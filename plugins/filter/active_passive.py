@@ -29,6 +29,11 @@ def ap_conversion_fields(workload, model):
     return _wrap("ap_conversion_fields", ap.conversion_fields, workload, model)
 
 
+def ap_read(targets, deployments):
+    """Each target with its Deployment from the preflight's LISTs, as a loop of reads registers them."""
+    return _wrap("ap_read", ap.read_targets, targets, deployments)
+
+
 def ap_targets(deployments, model):
     """The Deployments runbook 003 converts, as {namespace, name}: those whose nodeSelector
     holds the pin, and those already converted (so that a second run finds them again)."""
@@ -141,6 +146,7 @@ class FilterModule(object):
             "ap_model_errors": ap_model_errors,
             "ap_conversion_fields": ap_conversion_fields,
             "ap_targets": ap_targets,
+            "ap_read": ap_read,
             "ap_changes": ap_changes,
             "ap_missing_pdbs": ap_missing_pdbs,
             "ap_ident": ap_ident,

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: homelab.k8s_ha contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for plans: plan_items, plan (id, items and report at once), plan_id, plan_report
-(logic in module_utils/plan.py),
+"""Filters for plans: plan_items, plan (id, items and report at once), plan_id, plan_report,
+per_definition (one kubernetes.core.k8s call's results as a loop's) (logic in
+module_utils/plan.py),
 and lines, which joins a report's lines with real line breaks."""
 
 from __future__ import absolute_import, division, print_function
@@ -13,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
     file_plan_items,
+    per_definition,
     plan_differences,
     plan_id,
     plan_items,
@@ -33,6 +35,13 @@ def _file_plan_items(results, root, module="ansible.builtin.template"):
         return file_plan_items(results, root, module)
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise AnsibleFilterError("file_plan_items: %s" % e)
+
+
+def _per_definition(registered, definitions):
+    try:
+        return per_definition(registered, definitions)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise AnsibleFilterError("per_definition: %s" % e)
 
 
 def _plan(items, extra=None):
@@ -71,4 +80,5 @@ class FilterModule(object):
     def filters(self):
         return {"plan_items": _plan_items, "file_plan_items": _file_plan_items,
                 "plan": _plan, "plan_id": plan_id, "plan_report": plan_report, "lines": _lines,
-                "snapshot_check": _snapshot_check, "plan_differences": plan_differences}
+                "snapshot_check": _snapshot_check, "plan_differences": plan_differences,
+                "per_definition": _per_definition}

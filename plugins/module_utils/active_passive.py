@@ -59,6 +59,16 @@ def model_errors(model):
     return errors
 
 
+def read_targets(targets, deployments):
+    """Each target ``{namespace, name}`` with the Deployments of ``deployments`` (the
+    preflight's LISTs) that are it: ``[{"item": target, "resources": [..]}]``, as a loop of
+    one read per target registers it. An empty ``resources`` is a target that does not exist."""
+    found = {}
+    for d in deployments:
+        found.setdefault((d["metadata"].get("namespace"), d["metadata"]["name"]), []).append(d)
+    return [{"item": t, "resources": found.get((t["namespace"], t["name"]), [])} for t in targets]
+
+
 def pinned(workload, pin):
     """Whether the workload's pod template selects every label of ``pin``."""
     selector = field(workload, "spec", "template", "spec", "nodeSelector") or {}

@@ -36,6 +36,7 @@ class Handover(object):
         self.longhorn = module.served("Volume", LONGHORN)
         self.result = {}
         self.pv_names, self.handles = [], set()
+        self.pods_version = None
 
     def read(self):
         """(giver, taker, giver pods, taker pods); taker None when it does not exist."""
@@ -43,7 +44,7 @@ class Handover(object):
         giver = m.get("Deployment", "apps/v1", self.giver_name, namespace=self.ns)
         taker = m.get("Deployment", "apps/v1", self.taker_name, namespace=self.ns)
         replicasets = m.list("ReplicaSet", "apps/v1", namespace=self.ns)
-        pods = m.list("Pod", namespace=self.ns)
+        pods, self.pods_version = m.list_at("Pod", namespace=self.ns)
         return (giver, taker, owned_pods(giver, replicasets, pods) if giver else [],
                 owned_pods(taker, replicasets, pods) if taker else [])
 
@@ -150,5 +151,6 @@ def run_deployment_handover(module):
             module.fail_json(msg="%s/%s: %s not done within %s_timeout %ss: %s. %s"
                              % (ns, h.taker_name, now, option, deadlines[now], text, left),
                              stopped_at=now, **result)
-        time.sleep(p["poll_interval"])
+        # stopping and starting are pods going and coming: read again when a pod changes
+        module.wait_for_change("Pod", "v1", h.pods_version, p["poll_interval"], namespace=ns)
     module.exit_with(tracker, **result)

@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import copy
 import json
+import math
 import os
 import time
 
@@ -55,6 +56,12 @@ except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
 
     class NotFoundError(DynamicApiError):
         pass
+
+
+try:
+    from kubernetes.watch import Watch
+except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
+    Watch = None
 
 
 try:
@@ -215,12 +222,49 @@ class K8sHaModule(object):
         The response is parsed once as JSON (serialize=False): wrapping thousands of
         objects in the dynamic client's ResourceInstance only to unwrap them again
         costs more than the request itself."""
+        return self.list_at(kind, api_version, namespace=namespace, **params)[0]
+
+    def list_at(self, kind, api_version="v1", namespace=None, **params):
+        """``(items, resourceVersion)`` of one LIST: the version a watch starts from."""
         res = self.resource(kind, api_version)
         try:
             response = self.client.get(res, namespace=namespace, serialize=False, **params)
         except (DynamicApiError, _Unanswered) as e:
             self.fail_api("Cannot list %s" % kind, e)
-        return list(json.loads(response.data).get("items", []))
+        data = json.loads(response.data)
+        return list(data.get("items") or []), (data.get("metadata") or {}).get("resourceVersion")
+
+    def wait_for_change(self, kind, api_version, resource_version, timeout, namespace=None, name=None,
+                        label_selector=None):
+        """Wait until an object of ``kind`` (``name``, or those ``label_selector`` finds)
+        changes after ``resource_version``, at most ``timeout`` seconds: True on a change.
+
+        A wait loop calls this between two reads instead of sleeping, so it reads again as
+        soon as there is something new to read (one WATCH from that version), and still at
+        least every ``timeout`` seconds. Where no watch can run (no version; 410 Gone, the
+        version is too old; a proxy that cuts streams) it sleeps out the time: the loop then
+        polls as it would without a watch."""
+        t0 = time.monotonic()
+        if resource_version and timeout > 0 and Watch is not None:
+            watcher = Watch()
+            try:
+                events = self.client.client.watch(
+                    self.resource(kind, api_version), namespace=namespace, name=name,
+                    label_selector=label_selector, resource_version=resource_version,
+                    timeout=max(1, int(math.ceil(timeout))), watcher=watcher)
+                for event in events:
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        watcher.stop()
+                        return True
+                    break  # ERROR (an expired version): poll instead
+            except Exception:  # pylint: disable=broad-except
+                pass  # the next read reports what is wrong with the API server
+            finally:
+                watcher.stop()
+        left = timeout - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
+        return False
 
     def get(self, kind, api_version, name, namespace=None):
         """The object as a dict, or None when it does not exist."""

@@ -51,6 +51,26 @@ def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
     return sorted(items, key=lambda i: i["object"])
 
 
+def per_definition(registered, definitions):
+    """The results of one kubernetes.core.k8s call given a list of ``definitions``, as a
+    loop with one call per definition registers them: ``[{..., "item": definition}]``.
+
+    kubernetes.core.k8s answers one definition with that definition's result and several
+    with ``result.results``, in the order given. A skipped call (no definitions) has none.
+    Plans take one call per step this way instead of one per object; applies keep their
+    loops, so that the objects written before a failure are still recorded."""
+    definitions = list(definitions or [])
+    if not definitions or registered.get("skipped"):
+        return []
+    if len(definitions) == 1:
+        answers = [registered]
+    else:
+        answers = registered["result"]["results"]
+    if len(answers) != len(definitions):
+        raise ValueError("%d results for %d definitions" % (len(answers), len(definitions)))
+    return [dict(answer, item=definition) for answer, definition in zip(answers, definitions)]
+
+
 def _sides(result, params):
     """(before, after) of a change. kubernetes.core.k8s returns no diff when it would
     create or delete: a create is {} -> the leaf fields of the definition it was given

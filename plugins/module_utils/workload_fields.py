@@ -64,6 +64,8 @@ def run_workload_fields(module):
             if time.monotonic() - t0 >= p["wait_timeout"]:
                 module.fail_json(msg="%s/%s: rollout not done within wait_timeout %ss: %s"
                                  % (ns, name, p["wait_timeout"], text), **result)
-            time.sleep(p["poll_interval"])
+            # the Deployment's status says how the rollout goes: read again when it changes
+            module.wait_for_change(kind, api_version, obj["metadata"].get("resourceVersion"),
+                                   p["poll_interval"], namespace=ns, name=name)
     result["after"] = dict((f, get_field(after, f)) for f in sorted(fields))
     module.exit_with(tracker, **result)

@@ -63,7 +63,11 @@ options:
     type: int
     default: 300
   poll_interval:
-    description: Seconds between two reads while waiting.
+    description:
+      - The longest time, in seconds, between two reads while waiting.
+      - A watch on the namespace's pods wakes the wait as soon as a pod changes (the old
+        side's pods going, the new side's coming up); a volume's detachment is read on the
+        next tick.
     type: float
     default: 1
   longhorn_namespace:

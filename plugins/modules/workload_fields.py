@@ -69,7 +69,10 @@ options:
     type: int
     default: 300
   poll_interval:
-    description: Seconds between two reads while waiting.
+    description:
+      - The longest time, in seconds, between two reads while waiting for the rollout.
+      - A watch on the Deployment wakes the wait as soon as it changes, so the rollout's end
+        is seen when it happens, not on the next tick.
     type: float
     default: 2
 requirements:

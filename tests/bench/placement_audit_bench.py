@@ -14,6 +14,7 @@ written to .local/bench/placement_audit.json.
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -103,9 +104,10 @@ def main():
         results = {"nodes": a.nodes, "deployments": a.deployments, "pods": want}
         # the audit, as a user runs it (ansible-playbook, module, one LIST per kind)
         env = dict(c.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
-                   RESULT_FILE=str(ROOT / ".local" / "bench" / "audit-result.json"),
+                   RESULT_DIR=str(ROOT / ".local" / "bench" / "audit-result"),
                    ANSIBLE_LOCALHOST_WARNING="false")
         (ROOT / ".local" / "bench").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(ROOT / ".local" / "bench" / "audit-result", ignore_errors=True)
         offset = audit_size(c)
         t = time.monotonic()
         subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "local"),
@@ -113,7 +115,7 @@ def main():
                         "-e", "audit_node=" + cordoned], env=env, check=True, capture_output=True)
         wall = time.monotonic() - t
         reqs = requests_between(c, offset, "python")
-        audit = json.loads((ROOT / ".local" / "bench" / "audit-result.json").read_text())
+        audit = json.loads((ROOT / ".local" / "bench" / "audit-result" / "result.json").read_text())
         results["audit"] = {
             "wall_s": round(wall, 2), "api_requests": len(reqs),
             "lists": sorted(e["objectRef"].get("resource") for e in reqs if e["verb"] == "list"),

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -233,15 +234,18 @@ class LocalCluster:
 
     # ---- http to the API server --------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        return ctx
+        key = (self.pki / "ca.crt").stat().st_mtime_ns if (self.pki / "ca.crt").exists() else None
+        if getattr(self, "_ssl_ctx", (None, None))[0] != key or key is None:
+            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+            ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+            self._ssl_ctx = (key, ctx)
+        return self._ssl_ctx[1]
 
-    def api_get(self, path: str, server: str | None = None):
+    def api_get(self, path: str, server: str | None = None, timeout: float = 5):
         """GET ``path`` from the API server as cluster-admin: (status, body)."""
         server = server or self.server
         try:
-            with urllib.request.urlopen(server + path, context=self._ssl(), timeout=5) as r:
+            with urllib.request.urlopen(server + path, context=self._ssl(), timeout=timeout) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
@@ -418,11 +422,123 @@ class LocalCluster:
 
     # ---- kubectl and fixtures ---------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None):
-        r = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-                           capture_output=True, text=True, input=input, check=False)
+        """Run kubectl with this cluster's kubeconfig. A plain ``get ... -o json`` (one
+        resource, at most one name, -n/-A/-l/--field-selector) is answered by one GET from
+        this process instead (see _get), as kubectl would print it; tests poll with it."""
+        r = self._get(args) if input is None else None
+        if r is None:
+            r = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+                               capture_output=True, text=True, input=input, check=False)
         if check and r.returncode:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
         return r
+
+    # kubectl's short flags of ``get`` this fast path understands, and their long forms.
+    _GET_FLAGS = {"-n": "namespace", "--namespace": "namespace", "-l": "selector",
+                  "--selector": "selector", "--field-selector": "field-selector"}
+
+    def _get(self, args) -> subprocess.CompletedProcess | None:
+        """``kubectl get`` as one GET, or None where kubectl must run (anything else)."""
+        if not args or args[0] != "get":
+            return None
+        opts, words, rest = {}, [], list(args[1:])
+        while rest:
+            arg = rest.pop(0)
+            key, eq, value = arg.partition("=")
+            if key in ("-o", "--output"):
+                opts["output"] = value if eq else (rest.pop(0) if rest else "")
+            elif key in self._GET_FLAGS:
+                opts[self._GET_FLAGS[key]] = value if eq else (rest.pop(0) if rest else "")
+            elif arg in ("-A", "--all-namespaces"):
+                opts["all"] = True
+            elif arg.startswith("-"):
+                return None
+            else:
+                words.append(arg)
+        if opts.get("output") != "json" or not 1 <= len(words) <= 2 or any(
+                "," in w or "/" in w for w in words):
+            return None
+        name = words[1] if len(words) == 2 else None
+        argv = ["kubectl", *args]
+        for fresh in (False, True):
+            try:
+                resource = self._resource(words[0], fresh)
+            except RuntimeError:
+                return None  # no discovery (the API server is not up): kubectl reports it
+            if resource is None:
+                return None  # unknown to discovery: kubectl says so in its words
+            path, kind, api_version, namespaced = resource
+            if namespaced and not opts.get("all"):
+                path = path.replace("{ns}", "namespaces/%s/" % (opts.get("namespace") or "default"))
+            else:
+                path = path.replace("{ns}", "")
+            url = path + ("/" + urllib.parse.quote(name) if name else "")
+            query = {"labelSelector" if k == "selector" else "fieldSelector": opts[k]
+                     for k in ("selector", "field-selector") if k in opts and name is None}
+            if query:
+                url += "?" + urllib.parse.urlencode(query)
+            status, body = self.api_get(url, timeout=60)
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = {}
+            # A 404 that is not "this object is not there" is a stale path (a CRD's served
+            # version changed): discover again, as kubectl would, and ask once more.
+            if status == 404 and (answer.get("details") or {}).get("name") is None and not fresh:
+                continue
+            break
+        if status != 200:
+            message = answer.get("message") or body.strip() or "no answer from %s" % self.server
+            reason = answer.get("reason") or "status %s" % status
+            return subprocess.CompletedProcess(argv, 1, "", "Error from server (%s): %s\n" % (reason, message))
+        got = answer
+        for item in got.get("items", []) if name is None else [got]:
+            item.get("metadata", {}).pop("managedFields", None)  # --show-managed-fields=false
+            if name is None:  # a list's items name their kind, as kubectl prints them
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+        if name is None:
+            got = {"apiVersion": "v1", "items": got.get("items", []), "kind": "List",
+                   "metadata": {"resourceVersion": ""}}
+        return subprocess.CompletedProcess(argv, 0, json.dumps(got, indent=4) + "\n", "")
+
+    def _resource(self, word: str, fresh: bool = False):
+        """(path template, kind, apiVersion, namespaced) of a kubectl resource word (plural,
+        singular, short name or kind, optionally ``.group``), from discovery (read again
+        once when the word is unknown: a CRD may be new)."""
+        for again in (fresh, True):
+            if again or getattr(self, "_discovery", None) is None:
+                self._discovery = self._discover()
+            word_l = word.lower()
+            for (group, _version), res, base in self._discovery:
+                names = {res["name"], res.get("singularName") or "", res["kind"].lower(),
+                         *(res.get("shortNames") or [])}
+                for n in names - {""}:
+                    if word_l == n or (group and word_l == "%s.%s" % (n, group)):
+                        api_version = "%s/%s" % (group, _version) if group else _version
+                        return (base + "/{ns}" + res["name"], res["kind"], api_version,
+                                res["namespaced"])
+        return None
+
+    def _discover(self):
+        """[((group, version), resource, base path)]: the core group first, then the others
+        at their preferred version, as kubectl resolves a name."""
+        found = []
+        status, body = self.api_get("/api/v1")
+        if status != 200:
+            raise RuntimeError("discovery /api/v1 failed: %s %s" % (status, body[:200]))
+        found += [(("", "v1"), r, "/api/v1") for r in json.loads(body)["resources"] if "/" not in r["name"]]
+        status, body = self.api_get("/apis")
+        if status != 200:
+            raise RuntimeError("discovery /apis failed: %s %s" % (status, body[:200]))
+        for group in json.loads(body)["groups"]:
+            gv = group["preferredVersion"]["groupVersion"]
+            status, body = self.api_get("/apis/" + gv)
+            if status != 200:
+                continue  # an aggregated API that is not serving: kubectl skips it too
+            found += [((group["name"], gv.split("/", 1)[1]), r, "/apis/" + gv)
+                      for r in json.loads(body)["resources"] if "/" not in r["name"]]
+        return found
 
     def get_json(self, *args: str) -> dict:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)

@@ -14,6 +14,7 @@ modules start first (LONGEST_FIRST), so the workers end close together."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ if WORKER != "gw0":
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "simulators"))
 
-from localcluster import LocalCluster  # noqa: E402  pylint: disable=wrong-import-position
+from localcluster import FIXTURE_LABEL, LocalCluster  # noqa: E402  pylint: disable=wrong-import-position
 sys.path.insert(0, str(ROOT / "tests"))
 from doc_commands import warning_lines  # noqa: E402  pylint: disable=wrong-import-position
 from longhorn_simulator import Running  # noqa: E402  pylint: disable=wrong-import-position
@@ -125,10 +126,33 @@ def cluster():
         c.down()
 
 
+def _fixture_state(cluster):
+    """What a module may expect of a loaded fixture: its workloads' replicas and pod
+    templates, and every node's labels, taints and cordon."""
+    state = {}
+    for kind in ("deployments", "daemonsets"):
+        for d in cluster.get_json(kind, "-A", "-l", FIXTURE_LABEL)["items"]:
+            state["%s/%s/%s" % (kind, d["metadata"]["namespace"], d["metadata"]["name"])] = (
+                d["spec"].get("replicas"), d["spec"]["template"])
+    for n in cluster.get_json("nodes")["items"]:
+        state["node/" + n["metadata"]["name"]] = (
+            n["metadata"].get("labels", {}), bool(n["spec"].get("unschedulable")),
+            sorted((t["key"], t.get("value"), t["effect"]) for t in n["spec"].get("taints", [])))
+    return state
+
+
 def _load(cluster, name):
+    """Load the fixture, or reuse it as the module before left it if that is as loaded: a
+    module that left a workload or a node changed (a test that failed half-way, a rollback
+    it does not run) would otherwise change what the next module on this worker sees."""
+    if cluster.loaded == name and _fixture_state(cluster) != cluster.loaded_state:
+        changed = sorted(k for k, v in _fixture_state(cluster).items() if cluster.loaded_state.get(k) != v)
+        sys.stderr.write("[conftest] fixture %s left changed (%s): loading it again\n" % (name, ", ".join(changed)))
+        cluster.loaded = None
     if cluster.loaded != name:
         cluster.load_fixture(name)
         cluster.loaded = name
+        cluster.loaded_state = _fixture_state(cluster)
     return cluster
 
 
@@ -213,16 +237,18 @@ def _leaks(secret, texts, folder):
 
 @pytest.fixture
 def run_playbook(tmp_path, playbook_identity):
-    """Run a playbook against the cluster; ``result`` is what it wrote to $RESULT_FILE.
+    """Run a playbook against the cluster; ``result`` is what it wrote to $RESULT_DIR/result.json.
     With a ``playbook_identity`` the run gets only that ServiceAccount's token through
     K8S_AUTH_* (no kubeconfig anywhere), runs with -v, and its output and evidence are
     searched for the token: finding it fails the test."""
 
     def run(cluster, playbook, inventory="local", extra_vars=None, check=False, args=()):
-        out = tmp_path / "result.json"
+        folder = tmp_path / "result"  # written anew by each run (evidence_folder wants no folder there)
+        shutil.rmtree(folder, ignore_errors=True)
+        out = folder / "result.json"
         env = dict(cluster.env(),
                    ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
-                   ANSIBLE_LOCALHOST_WARNING="false", RESULT_FILE=str(out),
+                   ANSIBLE_LOCALHOST_WARNING="false", RESULT_DIR=str(folder),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_SHOW_CUSTOM_STATS="true")
         cmd = [str(Path(sys.executable).with_name("ansible-playbook")),
                "-i", str(ROOT / "inventories" / inventory), str(ROOT / playbook)]

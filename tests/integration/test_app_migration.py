@@ -76,8 +76,7 @@ def migration(two_node, run_playbook, tmp_path):
     base.mkdir(parents=True)
     (base / "deployment.yaml").write_text(json.dumps(WEB))
     (base / "kustomization.yaml").write_text("resources:\n  - deployment.yaml\n")
-    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, app_migration_watch_seconds=3,
-                          gitops_repo_dir=str(repo))
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, gitops_repo_dir=str(repo))
     run.repo = repo
     yield run
     c.kubectl("delete", "deployment,pdb,hpa", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration", "--wait=true")

@@ -64,7 +64,7 @@ def failover(longhorn, run_playbook, tmp_path):
     c.kubectl("rollout", "status", "-n", "apps", "deployment/notes-db", "--timeout=60s")
     longhorn.wait("pvc-arr attached to miniserver", lambda: longhorn.volumes()["pvc-arr"]["status"].get(
         "currentNodeID") == "miniserver" and longhorn.volumes()["pvc-arr"]["status"]["state"] == "attached")
-    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, app_migration_watch_seconds=2)
+    run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY)
     yield run
     c.kubectl("delete", "deployment,pdb", "-n", "apps", "-l", "homelab.k8s-ha/fixture=failover", "--wait=true")
     c.kubectl("delete", "deployment", "-n", "apps", "notes-db-primary", "notes-db-standby", "--ignore-not-found",

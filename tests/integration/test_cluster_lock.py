@@ -88,9 +88,9 @@ def test_two_runs_at_once_exactly_one_holds_the_lock(ns, run_playbook, tmp_path)
     c = ns
     procs = []
     for holder in ("run-x", "run-y"):
-        out = tmp_path / ("%s.json" % holder)
+        out = tmp_path / holder / "result.json"
         env = dict(c.env(), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
-                   RESULT_FILE=str(out), ANSIBLE_NOCOLOR="1")
+                   RESULT_DIR=str(out.parent), ANSIBLE_NOCOLOR="1")
         args = {"lock_args": {"namespace": NS, "cluster": "homelab", "holder": holder}}
         procs.append((holder, out, subprocess.Popen(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(ROOT / "inventories" / "local"),

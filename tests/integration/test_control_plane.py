@@ -210,3 +210,28 @@ def test_node_down_evicts_after_toleration_and_reschedules(three_worker):
             t["key"].startswith("node.kubernetes.io/") for t in
             c.get_json("node", "k3s-w1")["spec"].get("taints", [])), 60)
         c.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s")
+
+
+def test_the_harness_reads_what_kubectl_prints(cluster):
+    """LocalCluster.kubectl answers a plain ``get ... -o json`` with one GET of its own:
+    its output is kubectl's (a List whose items name their kind, no managedFields; the
+    same error for a missing object), and anything else still runs kubectl."""
+    queries = [("namespaces",), ("clusterrole", "admin"), ("crd",), ("priorityclasses",),
+               ("storageclasses.storage.k8s.io",), ("node", "no-such-node"),
+               ("pods", "-n", "kube-system", "--field-selector=spec.nodeName=no-such-node")]
+    for query in queries:
+        fast = cluster.kubectl("get", *query, "-o", "json", check=False)
+        real = subprocess.run(["kubectl", f"--kubeconfig={cluster.kubeconfig}", "get", *query, "-o", "json"],
+                              capture_output=True, text=True, check=False)
+        assert fast.args[0] == "kubectl" and len(fast.args) == len(query) + 4, "%s ran kubectl" % (query,)
+        assert fast.returncode == real.returncode, query
+        if real.returncode:
+            assert fast.stderr == real.stderr, query
+        else:
+            assert json.loads(fast.stdout) == json.loads(real.stdout), query
+    listed = cluster.get_json("namespaces")
+    assert listed["kind"] == "List" and {i["kind"] for i in listed["items"]} == {"Namespace"}
+    assert all("managedFields" not in i["metadata"] for i in listed["items"])
+    # not a plain get: kubectl itself (its argv carries the kubeconfig)
+    named = cluster.kubectl("get", "namespaces", "-o", "name")
+    assert named.args[1] == f"--kubeconfig={cluster.kubeconfig}" and "namespace/default" in named.stdout.split()

@@ -34,7 +34,6 @@ def evidence(tmp_path):
 def phase0(two_node, run_playbook, evidence):
     def run(playbook=APPLY, check=False, **extra):
         extra.setdefault("evidence_root", str(evidence))
-        extra.setdefault("guardrails_watch_seconds", 2)
         return run_playbook(two_node, playbook, extra_vars=extra, check=check)
     run.evidence = evidence
     before = lane_snapshot(two_node)
@@ -272,7 +271,7 @@ def test_interactive_gate_wants_the_exact_word(two_node, evidence, answer, appro
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
     root = Path(__file__).resolve().parents[2]
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(root / "inventories" / "local"),
-            str(root / APPLY), "-e", json.dumps({"evidence_root": str(evidence), "guardrails_watch_seconds": 1})]
+            str(root / APPLY), "-e", json.dumps({"evidence_root": str(evidence)})]
     try:
         rc, out = _run_in_terminal(argv, env, answer)
         assert "Plan " in out and "type 'apply' to apply it" in out

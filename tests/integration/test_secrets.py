@@ -12,8 +12,7 @@ def test_a_planted_token_never_reaches_the_output_or_the_evidence(two_node, iden
     evidence = tmp_path / "evidence"
     offset = audit_size(c)
     run = run_playbook(c, "playbooks/phase0_guardrails.yml", check=True, args=["-vvv"],
-                       extra_vars={"homelab_kubeconfig": who.kubeconfig, "evidence_root": str(evidence),
-                                   "guardrails_watch_seconds": 1})
+                       extra_vars={"homelab_kubeconfig": who.kubeconfig, "evidence_root": str(evidence)})
     assert run.rc == 0, run.stdout[-3000:]
     users = {e["user"]["username"] for e in audit_entries(c, offset) if e["verb"] == "list"}
     assert who.username in users, users  # the planted token is what authenticated

@@ -43,6 +43,11 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   Longhorn refuses some settings while volumes are attached;
   ``stuck-attached`` - these volumes never detach (a stuck VolumeAttachment).
 
+The controller is event-driven, as longhorn-manager's informers are: a watch on each kind it
+reads (its own CRs, the fault ConfigMap, Kubernetes nodes, PersistentVolumes, pods) wakes
+it when something changes. While a rebuild or an attachment runs it reconciles every tick
+(0.2 s), so their durations hold; otherwise at least every second.
+
 Every step is appended to ``<state-dir>/history.jsonl`` (one JSON object per line with
 ``t``, ``event``, ``volume``, ``replica``, ``node``), which tests read to prove, for
 example, that no two rebuilds overlapped.
@@ -204,7 +209,8 @@ class Simulator:
     """The webhook server and the controller loop of one simulated longhorn-manager."""
 
     def __init__(self, cluster_dir: Path, state_dir: Path, namespace: str,
-                 rebuild_seconds: float, tick: float = 0.2, attach_seconds: float = 1.0):
+                 rebuild_seconds: float, tick: float = 0.2, attach_seconds: float = 1.0,
+                 idle_tick: float = 1.0):
         self.cluster_dir = Path(cluster_dir)
         self.attach_seconds = attach_seconds
         self.followed = set()  # volumes a pod has mounted: their attachment follows pods
@@ -214,6 +220,8 @@ class Simulator:
         self.ns = namespace
         self.rebuild_seconds = rebuild_seconds
         self.tick = tick
+        self.idle_tick = idle_tick
+        self.changed = threading.Event()  # set by the watches: something to reconcile
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.history = self.state_dir / "history.jsonl"
@@ -271,6 +279,30 @@ class Simulator:
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self._register(port, base64.b64encode((pki / "ca.crt").read_bytes()).decode())
+        self._watch_all()
+
+    def _watch_all(self) -> None:
+        """One thread per kind reconcile reads, each setting ``changed`` on any event."""
+        lists = [(self.core.list_namespaced_config_map, (self.ns,),
+                  {"field_selector": "metadata.name=" + FAULTS_CONFIGMAP}),
+                 (self.core.list_node, (), {}), (self.core.list_persistent_volume, (), {}),
+                 (self.core.list_pod_for_all_namespaces, (), {})]
+        lists += [(self.custom.list_namespaced_custom_object, (GROUP, VERSION, self.ns, plural), {})
+                  for plural in ("settings", "nodes", "replicas", "engines", "volumes")]
+        for fn, args, kwargs in lists:
+            threading.Thread(target=self._watch, args=(fn, args, kwargs), daemon=True).start()
+
+    def _watch(self, fn, args, kwargs) -> None:
+        from kubernetes import watch
+        while not self.stopping.is_set():
+            try:
+                # no resourceVersion: a (re)start replays the objects as ADDED, one extra reconcile
+                for _event in watch.Watch().stream(fn, *args, timeout_seconds=60, deserialize=False, **kwargs):
+                    self.changed.set()
+                    if self.stopping.is_set():
+                        return
+            except Exception:  # pylint: disable=broad-except
+                self.stopping.wait(0.5)  # the API server restarts or the CRD is not there yet
 
     def _register(self, port: int, ca_bundle: str) -> None:
         def hooks(name, path, resources):
@@ -345,12 +377,18 @@ class Simulator:
     # -- the controller ---------------------------------------------------------------
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.changed.clear()  # a change from here on wakes the next wait at once
+            failed = False
             try:
                 self.reconcile()
             except Exception as e:  # pylint: disable=broad-except
                 # a conflict or a vanished object: the next tick starts from fresh reads
                 print(f"[longhorn-sim] reconcile: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            self.stopping.wait(self.tick)
+                failed = True
+            if failed or self.moving or any(not str(k).startswith("failed:") for k in self.rebuilds):
+                self.stopping.wait(self.tick)  # a rebuild or an attachment runs: its clock ticks
+            else:
+                self.changed.wait(self.idle_tick)
 
     def reconcile(self) -> None:
         faults = self.faults = self._faults()

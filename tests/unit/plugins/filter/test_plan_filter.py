@@ -30,3 +30,32 @@ def test_extra_keys_come_along_and_cannot_replace_the_plan():
 def test_bad_input_names_the_argument(items, extra, message):
     with pytest.raises(AnsibleFilterError, match=message):
         PLAN(items, extra)
+
+
+PER_DEFINITION = FilterModule().filters()["per_definition"]
+PLAN_ITEMS = FilterModule().filters()["plan_items"]
+PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "sonarr-pdb", "namespace": "media"},
+       "spec": {"maxUnavailable": 1}}
+CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "policy", "namespace": "kube-system"},
+      "data": {"a": "1"}}
+
+
+def test_one_call_for_several_definitions_gives_each_its_result_as_a_loop_would():
+    answer = {"changed": True, "result": {"results": [
+        {"changed": True, "method": "create", "result": {}},
+        {"changed": False, "method": "update", "result": {}, "diff": {}}]}}
+    results = PER_DEFINITION(answer, [PDB, CM])
+    assert [r["item"] for r in results] == [PDB, CM]
+    assert [r["method"] for r in results] == ["create", "update"]
+    # the plan then has the created PDB (no diff: a create is {} -> its fields) and not the unchanged ConfigMap
+    items = PLAN_ITEMS(results, "Object", "kubernetes.core.k8s")
+    assert [i["object"] for i in items] == ["PodDisruptionBudget/sonarr-pdb"]
+    assert items[0]["after"]["spec.maxUnavailable"] == 1
+
+
+def test_one_definition_is_answered_at_the_top_and_none_is_skipped():
+    single = {"changed": True, "method": "create", "result": {}, "diff": {"before": {}, "after": {"a": 1}}}
+    assert PER_DEFINITION(single, [CM]) == [dict(single, item=CM)]
+    assert PER_DEFINITION({"skipped": True, "changed": False}, []) == []
+    with pytest.raises(AnsibleFilterError, match="1 results for 2 definitions"):
+        PER_DEFINITION({"changed": False, "result": {"results": [{"changed": False}]}}, [PDB, CM])

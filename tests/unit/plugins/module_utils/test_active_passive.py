@@ -10,6 +10,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive impo
     pdb_for,
     pinned,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils import active_passive as ap
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import fields_change, get_field
 
 MODEL = {"pin": {"role": "primary"}, "priority_label": "workload-priority",
@@ -225,3 +226,13 @@ def test_drill_wait_fails_at_the_timeout_saying_since_when_nothing_changed():
     assert len(r["transitions"]) == 1 and r["elapsed"] == 10.0
     r = _run_wait(_FakeModule(condition="running", node="w2"))
     assert r["failed"] is True and r["msg"] == "workloads: required for condition running"
+
+
+def test_read_targets_pairs_each_target_with_its_deployment_as_a_loop_of_reads_would():
+    def dep(ns, name):
+        return {"metadata": {"namespace": ns, "name": name}}
+    listed = [dep("media", "sonarr"), dep("media", "prowlarr"), dep("other", "sonarr")]
+    targets = [{"namespace": "media", "name": "sonarr"}, {"namespace": "media", "name": "radarr"}]
+    assert ap.read_targets(targets, listed) == [
+        {"item": targets[0], "resources": [dep("media", "sonarr")]},
+        {"item": targets[1], "resources": []}]  # not there: the plan's assert names it

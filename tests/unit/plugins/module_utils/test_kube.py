@@ -202,3 +202,45 @@ def test_a_request_without_an_answer_names_the_ca_options(token_env, monkeypatch
         "that signed the API server's certificate: K8S_AUTH_SSL_CA_CERT=<ca.crt> (the ca_cert option), or "
         "certificate-authority in the kubeconfig. Only on a test cluster: validate_certs: false "
         "(K8S_AUTH_VERIFY_SSL=false) turns the check off.")
+
+
+class WatchingClient(FakeClient):
+    """A K8SClient whose DynamicClient (``.client``) answers a watch with ``events``, or
+    raises ``error``; it records the watch's arguments."""
+
+    def __init__(self, events=(), error=None):
+        super(WatchingClient, self).__init__()
+        self.client, self.events, self.error, self.watches = self, list(events), error, []
+
+    def watch(self, resource, **kw):
+        self.watches.append(dict(kw, resource=resource))
+        if self.error is not None:
+            raise self.error
+        yield from self.events
+
+
+def test_wait_for_change_returns_at_the_first_event_from_the_version_it_was_given(monkeypatch):
+    slept = []
+    monkeypatch.setattr(kube.time, "sleep", slept.append)
+    client = WatchingClient(events=[{"type": "MODIFIED", "object": {}}])
+    assert module_with(client).wait_for_change("Deployment", "apps/v1", "41", 2.5, namespace="apps", name="web")
+    assert slept == []
+    watch, = client.watches
+    assert watch["resource"] == ("Deployment", "apps/v1")
+    assert (watch["namespace"], watch["name"], watch["resource_version"], watch["timeout"]) == ("apps", "web", "41", 3)
+
+
+def test_wait_for_change_sleeps_out_the_time_without_a_version_or_when_the_watch_fails(monkeypatch):
+    slept = []
+    monkeypatch.setattr(kube.time, "sleep", slept.append)
+    client = WatchingClient(events=[{"type": "MODIFIED", "object": {}}])
+    assert not module_with(client).wait_for_change("Pod", "v1", None, 1.0, namespace="apps")
+    assert client.watches == [] and len(slept) == 1 and 0.9 < slept[0] <= 1.0
+    slept[:] = []
+    gone = WatchingClient(events=[{"type": "ERROR", "object": {"code": 410}}])
+    assert not module_with(gone).wait_for_change("Pod", "v1", "7", 1.0, namespace="apps")
+    assert len(slept) == 1 and 0.9 < slept[0] <= 1.0
+    slept[:] = []
+    broken = WatchingClient(error=OSError("connection reset"))
+    assert not module_with(broken).wait_for_change("Pod", "v1", "7", 1.0, namespace="apps")
+    assert len(slept) == 1 and 0.9 < slept[0] <= 1.0
