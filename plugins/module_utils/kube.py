@@ -247,11 +247,15 @@ class K8sHaModule(object):
         t0 = time.monotonic()
         if resource_version and timeout > 0 and Watch is not None:
             watcher = Watch()
+            seconds = max(1, int(math.ceil(timeout)))
             try:
-                events = self.client.client.watch(
-                    self.resource(kind, api_version), namespace=namespace, name=name,
+                # The API server ends the watch after timeout_seconds; the client's own
+                # read timeout ends it too when the server does not (a stalled connection).
+                events = watcher.stream(
+                    self.resource(kind, api_version).get, namespace=namespace,
+                    field_selector="metadata.name=%s" % name if name else None,
                     label_selector=label_selector, resource_version=resource_version,
-                    timeout=max(1, int(math.ceil(timeout))), watcher=watcher)
+                    serialize=False, timeout_seconds=seconds, _request_timeout=seconds + 5)
                 for event in events:
                     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                         watcher.stop()

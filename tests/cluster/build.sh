@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the local control plane from the Go module proxy at the versions pinned in
 # versions.env: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
-# and descheduler. Binaries land in a cache outside the repository, one folder per
-# component and version; a component whose folder is complete is skipped.
+# and descheduler, and kwok's own pod stages (from its module). Binaries land in a cache
+# outside the repository, one folder per component and version; a component whose folder
+# is complete is skipped.
 #
 #   tests/cluster/build.sh            build what is missing, print the bin folder
 #   HOMELAB_K8S_HA_CACHE=/path ...    choose the cache (default ~/.cache/homelab-k8s-ha)
@@ -32,7 +33,7 @@ run_step() {
   while [ "$1" != "--" ]; do bins+=("$1"); shift; done
   shift
   local missing=0 b
-  for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
+  for b in "${bins[@]}"; do [ -f "$out/$b" ] || missing=1; done
   if [ $missing = 0 ]; then log "$name: cached in $out"; return 0; fi
   log "$name: building (${bins[*]}) ..."
   local t0; t0=$(date +%s)
@@ -41,7 +42,7 @@ run_step() {
   local hb=$!
   if ! "$@"; then kill $hb 2>/dev/null; wait $hb 2>/dev/null || true; log "$name: FAILED"; return 1; fi
   kill $hb 2>/dev/null; wait $hb 2>/dev/null || true
-  for b in "${bins[@]}"; do [ -x "$out.tmp/$b" ] || { log "$name: $b missing after build"; return 1; }; done
+  for b in "${bins[@]}"; do [ -f "$out.tmp/$b" ] || { log "$name: $b missing after build"; return 1; }; done
   rm -rf "$out"; mv "$out.tmp" "$out"
   log "$name: built in $(( $(date +%s) - t0 )) s"
 }
@@ -101,6 +102,20 @@ build_kwok() {
   GOBIN="$kwok_dir.tmp" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
 
+# kwok's own pod stages, the ones it runs when its --config has none (pod-ready,
+# pod-complete, pod-delete), from its module: localcluster.py passes them together with
+# tests/cluster/kwok-pod-status-reconcile.yaml, and any Pod stage in --config replaces
+# kwok's built-in set.
+kwok_stages="$cache/bin/kwok-$KWOK_VERSION-stages"
+copy_kwok_stages() {
+  local dir s
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  for s in pod-ready pod-complete pod-delete; do
+    cp "$dir/kustomize/stage/pod/fast/$s.yaml" "$kwok_stages.tmp/$s.yaml"
+  done
+}
+
 # --- descheduler --------------------------------------------------------------------
 desch_dir="$cache/bin/descheduler-$DESCHEDULER_VERSION"
 desch_src="$cache/src/descheduler-$DESCHEDULER_VERSION"
@@ -115,6 +130,7 @@ replace k8s.io/kube-openapi => k8s.io/kube-openapi $DESCHEDULER_KUBE_OPENAPI"
 
 run_step etcd "$etcd_dir" etcd -- build_etcd
 run_step kwok "$kwok_dir" kwok -- build_kwok
+run_step kwok-stages "$kwok_stages" pod-ready.yaml pod-complete.yaml pod-delete.yaml -- copy_kwok_stages
 run_step kube "$kube_dir" kube-apiserver kube-controller-manager kube-scheduler -- build_kube
 run_step descheduler "$desch_dir" descheduler -- build_descheduler
 
@@ -123,5 +139,6 @@ log "all components ready in $(( $(date +%s) - start_all )) s"
 # The one place that says where each binary is: localcluster.py reads these lines.
 echo "etcd=$etcd_dir/etcd"
 echo "kwok=$kwok_dir/kwok"
+echo "kwok-stages=$kwok_stages"
 for b in kube-apiserver kube-controller-manager kube-scheduler; do echo "$b=$kube_dir/$b"; done
 echo "descheduler=$desch_dir/descheduler"

@@ -41,6 +41,10 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The harness's own API calls (api_get, the in-process ``kubectl get``) name themselves so:
+# the audit-log filters of the tests tell them from kubectl's and from a module's (whose
+# client names itself ".../python").
+HARNESS_AGENT = "homelab-test-harness"
 REPO = HERE.parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_DIR = Path(os.environ.get("HOMELAB_CLUSTER_DIR", REPO / ".local" / "cluster"))
@@ -244,8 +248,9 @@ class LocalCluster:
     def api_get(self, path: str, server: str | None = None, timeout: float = 5):
         """GET ``path`` from the API server as cluster-admin: (status, body)."""
         server = server or self.server
+        req = urllib.request.Request(server + path, headers={"User-Agent": HARNESS_AGENT})
         try:
-            with urllib.request.urlopen(server + path, context=self._ssl(), timeout=timeout) as r:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
@@ -459,6 +464,8 @@ class LocalCluster:
                 "," in w or "/" in w for w in words):
             return None
         name = words[1] if len(words) == 2 else None
+        if name and (opts.get("all") or "selector" in opts or "field-selector" in opts):
+            return None  # kubectl refuses a name with -A or a selector: it says so itself
         argv = ["kubectl", *args]
         for fresh in (False, True):
             try:
@@ -504,20 +511,28 @@ class LocalCluster:
 
     def _resource(self, word: str, fresh: bool = False):
         """(path template, kind, apiVersion, namespaced) of a kubectl resource word (plural,
-        singular, short name or kind, optionally ``.group``), from discovery (read again
-        once when the word is unknown: a CRD may be new)."""
-        for again in (fresh, True):
-            if again or getattr(self, "_discovery", None) is None:
-                self._discovery = self._discover()
-            word_l = word.lower()
-            for (group, _version), res, base in self._discovery:
-                names = {res["name"], res.get("singularName") or "", res["kind"].lower(),
-                         *(res.get("shortNames") or [])}
-                for n in names - {""}:
-                    if word_l == n or (group and word_l == "%s.%s" % (n, group)):
-                        api_version = "%s/%s" % (group, _version) if group else _version
-                        return (base + "/{ns}" + res["name"], res["kind"], api_version,
-                                res["namespaced"])
+        singular, short name or kind, optionally ``.group``), from discovery. An unknown
+        word reads discovery again once (a CRD may be new); a word the last discovery did
+        not know either is left to kubectl, without a discovery of its own each time."""
+        if fresh or getattr(self, "_discovery", None) is None:
+            self._discovery, self._unknown = self._discover(), set()
+        found = self._match(word)
+        if found is None and not fresh and word not in self._unknown:
+            self._discovery, self._unknown = self._discover(), set()
+            found = self._match(word)
+        if found is None:
+            self._unknown.add(word)
+        return found
+
+    def _match(self, word: str):
+        word_l = word.lower()
+        for (group, version), res, base in self._discovery:
+            names = {res["name"], res.get("singularName") or "", res["kind"].lower(),
+                     *(res.get("shortNames") or [])}
+            for n in names - {""}:
+                if word_l == n or (group and word_l == "%s.%s" % (n, group)):
+                    api_version = "%s/%s" % (group, version) if group else version
+                    return (base + "/{ns}" + res["name"], res["kind"], api_version, res["namespaced"])
         return None
 
     def _discover(self):
@@ -596,11 +611,21 @@ class LocalCluster:
             st["bins"]["kwok"], f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
             f"--manage-single-node={node}", f"--node-lease-duration-seconds={lease}",
             "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{slot['port']}",
-            f"--cidr={slot['cidr']}"])
+            f"--cidr={slot['cidr']}", *self._kwok_stages(st)])
+
+    @staticmethod
+    def _kwok_stages(st: dict) -> list[str]:
+        """``--config`` for kwok's own pod stages and ours (kwok-pod-status-reconcile.yaml:
+        the kubelet's status reconcile); any Pod stage given replaces kwok's built-in set."""
+        folder = st["bins"].get("kwok-stages")
+        if not folder:  # a cluster started before build.sh copied them
+            return []
+        files = [Path(folder) / f"{s}.yaml" for s in ("pod-ready", "pod-complete", "pod-delete")]
+        return [f"--config={f}" for f in (*files, HERE / "kwok-pod-status-reconcile.yaml")]
 
     def _fixture_settled(self) -> bool:
         nodes = self.get_json("nodes")["items"]
-        if not nodes or not all(_ready(n) for n in nodes):
+        if not nodes or not all(_ready(n) and not _lifecycle_taints(n) for n in nodes):
             return False
         for d in self.get_json("deployments", "-A")["items"]:
             st = d.get("status", {})
@@ -644,6 +669,13 @@ class LocalCluster:
 
     def node_ready(self, node: str) -> bool:
         return _ready(self.get_json("node", node))
+
+
+def _lifecycle_taints(node: dict) -> list[str]:
+    """The node-lifecycle controller's taints still on ``node``: it removes them on its
+    first monitor pass after the node is Ready, up to a node-monitor period later."""
+    return [t["key"] for t in node.get("spec", {}).get("taints", [])
+            if t["key"] in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
 
 
 def _ready(node: dict) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localcluster import _pki
+from localcluster import HARNESS_AGENT, _pki
 from observe import LANES, audit_entries, audit_size, lane_snapshot, writes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +150,8 @@ def test_node_names_not_set_stop_before_any_request(your_cluster, home):
                "the one that runs everything today, in your inventory (group_vars/all.yml) or as " \
                "HOMELAB_PRIMARY_NODE in the environment" in failure(run)
     assert [e for e in audit_entries(your_cluster, offset)
-            if e["user"]["username"] == "homelab-admin" and "kubectl" not in e.get("userAgent", "")] == []
+            if e["user"]["username"] == "homelab-admin"
+            and not e.get("userAgent", "").startswith(("kubectl", HARNESS_AGENT))] == []
     # the environment variables name them as well as the inventory does
     run = ansible_playbook(home, "phase0_verify.yml",
                            env={"HOMELAB_PRIMARY_NODE": PRIMARY, "HOMELAB_SECONDARY_NODE": SECONDARY})

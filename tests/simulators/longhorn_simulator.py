@@ -387,8 +387,10 @@ class Simulator:
                 failed = True
             if failed or self.moving or any(not str(k).startswith("failed:") for k in self.rebuilds):
                 self.stopping.wait(self.tick)  # a rebuild or an attachment runs: its clock ticks
-            else:
-                self.changed.wait(self.idle_tick)
+            elif self.changed.wait(self.idle_tick):
+                # events come in bursts (a write and the echoes of this pass's own writes):
+                # one pass for a burst, not one per event
+                self.stopping.wait(min(self.tick, 0.1))
 
     def reconcile(self) -> None:
         faults = self.faults = self._faults()
@@ -651,6 +653,7 @@ class Simulator:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.changed.set()  # wake the controller's idle wait
         if self.httpd is not None:
             self.httpd.shutdown()
         if self.api is not None:
@@ -803,6 +806,7 @@ def main(argv=None) -> int:
 
     def stop(_signum, _frame):
         sim.stopping.set()
+        sim.changed.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -204,43 +204,70 @@ def test_a_request_without_an_answer_names_the_ca_options(token_env, monkeypatch
         "(K8S_AUTH_VERIFY_SSL=false) turns the check off.")
 
 
-class WatchingClient(FakeClient):
-    """A K8SClient whose DynamicClient (``.client``) answers a watch with ``events``, or
-    raises ``error``; it records the watch's arguments."""
+class FakeWatch(object):
+    """kubernetes.watch.Watch: ``stream`` answers with ``events`` or raises ``error``, and
+    records the function and the arguments it was given."""
+
+    streams = []
 
     def __init__(self, events=(), error=None):
-        super(WatchingClient, self).__init__()
-        self.client, self.events, self.error, self.watches = self, list(events), error, []
+        self.events, self.error = list(events), error
 
-    def watch(self, resource, **kw):
-        self.watches.append(dict(kw, resource=resource))
+    def __call__(self):
+        return self
+
+    def stream(self, func, **kw):
+        FakeWatch.streams.append(dict(kw, func=func))
         if self.error is not None:
             raise self.error
         yield from self.events
+
+    def stop(self):
+        pass
+
+
+class Listable(object):
+    """A discovered resource whose ``get`` is the list call a watch streams."""
+
+    def __init__(self, kind, api_version):
+        self.kind, self.api_version = kind, api_version
+
+    def get(self, **kw):
+        raise AssertionError("the fake watch never calls the list itself")
+
+
+def watching(monkeypatch, events=(), error=None):
+    FakeWatch.streams = []
+    monkeypatch.setattr(kube, "Watch", FakeWatch(events, error))
+    client = FakeClient()
+    client.resource = Listable  # pylint: disable=attribute-defined-outside-init
+    return client
 
 
 def test_wait_for_change_returns_at_the_first_event_from_the_version_it_was_given(monkeypatch):
     slept = []
     monkeypatch.setattr(kube.time, "sleep", slept.append)
-    client = WatchingClient(events=[{"type": "MODIFIED", "object": {}}])
+    client = watching(monkeypatch, events=[{"type": "MODIFIED", "object": {}}])
     assert module_with(client).wait_for_change("Deployment", "apps/v1", "41", 2.5, namespace="apps", name="web")
     assert slept == []
-    watch, = client.watches
-    assert watch["resource"] == ("Deployment", "apps/v1")
-    assert (watch["namespace"], watch["name"], watch["resource_version"], watch["timeout"]) == ("apps", "web", "41", 3)
+    watch, = FakeWatch.streams
+    assert (watch["func"].__self__.kind, watch["func"].__self__.api_version) == ("Deployment", "apps/v1")
+    assert (watch["namespace"], watch["field_selector"], watch["resource_version"]) == ("apps", "metadata.name=web", "41")
+    # the server ends the watch after 3 s; the client's read timeout, should the server not
+    assert (watch["timeout_seconds"], watch["_request_timeout"], watch["serialize"]) == (3, 8, False)
 
 
 def test_wait_for_change_sleeps_out_the_time_without_a_version_or_when_the_watch_fails(monkeypatch):
     slept = []
     monkeypatch.setattr(kube.time, "sleep", slept.append)
-    client = WatchingClient(events=[{"type": "MODIFIED", "object": {}}])
+    client = watching(monkeypatch, events=[{"type": "MODIFIED", "object": {}}])
     assert not module_with(client).wait_for_change("Pod", "v1", None, 1.0, namespace="apps")
-    assert client.watches == [] and len(slept) == 1 and 0.9 < slept[0] <= 1.0
+    assert FakeWatch.streams == [] and len(slept) == 1 and 0.9 < slept[0] <= 1.0
     slept[:] = []
-    gone = WatchingClient(events=[{"type": "ERROR", "object": {"code": 410}}])
+    gone = watching(monkeypatch, events=[{"type": "ERROR", "object": {"code": 410}}])
     assert not module_with(gone).wait_for_change("Pod", "v1", "7", 1.0, namespace="apps")
     assert len(slept) == 1 and 0.9 < slept[0] <= 1.0
     slept[:] = []
-    broken = WatchingClient(error=OSError("connection reset"))
+    broken = watching(monkeypatch, error=OSError("connection reset"))
     assert not module_with(broken).wait_for_change("Pod", "v1", "7", 1.0, namespace="apps")
     assert len(slept) == 1 and 0.9 < slept[0] <= 1.0
