@@ -84,9 +84,14 @@ def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
                 {"matchExpressions": [{"key": lane["label"], "operator": "In",
                                        "values": values}]}]}},
             "podAntiAffinity": anti},
+        # matchLabelKeys: the constraint counts the pods of the new revision only. Counting
+        # the old pods too (the runbook's constraint), a surge rollout places one new pod
+        # beside the old one's node and the other wherever it likes: once the old pod goes,
+        # both can be on the same node (seen with coredns: "running on worker-1, worker-1").
         "spec.template.spec.topologySpreadConstraints": [
             {"maxSkew": int(component.get("max_skew", 1)), "topologyKey": key,
-             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector}],
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector,
+             "matchLabelKeys": ["pod-template-hash"]}],
     }
     if tolerate:
         fields["spec.template.spec.tolerations"] = tolerations

@@ -100,7 +100,11 @@ def test_spread_fields_for_coredns_and_ingress():
     assert fields["spec.template.spec.affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "workload-lane", "operator": "In", "values": ["primary", "secondary"]}]}]}
-    assert fields["spec.template.spec.topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert fields["spec.template.spec.topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        # the new revision's pods only: a surge rollout cannot end with both on one node
+        "matchLabelKeys": ["pod-template-hash"]}]
     assert fields["spec.template.spec.containers[coredns].readinessProbe"] == PROBE
     assert "spec.strategy" not in fields
     ingress = spread_fields({"name": "ingress", "anti_affinity": "required"}, DEPLOY, LANE)
