@@ -11,10 +11,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
+
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
     field,
     placement,
     taint_text,
+    toleration_tolerates,
 )
 
 # Kinds audited, with the API version and where the pod template sits.
@@ -209,3 +212,146 @@ def failed_scheduling_since(events, since):
                     "pod": field(e, "involvedObject", "name"),
                     "message": field(e, "message"), "time": when})
     return sorted(out, key=lambda e: (e["time"], e["namespace"] or "", e["pod"] or ""))
+
+
+def _with_taints(node, taints):
+    """``node`` with ``taints`` on it: each replaces a taint of the same key and effect."""
+    added = [dict((k, t.get(k)) for k in ("key", "value", "effect") if t.get(k) is not None)
+             for t in taints]
+    ids = set((t.get("key"), t.get("effect")) for t in added)
+    spec = dict(field(node, "spec") or {})
+    spec["taints"] = [t for t in (spec.get("taints") or [])
+                      if (t.get("key"), t.get("effect")) not in ids] + added
+    return dict(node, spec=spec)
+
+
+def _without_taints(node, taints):
+    ids = set((t.get("key"), t.get("effect")) for t in taints)
+    spec = dict(field(node, "spec") or {})
+    spec["taints"] = [t for t in (spec.get("taints") or [])
+                      if (t.get("key"), t.get("effect")) not in ids]
+    return dict(node, spec=spec)
+
+
+def toleration_for(taint):
+    """The toleration of exactly ``taint`` (key, value and effect)."""
+    if taint.get("value"):
+        return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
+    return {"key": taint["key"], "operator": "Exists", "effect": taint["effect"]}
+
+
+def daemonset_manager(ds):
+    """Who owns a DaemonSet's spec other than its users: its controlling owner
+    (``Kind/name``) or the Longhorn manager (label ``longhorn.io/managed-by``), else None.
+    A live edit of such a DaemonSet is undone by that owner."""
+    kind, name = pod_owner(ds)
+    if kind:
+        return "%s/%s" % (kind, name)
+    managed = (field(ds, "metadata", "labels") or {}).get("longhorn.io/managed-by")
+    return managed or None
+
+
+def daemonset_coverage(daemonsets, nodes, taints):
+    """Per DaemonSet, the nodes it runs on with ``taints`` ({node: [taint]}) on their nodes
+    and without them, and the tolerations its pod template lacks for the difference.
+
+    The nodes are the DaemonSet controller's (pkg/controller/daemon NodeShouldRunDaemonPod):
+    nodeName, nodeSelector, required node affinity, and NoSchedule/NoExecute taints with
+    the tolerations the controller adds (so a cordon does not keep it off). Its
+    ``desiredNumberScheduled`` counts those nodes: a NoSchedule taint it does not tolerate
+    drops the node from it at once, and a restart of the pod there (an upgrade, a rollout
+    restart) does not bring it back."""
+    names = [field(n, "metadata", "name") for n in nodes]
+    unknown = sorted(set(taints) - set(names))
+    if unknown:
+        raise ValueError("taints: no node named %s; nodes are: %s"
+                         % (", ".join(unknown), ", ".join(sorted(names))))
+    with_taints = [_with_taints(n, taints.get(field(n, "metadata", "name")) or []) for n in nodes]
+    without = [_without_taints(n, taints.get(field(n, "metadata", "name")) or []) for n in nodes]
+    rows = []
+    for ds in daemonsets:
+        spec = pod_template_spec(dict(ds, kind="DaemonSet"))
+        on = placement(spec, with_taints, "DaemonSet")
+        off = placement(spec, without, "DaemonSet")
+        dropped = sorted(set(off["may_run_on"]) - set(on["may_run_on"]))
+        own = list(field(spec, "tolerations") or [])
+        needed = []
+        for node in dropped:
+            for t in taints.get(node) or []:
+                tol = toleration_for(t)
+                if t.get("effect") in ("NoSchedule", "NoExecute") and tol not in needed and not any(
+                        toleration_tolerates(x, t) for x in own):
+                    needed.append(tol)
+        rows.append({
+            "namespace": field(ds, "metadata", "namespace"),
+            "name": field(ds, "metadata", "name"),
+            "desired": field(ds, "status", "desiredNumberScheduled"),
+            "covers_without": off["may_run_on"],
+            "covers_with": on["may_run_on"],
+            "dropped": dropped,
+            "why": dict((n, on["blocked"].get(n, [])) for n in dropped),
+            "tolerations": own,
+            "needed": needed,
+            "manager": daemonset_manager(ds),
+        })
+    return sorted(rows, key=lambda r: (r["namespace"] or "", r["name"]))
+
+
+def render_coverage(rows, taints):
+    """Lines a person reads: which DaemonSets ``taints`` would drop from which nodes."""
+    what = "; ".join("%s on %s" % (", ".join(taint_text(t) for t in ts), n)
+                     for n, ts in sorted(taints.items()))
+    dropped = [r for r in rows if r["dropped"]]
+    lines = ["DaemonSets with %s: %d of %d keep every node they run on" % (
+        what, len(rows) - len(dropped), len(rows))]
+    for r in dropped:
+        lines.append("  %s/%s: runs on %s; with the taints only on %s (loses %s: %s)%s" % (
+            r["namespace"], r["name"], ", ".join(r["covers_without"]) or "no node",
+            ", ".join(r["covers_with"]) or "no node", ", ".join(r["dropped"]),
+            "; ".join(sorted(set(x for n in r["dropped"] for x in r["why"][n]))),
+            "; managed by %s" % r["manager"] if r["manager"] else ""))
+    return lines
+
+
+def _matches(pattern, namespace, name):
+    ns_pat, _slash, name_pat = pattern.partition("/")
+    return fnmatch.fnmatchcase(namespace or "", ns_pat) and fnmatch.fnmatchcase(name, name_pat or "*")
+
+
+def toleration_changes(rows, node_agents):
+    """The workload_fields changes that keep each DaemonSet of ``rows``
+    (daemonset_coverage) on the nodes the taints would drop it from: its tolerations and
+    the ``needed`` ones. Only DaemonSets that ``node_agents`` (``namespace/name`` patterns,
+    shell-style) name, and that no owner manages: a live edit of those would be undone
+    (see ``unkept``)."""
+    if isinstance(node_agents, str) or any(not isinstance(p, str) or "/" not in p for p in node_agents):
+        raise ValueError("node_agents must be a list of namespace/name patterns, for example "
+                         "['*/*'] or ['metallb-system/*', 'kube-system/kube-proxy']; got %r" % (node_agents,))
+    out = []
+    for r in rows:
+        if r["needed"] and not r["manager"] and any(_matches(p, r["namespace"], r["name"]) for p in node_agents):
+            out.append({"kind": "DaemonSet", "api_version": "apps/v1", "namespace": r["namespace"],
+                        "name": r["name"], "compare": "exact",
+                        "fields": {"spec.template.spec.tolerations": r["tolerations"] + r["needed"]}})
+    return out
+
+
+def unkept(rows, node_agents):
+    """The DaemonSets of ``rows`` the taints drop from a node and toleration_changes does
+    not keep, each with why: ``namespace/name (loses node: managed by X)``."""
+    changed = set((c["namespace"], c["name"]) for c in toleration_changes(rows, node_agents))
+    out = []
+    for r in rows:
+        if not r["dropped"] or (r["namespace"], r["name"]) in changed:
+            continue
+        if r["manager"] == "longhorn-manager":
+            why = ("managed by longhorn-manager, which undoes a live edit: add the toleration to Longhorn's"
+                   " taint-toleration setting (Longhorn applies it while no volume is attached)")
+        elif r["manager"]:
+            why = "managed by %s, which undoes a live edit: give it the toleration there" % r["manager"]
+        elif not r["needed"]:
+            why = ", ".join(sorted(set(x for n in r["dropped"] for x in r["why"][n])))
+        else:
+            why = "not in the node agents the plan may change"
+        out.append("%s/%s (loses %s: %s)" % (r["namespace"], r["name"], ", ".join(r["dropped"]), why))
+    return out

@@ -7,10 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import validate
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     WORKLOAD_KINDS,
     audit,
+    daemonset_coverage,
     failed_scheduling_since,
+    render_coverage,
     render_report,
 )
 
@@ -27,6 +30,13 @@ def run_placement_audit(module):
     if unknown:
         module.fail_json(msg="if_schedulable: no node named %s; nodes are: %s"
                          % (", ".join(repr(n) for n in unknown), ", ".join(names)))
+    judged = params.get("daemonset_taints") or {}
+    errors = ["daemonset_taints: no node named %r; nodes are: %s" % (n, ", ".join(names))
+              for n in sorted(judged) if n not in names]
+    for n, taints in sorted(judged.items()):
+        errors += ["daemonset_taints[%s]: %s" % (n, e) for e in validate({}, taints or [])]
+    if errors:
+        module.fail_json(msg="; ".join(errors))
     wanted = set(params.get("namespaces") or [])
 
     def keep(items):
@@ -40,6 +50,10 @@ def run_placement_audit(module):
             workloads.append(item)
     facts = audit(nodes, pods, workloads, params.get("if_schedulable"))
     facts["report"] = render_report(facts, focus)
+    if judged:
+        facts["daemonsets"] = daemonset_coverage(
+            [w for w in workloads if w["kind"] == "DaemonSet"], nodes, judged)
+        facts["report"] += render_coverage(facts["daemonsets"], judged)
     since = params.get("events_since")
     if since:
         events = module.list("Event", field_selector="reason=FailedScheduling")

@@ -47,6 +47,19 @@ options:
       - Also report the C(FailedScheduling) events at or after this time (RFC 3339, UTC,
         for example C(2026-11-21T18:00:00Z)) in RV(failed_scheduling). One more LIST.
     type: str
+  daemonset_taints:
+    description:
+      - Node name to taints (each with C(key), C(effect) and an optional C(value)) whose
+        effect on DaemonSets to report in RV(daemonsets) and at the end of RV(report), that
+        is the nodes each DaemonSet runs on with these taints on their nodes and without them.
+      - The nodes are those of the DaemonSet controller (C(NodeShouldRunDaemonPod)). A
+        NoSchedule or NoExecute taint a DaemonSet does not tolerate takes the node out of
+        its C(desiredNumberScheduled) at once, and its pod there does not come back after
+        a restart (an upgrade, C(kubectl rollout restart)). A cordon does not keep a
+        DaemonSet off.
+      - Give the taints a change is about to add to see what it would drop, or the taints
+        a change added to see what it dropped.
+    type: dict
   namespaces:
     description:
       - Only audit pods and workloads in these namespaces. Nodes are always all read.
@@ -135,6 +148,25 @@ failed_scheduling:
   elements: dict
   sample: [{"namespace": "apps", "pod": "qdrant-5d8f7-abcde", "time": "2026-11-21T18:00:05Z",
             "message": "0/2 nodes are available: 1 node(s) had untolerated taint ..."}]
+daemonsets:
+  description:
+    - Per DaemonSet, the nodes it runs on without and with O(daemonset_taints)
+      (C(covers_without), C(covers_with)), the nodes the taints drop (C(dropped)) and why
+      (C(why)), its status C(desired) (C(desiredNumberScheduled)), its pod template's
+      C(tolerations), the tolerations that would keep the dropped nodes (C(needed)), and
+      its C(manager) (its controlling owner as C(Kind/name), or the value of its
+      C(longhorn.io/managed-by) label), which undoes a live edit of it.
+  returned: when O(daemonset_taints) is set
+  type: list
+  elements: dict
+  sample: [{"namespace": "metallb-system", "name": "metallb-speaker", "desired": 2,
+            "covers_without": ["miniserver", "worker-1"], "covers_with": ["miniserver"],
+            "dropped": ["worker-1"],
+            "why": {"worker-1": ["untolerated taint workload-lane=secondary:NoSchedule"]},
+            "tolerations": [],
+            "needed": [{"key": "workload-lane", "operator": "Equal", "value": "secondary",
+                        "effect": "NoSchedule"}],
+            "manager": null}]
 report:
   description: The same facts as lines a person reads.
   returned: always
@@ -158,6 +190,7 @@ def main():
         if_schedulable=dict(type="list", elements="str"),
         events_since=dict(type="str"),
         namespaces=dict(type="list", elements="str", default=[]),
+        daemonset_taints=dict(type="dict"),
     ))
     module.exit_json(changed=False, **run_placement_audit(module))
 

@@ -263,7 +263,9 @@ def test_your_cluster_commands(your_cluster, person_evidence, tmp_path):
         run_scenario("your-cluster", session, c)
         assert lane_snapshot(c) == before
         apply = json.loads((newest(person_evidence, "phase0_guardrails") / "plan.json").read_text())
-        assert [i["object"] for i in apply["items"]] == ["Node/" + PRIMARY, "Node/" + SECONDARY]
+        assert [i["object"] for i in apply["items"]] == [
+            "DaemonSet/engine-image-ei-db6c2b6f", "DaemonSet/longhorn-csi-plugin", "DaemonSet/metallb-speaker",
+            "Node/" + PRIMARY, "Node/" + SECONDARY]
     finally:
         shutil.rmtree(mine, ignore_errors=True)
         if aside.exists():

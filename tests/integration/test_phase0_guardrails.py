@@ -16,6 +16,20 @@ from proof import MATRIX, proof
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
 LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
+LANE_TOLERATION = {"key": "workload-lane", "operator": "Equal", "value": "secondary", "effect": "NoSchedule"}
+# the fixture's node agents: each runs on both nodes, none tolerates the lane taint
+AGENTS = ("longhorn-system/engine-image-ei-db6c2b6f", "longhorn-system/longhorn-csi-plugin",
+          "metallb-system/metallb-speaker")
+
+
+def agents(c):
+    """Each fixture DaemonSet's template tolerations and desiredNumberScheduled."""
+    out = {}
+    for agent in AGENTS:
+        ns, name = agent.split("/")
+        ds = c.get_json("daemonset", name, "-n", ns)
+        out[agent] = (ds["spec"]["template"]["spec"].get("tolerations"), ds["status"].get("desiredNumberScheduled"))
+    return out
 
 
 @pytest.fixture
@@ -36,11 +50,15 @@ def phase0(two_node, run_playbook, evidence):
         extra.setdefault("evidence_root", str(evidence))
         return run_playbook(two_node, playbook, extra_vars=extra, check=check)
     run.evidence = evidence
-    before = lane_snapshot(two_node)
+    before, agents_before = lane_snapshot(two_node), agents(two_node)
     yield run
     two_node.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
     two_node.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
-    assert lane_snapshot(two_node) == before
+    for agent in AGENTS:  # a test that applied and did not roll back left the toleration
+        ns, name = agent.split("/")
+        two_node.kubectl("patch", "daemonset", name, "-n", ns, "--type=json", "-p",
+                         '[{"op": "remove", "path": "/spec/template/spec/tolerations"}]', check=False)
+    assert lane_snapshot(two_node) == before and agents(two_node) == agents_before
 
 
 def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
@@ -55,12 +73,22 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
     assert lane_snapshot(c) == before
     run_dir = newest(evidence, "phase0_guardrails")
     plan = json.loads((run_dir / "plan.json").read_text())
-    assert [i["object"] for i in plan["items"]] == ["Node/miniserver", "Node/worker-1"]
+    # the lane changes, and the toleration that keeps each node agent on worker-1 under the
+    # lane taint (the runbook does not say: without it the taint drops them from worker-1)
+    assert [i["object"] for i in plan["items"]] == [
+        "DaemonSet/engine-image-ei-db6c2b6f", "DaemonSet/longhorn-csi-plugin", "DaemonSet/metallb-speaker",
+        "Node/miniserver", "Node/worker-1"]
+    assert {i["object"]: i["after"] for i in plan["items"] if i["object"].startswith("DaemonSet/")} == dict(
+        ("DaemonSet/" + a.split("/")[1], {"spec.template.spec.tolerations": [LANE_TOLERATION]}) for a in AGENTS)
     assert f"-e approve_plan={plan['id']}" in check.stdout
     # what an AWX workflow hands to the run after its approval node (set_stats)
     assert custom_stats(check.stdout) == {"approve_plan": plan["id"]}
     verify = json.loads((run_dir / "verify.json").read_text())
     assert verify["could_land_on_secondary"] == ["apps/qdrant"]  # the only one
+    kept = [chk for chk in verify["checks"] if chk["name"].startswith("every DaemonSet on worker-1 stays there")][0]
+    assert kept["finding"] and kept["detail"] == (
+        "longhorn-system/engine-image-ei-db6c2b6f, longhorn-system/longhorn-csi-plugin, metallb-system/metallb-speaker"
+        " would lose it; the plan gives each a toleration of the lane taint")
     report = (run_dir / "report.md").read_text()
     assert "check mode (nothing written to the cluster)" in report and plan["id"] in report
     assert 'labels.workload-lane: null -> "secondary"' in report
@@ -95,6 +123,9 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
         assert verify["could_land_on_secondary"] == []  # the lane taint now guards worker-1
         rollback = json.loads((run_dir / "rollback.json").read_text())
         assert len(rollback["lane_changes"]) == 2
+        assert sorted((r["namespace"] + "/" + r["name"], r["fields"]) for r in rollback["daemonset_changes"]) == [
+            (a, {"spec.template.spec.tolerations": None}) for a in AGENTS]
+        assert agents(c) == dict((a, ([LANE_TOLERATION], 2)) for a in AGENTS)
         # what an AWX workflow hands to the rollback on its failure branch (set_stats)
         assert custom_stats(apply.stdout) == {"rollback_from": str(run_dir)}
 
@@ -120,9 +151,62 @@ def test_plan_gate_apply_idempotent_rollback(two_node, phase0, evidence):
         assert empty.rc != 0 and f"{nothing} records no change to undo" in empty.stdout, empty.stdout[-3000:]
         assert writes(c, offset) == []
 
-    # 5. the rollback (planned, approved, applied by proof.py): the nodes equal the before-snapshot
+    # 5. the rollback (planned, approved, applied by proof.py): the nodes equal the before-snapshot,
+    # the node agents have their own tolerations again
     assert p.rollback_plan["items"]
     assert lane_snapshot(c) == before
+    assert agents(c) == dict((a, (None, 2)) for a in AGENTS)
+
+
+def test_the_node_agents_come_back_to_worker_1_after_a_restart_under_the_lane_taint(two_node, phase0, evidence):
+    """What an upgrade of Longhorn or MetalLB does (a rollout restart of its DaemonSets) after
+    Phase 0: each DaemonSet still wants both nodes and its pod comes back on worker-1. A
+    DaemonSet the plan cannot keep (its manager, longhorn-manager here, undoes a live edit)
+    stops the run before anything is written, by name, with what to do instead."""
+    c = two_node
+    check = phase0(check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    plan = json.loads((newest(evidence, "phase0_guardrails") / "plan.json").read_text())
+    apply = phase0(approve_plan=plan["id"])
+    assert apply.rc == 0, apply.stdout[-3000:]
+    for agent in AGENTS:
+        ns, name = agent.split("/")
+        c.kubectl("rollout", "restart", "daemonset/" + name, "-n", ns)
+    for agent in AGENTS:
+        ns, name = agent.split("/")
+        c.kubectl("rollout", "status", "daemonset/" + name, "-n", ns, "--timeout=120s")
+        c.wait(agent + " on both nodes", lambda: {
+            p["spec"].get("nodeName") for p in c.get_json("pods", "-n", ns)["items"]
+            if p["metadata"]["name"].startswith(name + "-") and not p["metadata"].get("deletionTimestamp")
+            and p["status"].get("phase") == "Running"} == {"miniserver", "worker-1"}, 60)
+    assert dict((a, n) for a, (_t, n) in agents(c).items()) == dict((a, 2) for a in AGENTS)
+    undo = phase0(ROLLBACK, check=True)
+    assert undo.rc == 0, undo.stdout[-3000:]
+    undo_plan = json.loads((newest(evidence, "phase0_guardrails_rollback") / "plan.json").read_text())
+    undo = phase0(ROLLBACK, approve_plan=undo_plan["id"])
+    assert undo.rc == 0, undo.stdout[-3000:]
+    assert [t for t, _n in agents(c).values()] == [None] * len(AGENTS)
+
+    # a node agent that longhorn-manager manages: the check run stops, naming it and what to do
+    managed = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {
+        "name": "longhorn-manager-agent", "namespace": "longhorn-system",
+        "labels": {"longhorn.io/managed-by": "longhorn-manager", "app": "longhorn-manager-agent"}},
+        "spec": {"selector": {"matchLabels": {"app": "longhorn-manager-agent"}}, "template": {
+            "metadata": {"labels": {"app": "longhorn-manager-agent"}},
+            "spec": {"containers": [{"name": "agent", "image": "registry.example/agent:test"}]}}}}
+    c.kubectl("apply", "-f", "-", input=json.dumps(managed))
+    try:
+        offset = audit_size(c)
+        refused = phase0(check=True)
+        assert refused.rc != 0 and writes(c, offset) == []
+        said = " ".join(refused.stdout.split())
+        assert ("longhorn-system/longhorn-manager-agent (loses worker-1: managed by longhorn-manager, which undoes a"
+                " live edit: add the toleration to Longhorn's taint-toleration setting (Longhorn applies it while no"
+                " volume is attached))") in said, said[-3000:]
+        assert "Failed: every DaemonSet on worker-1 stays there under the lane taint workload-lane=secondary:NoSchedule" \
+            in said, said[-3000:]
+    finally:
+        c.kubectl("delete", "daemonset", "longhorn-manager-agent", "-n", "longhorn-system", "--wait=true")
 
 
 def test_the_proof_fails_a_rollback_that_leaves_one_field_changed(two_node, phase0):

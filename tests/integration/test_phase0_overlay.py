@@ -86,6 +86,7 @@ def test_overlay_rendered_planned_committed_and_rolled_back(two_node, run_playbo
         assert check.rc == 0, check.stdout[-3000:]
         plan = json.loads((newest("phase0_guardrails") / "plan.json").read_text())
         assert [i["object"] for i in plan["items"]] == [
+            "DaemonSet/engine-image-ei-db6c2b6f", "DaemonSet/longhorn-csi-plugin", "DaemonSet/metallb-speaker",
             "Node/miniserver", "Node/worker-1",
             "File/" + OVERLAY + "/kustomization.yaml", "File/" + OVERLAY + "/patch-affinity.yaml",
             "File/" + APP]

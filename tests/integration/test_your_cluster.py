@@ -118,7 +118,9 @@ def test_phase0_on_a_cluster_with_other_node_names(your_cluster, home):
         assert check.returncode == 0, check.stdout[-3000:]
         assert writes(c, offset) == [] and lane_snapshot(c) == before
         plan = json.loads((evidence_folders(home, "phase0_guardrails")[-1] / "plan.json").read_text())
-        assert [i["object"] for i in plan["items"]] == [f"Node/{PRIMARY}", f"Node/{SECONDARY}"]
+        assert [i["object"] for i in plan["items"]] == [
+            "DaemonSet/engine-image-ei-db6c2b6f", "DaemonSet/longhorn-csi-plugin", "DaemonSet/metallb-speaker",
+            f"Node/{PRIMARY}", f"Node/{SECONDARY}"]
         apply = ansible_playbook(home, "phase0_guardrails.yml", "-e", "approve_plan=" + plan_id(check))
         assert apply.returncode == 0, apply.stdout[-3000:]
         after = lane_snapshot(c)

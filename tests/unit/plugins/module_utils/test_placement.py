@@ -1,8 +1,12 @@
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     audit,
+    daemonset_coverage,
     pinning,
     pod_template_spec,
+    render_coverage,
     render_report,
+    toleration_changes,
+    unkept,
 )
 
 
@@ -124,3 +128,104 @@ def test_failed_scheduling_since_uses_the_latest_event_time():
     got = failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00")
     assert [e["pod"] for e in got] == ["new", "repeating"]
     assert got[0]["time"] == "2026-11-21T18:00:01.123456Z"
+
+
+LANE = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
+
+
+def daemonset(name, spec=None, labels=None, owner=None, desired=2, ns="metallb-system"):
+    ds = deploy(name, dict(spec or {}), kind="DaemonSet", owner=owner)
+    ds["metadata"].update(namespace=ns, labels=dict(labels or {}))
+    ds["status"] = {"desiredNumberScheduled": desired}
+    return ds
+
+
+def test_the_lane_taint_drops_a_daemonset_that_does_not_tolerate_it_even_on_a_cordoned_node():
+    nodes = [node("miniserver"), node("worker-1", True, [UNSCHED])]
+    plain = daemonset("metallb-speaker")
+    tolerant = daemonset("fluent-bit", {"tolerations": [{"operator": "Exists"}]})
+    pinned = daemonset("gpu-agent", {"nodeSelector": {"kubernetes.io/hostname": "miniserver"}})
+    rows = daemonset_coverage([plain, tolerant, pinned], nodes, {"worker-1": [LANE]})
+    by = dict((r["name"], r) for r in rows)
+    # the cordon does not keep a DaemonSet off (the controller tolerates it); the lane taint does
+    assert by["metallb-speaker"]["covers_without"] == ["miniserver", "worker-1"]
+    assert by["metallb-speaker"]["covers_with"] == ["miniserver"]
+    assert by["metallb-speaker"]["dropped"] == ["worker-1"]
+    assert by["metallb-speaker"]["why"] == {"worker-1": ["untolerated taint workload-lane=secondary:NoSchedule"]}
+    assert by["metallb-speaker"]["needed"] == [
+        {"key": "workload-lane", "operator": "Equal", "value": "secondary", "effect": "NoSchedule"}]
+    assert by["metallb-speaker"]["desired"] == 2 and by["metallb-speaker"]["manager"] is None
+    # tolerates every taint, or never ran there: nothing dropped, nothing needed
+    for name in ("fluent-bit", "gpu-agent"):
+        assert by[name]["dropped"] == [] and by[name]["needed"] == []
+    assert by["gpu-agent"]["covers_without"] == by["gpu-agent"]["covers_with"] == ["miniserver"]
+
+
+def test_after_the_apply_the_taint_on_the_node_is_judged_the_same_way():
+    nodes = [node("miniserver"), node("worker-1", False, [LANE])]
+    rows = daemonset_coverage([daemonset("metallb-speaker")], nodes, {"worker-1": [LANE]})
+    assert rows[0]["covers_without"] == ["miniserver", "worker-1"] and rows[0]["dropped"] == ["worker-1"]
+    # the toleration the plan adds keeps it
+    fixed = daemonset("metallb-speaker", {"tolerations": rows[0]["needed"]})
+    assert daemonset_coverage([fixed], nodes, {"worker-1": [LANE]})[0]["dropped"] == []
+    # a toleration for another value of the key does not
+    other = daemonset("metallb-speaker", {"tolerations": [dict(rows[0]["needed"][0], value="primary")]})
+    assert daemonset_coverage([other], nodes, {"worker-1": [LANE]})[0]["dropped"] == ["worker-1"]
+
+
+def test_a_daemonset_an_operator_owns_names_its_manager_and_prefer_no_schedule_drops_nothing():
+    nodes = [node("miniserver"), node("worker-1")]
+    owned = daemonset("engine-image-ei-1", owner=("EngineImage", "ei-1"), ns="longhorn-system")
+    managed = daemonset("longhorn-csi-plugin", labels={"longhorn.io/managed-by": "longhorn-manager"},
+                        ns="longhorn-system")
+    rows = daemonset_coverage([owned, managed], nodes, {"worker-1": [LANE]})
+    assert [(r["name"], r["manager"], r["dropped"]) for r in rows] == [
+        ("engine-image-ei-1", "EngineImage/ei-1", ["worker-1"]),
+        ("longhorn-csi-plugin", "longhorn-manager", ["worker-1"])]
+    soft = dict(LANE, effect="PreferNoSchedule")
+    assert [r["dropped"] for r in daemonset_coverage([owned], nodes, {"worker-1": [soft]})] == [[]]
+
+
+def test_coverage_report_and_unknown_nodes():
+    nodes = [node("miniserver"), node("worker-1")]
+    rows = daemonset_coverage([daemonset("metallb-speaker"), daemonset("fluent-bit", {"tolerations": [
+        {"operator": "Exists"}]})], nodes, {"worker-1": [LANE]})
+    assert render_coverage(rows, {"worker-1": [LANE]}) == [
+        "DaemonSets with workload-lane=secondary:NoSchedule on worker-1: 1 of 2 keep every node they run on",
+        "  metallb-system/metallb-speaker: runs on miniserver, worker-1; with the taints only on miniserver"
+        " (loses worker-1: untolerated taint workload-lane=secondary:NoSchedule)"]
+    try:
+        daemonset_coverage([], nodes, {"worker-9": [LANE]})
+    except ValueError as e:
+        assert str(e) == "taints: no node named worker-9; nodes are: miniserver, worker-1"
+    else:
+        raise AssertionError("an unknown node was accepted")
+
+
+def test_the_plan_keeps_the_node_agents_it_may_change_and_names_the_rest():
+    nodes = [node("miniserver"), node("worker-1")]
+    rows = daemonset_coverage([
+        daemonset("metallb-speaker", {"tolerations": [{"key": "a", "operator": "Exists"}]}),
+        daemonset("fluent-bit", ns="logging"),
+        daemonset("engine-image-ei-1", owner=("EngineImage", "ei-1"), ns="longhorn-system"),
+        daemonset("pinned", {"nodeSelector": {"kubernetes.io/hostname": "miniserver"}}),
+    ], nodes, {"worker-1": [LANE]})
+    tol = {"key": "workload-lane", "operator": "Equal", "value": "secondary", "effect": "NoSchedule"}
+    assert toleration_changes(rows, ["metallb-system/*"]) == [{
+        "kind": "DaemonSet", "api_version": "apps/v1", "namespace": "metallb-system", "name": "metallb-speaker",
+        "compare": "exact", "fields": {"spec.template.spec.tolerations": [{"key": "a", "operator": "Exists"}, tol]}}]
+    assert unkept(rows, ["metallb-system/*"]) == [
+        "logging/fluent-bit (loses worker-1: not in the node agents the plan may change)",
+        "longhorn-system/engine-image-ei-1 (loses worker-1: managed by EngineImage/ei-1, which undoes a live"
+        " edit: give it the toleration there)"]
+    assert [c["name"] for c in toleration_changes(rows, ["*/*"])] == ["fluent-bit", "metallb-speaker"]
+    assert unkept(rows, ["*/*"]) == [
+        "longhorn-system/engine-image-ei-1 (loses worker-1: managed by EngineImage/ei-1, which undoes a live"
+        " edit: give it the toleration there)"]
+    for bad in ("*/*", ["metallb-speaker"], [3]):
+        try:
+            toleration_changes(rows, bad)
+        except ValueError as e:
+            assert "node_agents must be a list of namespace/name patterns" in str(e)
+        else:
+            raise AssertionError("%r was accepted" % (bad,))
