@@ -14,7 +14,9 @@ import json
 # rollback restores (the list: status, resourceVersion, managedFields,
 # generation, timestamps, the revision annotation).
 IGNORED_METADATA = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink")
-IGNORED_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+# The DaemonSet controller's counterpart of a Deployment's revision annotation: it counts
+# template changes (pkg/controller/daemon, the "deprecated" generation kept for old clients).
+IGNORED_ANNOTATIONS = ("deployment.kubernetes.io/revision", "deprecated.daemonset.template.generation")
 # A pod template's restartedAt annotation is a write of its own and is compared.
 # Taint keys the node lifecycle controller and `kubectl cordon` own (transient, not a lane).
 SYSTEM_TAINT_PREFIX = "node.kubernetes.io/"

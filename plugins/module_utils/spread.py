@@ -84,15 +84,18 @@ def spread_fields(component, deployment, lane, lane_values=None, tolerate=True):
                 {"matchExpressions": [{"key": lane["label"], "operator": "In",
                                        "values": values}]}]}},
             "podAntiAffinity": anti},
-        # matchLabelKeys: the constraint counts the pods of the new revision only. Counting
-        # the old pods too (the runbook's constraint), a surge rollout places one new pod
-        # beside the old one's node and the other wherever it likes: once the old pod goes,
-        # both can be on the same node (seen with coredns: "running on worker-1, worker-1").
         "spec.template.spec.topologySpreadConstraints": [
             {"maxSkew": int(component.get("max_skew", 1)), "topologyKey": key,
-             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector,
-             "matchLabelKeys": ["pod-template-hash"]}],
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector}],
     }
+    if component["anti_affinity"] == "preferred":
+        # A surge rollout (preferred anti-affinity keeps the default strategy): counting the
+        # old pods too, as the runbook's constraint does, one new pod goes beside the old
+        # pod's node and the other wherever it scores higher; once the old pod goes both
+        # can be on one node (seen with CoreDNS: "running on worker-1, worker-1"). With
+        # matchLabelKeys the constraint counts the new revision's pods only. Required
+        # anti-affinity rolls one pod at a time and places them one per node by itself.
+        fields["spec.template.spec.topologySpreadConstraints"][0]["matchLabelKeys"] = ["pod-template-hash"]
     if tolerate:
         fields["spec.template.spec.tolerations"] = tolerations
     unpinned = unpinned_selector(pod_spec, lane)

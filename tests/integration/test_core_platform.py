@@ -54,8 +54,15 @@ def platform(longhorn, run_playbook, tmp_path):
     run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, core_platform_volume_wait_timeout=60)
     run.originals = originals
     yield run
-    for body in originals.values():  # whatever the test left, the fixture's Deployments again
+    # whatever the test left, the fixture's Deployments again, in the collection's own order
+    # (spread.rollback_order): a left required anti-affinity first, or the old pod that
+    # carries it keeps the fixture's pod, pinned to the same node, Pending for good
+    for name, body in originals.items():
+        c.kubectl("patch", "deployment", name, "-n", COMPONENTS[name], "--type=json", "-p",
+                  '[{"op": "remove", "path": "/spec/template/spec/affinity/podAntiAffinity"}]', check=False)
+        c.kubectl("rollout", "status", "deployment/" + name, "-n", COMPONENTS[name], "--timeout=90s", check=False)
         c.kubectl("replace", "-f", "-", input=json.dumps(body))
+        c.kubectl("rollout", "status", "deployment/" + name, "-n", COMPONENTS[name], "--timeout=90s")
     clear_lanes(c)
 
 

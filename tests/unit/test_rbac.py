@@ -45,6 +45,8 @@ def test_only_the_families_that_need_them_may_write_nodes_or_delete():
     assert "patch" in verbs("guardrails", "", "nodes") and verbs("capi-rollout", "", "nodes") <= READ
     assert verbs("capi-rollout", "cluster.x-k8s.io", "machines") == READ | {"delete"}
     assert verbs("guardrails", "apps", "deployments") <= READ
+    # the node agents' toleration of the lane taint: patch, never create or delete
+    assert verbs("guardrails", "apps", "daemonsets") == READ | {"patch"}
     assert not [r for f, role in roles().items() for r in role["rules"] if "escalate" in r["verbs"]]
     escalate = [r for r in roles()["active-passive"]["rules"] if "bind" in r["verbs"]]
     # the descheduler's ClusterRole by the name the role gives it (its defaults, read, not copied)

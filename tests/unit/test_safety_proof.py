@@ -34,6 +34,14 @@ def after_rollback(**changes):
 
 def test_bookkeeping_of_the_server_is_no_difference():
     assert not_restored({NAME: COREDNS}, {NAME: after_rollback()}, [NAME]) == []
+    # the DaemonSet controller's count of template changes, as the Deployment's revision
+    ds, name = copy.deepcopy(COREDNS), "daemonsets metallb-system/metallb-speaker"
+    ds["metadata"]["annotations"] = {"deprecated.daemonset.template.generation": "1"}
+    rolled = copy.deepcopy(ds)
+    rolled["metadata"]["annotations"] = {"deprecated.daemonset.template.generation": "3"}
+    assert not_restored({name: ds}, {name: rolled}, [name]) == []
+    rolled["metadata"]["annotations"]["somebody/else"] = "x"
+    assert not_restored({name: ds}, {name: rolled}, [name]) != []
 
 
 def test_a_rollback_that_leaves_one_field_changed_fails_the_row():

@@ -109,6 +109,7 @@ def test_spread_fields_for_coredns_and_ingress():
     assert "spec.strategy" not in fields
     ingress = spread_fields({"name": "ingress", "anti_affinity": "required"}, DEPLOY, LANE)
     assert "requiredDuringSchedulingIgnoredDuringExecution" in ingress["spec.template.spec.affinity"]["podAntiAffinity"]
+    assert "matchLabelKeys" not in ingress["spec.template.spec.topologySpreadConstraints"][0]  # one pod at a time
     assert ingress["spec.strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     # tolerating twice is not added twice
     tolerant = set_field(DEPLOY, "spec.template.spec.tolerations", fields["spec.template.spec.tolerations"])
