@@ -131,7 +131,7 @@ def _fixture_state(cluster):
     templates, and every node's labels, taints and cordon. The taints the node controllers
     manage (``node.kubernetes.io/*``: not-ready, unreachable, the cordon's own) come and go
     with a node's health and are left out. Not covered: objects a test adds beside the
-    fixture's (PDBs, CronJobs); each test removes its own. A pod left Pending counts."""
+    fixture's (PDBs, CronJobs); each test removes its own."""
     state = {}
     for kind in ("deployments", "daemonsets"):
         for d in cluster.get_json(kind, "-A", "-l", FIXTURE_LABEL)["items"]:
@@ -142,11 +142,6 @@ def _fixture_state(cluster):
             n["metadata"].get("labels", {}), bool(n["spec"].get("unschedulable")),
             sorted((t["key"], t.get("value"), t["effect"]) for t in n["spec"].get("taints", [])
                    if not t["key"].startswith("node.kubernetes.io/")))
-    # a pod no node took (a rollout a test left stuck): the next module would read its
-    # FailedScheduling events as its own
-    state["pending"] = sorted("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"])
-                              for p in cluster.get_json("pods", "-A")["items"]
-                              if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp"))
     return state
 
 
