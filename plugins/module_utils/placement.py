@@ -214,22 +214,15 @@ def failed_scheduling_since(events, since):
     return sorted(out, key=lambda e: (e["time"], e["namespace"] or "", e["pod"] or ""))
 
 
-def _with_taints(node, taints):
-    """``node`` with ``taints`` on it: each replaces a taint of the same key and effect."""
-    added = [dict((k, t.get(k)) for k in ("key", "value", "effect") if t.get(k) is not None)
+def _retainted(node, taints, add):
+    """``node`` without the taints of the same key and effect as ``taints``, and with
+    ``taints`` on it when ``add``."""
+    given = [dict((k, t.get(k)) for k in ("key", "value", "effect") if t.get(k) is not None)
              for t in taints]
-    ids = set((t.get("key"), t.get("effect")) for t in added)
+    ids = set((t.get("key"), t.get("effect")) for t in given)
     spec = dict(field(node, "spec") or {})
     spec["taints"] = [t for t in (spec.get("taints") or [])
-                      if (t.get("key"), t.get("effect")) not in ids] + added
-    return dict(node, spec=spec)
-
-
-def _without_taints(node, taints):
-    ids = set((t.get("key"), t.get("effect")) for t in taints)
-    spec = dict(field(node, "spec") or {})
-    spec["taints"] = [t for t in (spec.get("taints") or [])
-                      if (t.get("key"), t.get("effect")) not in ids]
+                      if (t.get("key"), t.get("effect")) not in ids] + (given if add else [])
     return dict(node, spec=spec)
 
 
@@ -266,8 +259,8 @@ def daemonset_coverage(daemonsets, nodes, taints):
     if unknown:
         raise ValueError("taints: no node named %s; nodes are: %s"
                          % (", ".join(unknown), ", ".join(sorted(names))))
-    with_taints = [_with_taints(n, taints.get(field(n, "metadata", "name")) or []) for n in nodes]
-    without = [_without_taints(n, taints.get(field(n, "metadata", "name")) or []) for n in nodes]
+    with_taints = [_retainted(n, taints.get(field(n, "metadata", "name")) or [], True) for n in nodes]
+    without = [_retainted(n, taints.get(field(n, "metadata", "name")) or [], False) for n in nodes]
     rows = []
     for ds in daemonsets:
         spec = pod_template_spec(dict(ds, kind="DaemonSet"))
