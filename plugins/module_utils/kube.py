@@ -92,6 +92,12 @@ def argument_spec(**own):
     return spec
 
 
+def given(options):
+    """A list item's options as the task gave them: the argument spec fills every option
+    it names, unset ones with None; those are dropped (an item is recorded as given)."""
+    return dict((k, v) for k, v in options.items() if v is not None)
+
+
 def api_error_message(exc):
     """The API server's own message from a dynamic-client error, else str(exc)."""
     for attr in ("summary", "body"):
@@ -108,6 +114,8 @@ def api_error_message(exc):
 
 class K8sHaModule(object):
     """A module of this collection: kubernetes.core's module and client, plus helpers."""
+
+    _batch = None  # (the item's label, the item, the results so far) while run_each runs
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
         self.ansible = AnsibleK8SModule(argument_spec=argument_spec,
@@ -128,6 +136,17 @@ class K8sHaModule(object):
         return self.ansible._diff
 
     def fail_json(self, **kwargs):
+        if self._batch is not None:
+            # a failure inside run_each: name the item, and return the results of the
+            # items before it (their writes were made) and this item's own, as a loop
+            # over the module would register them
+            label, item, results = self._batch
+            msg = kwargs.pop("msg", "")
+            mine = dict(kwargs, item=item, failed=True, msg=msg)
+            mine.setdefault("changed", False)
+            results = results + [mine]
+            kwargs = dict(msg="%s: %s" % (label, msg), results=results,
+                          changed=any(r.get("changed") for r in results))
         self.ansible.fail_json(**kwargs)
 
     def run_command(self, argv):
@@ -414,6 +433,33 @@ class K8sHaModule(object):
         except (DynamicApiError, _Unanswered) as e:
             return "HTTP %s: %s" % self._refusal(e, "Cannot patch %s %s (dry run)" % (kind, name))
         return None
+
+    def run_each(self, option, items, one, name=None):
+        """One module call for a list of items, registered the way a loop over the module
+        would be (plans and applies take one call per step, not one per object).
+
+        ``one(item)`` does one item and returns ``(tracker, result)``. The module exits
+        with ``results``, one per item in order, each ``result`` plus ``item``,
+        ``changed`` and (in diff mode) ``diff``; ``changed`` if any item changed, and
+        ``diff`` the changed items' diffs. A failure of item ``i`` fails the call with a
+        message starting ``<option>[i] (<name>)``, and still returns the results of the
+        items before it, whose changes were made."""
+        results, diffs = [], []
+        for index, item in enumerate(items):
+            label = "%s[%d] (%s)" % (option, index, name(item) if name else index)
+            self._batch = (label, item, results)
+            tracker, result = one(item)
+            self._batch = None
+            result = dict(result, item=item, changed=tracker.has_difference)
+            if self.diff_mode:
+                result["diff"] = tracker.get_diff()
+                if tracker.has_difference:
+                    diffs.append(dict(result["diff"], before_header=label, after_header=label))
+            results.append(result)
+        out = dict(results=results, changed=any(r["changed"] for r in results))
+        if self.diff_mode:
+            out["diff"] = diffs
+        self.exit_json(**out)
 
     def exit_with(self, tracker, **result):
         """Exit with ``changed`` and ``diff`` both taken from ``tracker``."""

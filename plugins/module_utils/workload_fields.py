@@ -18,29 +18,63 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import (
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
     ObjectNotFound,
+    given,
 )
 
 
 def run_workload_fields(module):
+    """One object (``name``), or each of ``targets`` in one call (K8sHaModule.run_each)."""
     p = module.params
-    kind, api_version, ns, name, fields = (p["kind"], p["api_version"], p["namespace"], p["name"],
-                                           p["fields"])
-    errors = validate(fields)
+    if p.get("targets") is not None:
+        targets = [given(t) for t in p["targets"]]
+        # every target's fields checked against the object as it is, before the first write
+        errors = []
+        for i, t in enumerate(targets):
+            errors += ["targets[%d] (%s/%s): %s" % (i, t["namespace"], t["name"], e)
+                       for e in _check(module, t)]
+        if errors:
+            module.fail_json(msg="; ".join(errors))
+        module.run_each("targets", targets, lambda t: _fields(module, t),
+                        name=lambda t: "%s/%s" % (t["namespace"], t["name"]))
+    errors = _check(module, p)
     if errors:
         module.fail_json(msg="; ".join(errors))
+    tracker, result = _fields(module, p)
+    module.exit_with(tracker, **result)
+
+
+def _target(module, p):
+    """kind, api_version, namespace, name, fields of a target (or of the module's own
+    options); a target without kind or api_version takes the module's."""
+    top = module.params
+    return (p.get("kind") or top["kind"], p.get("api_version") or top["api_version"],
+            p["namespace"], p["name"], p["fields"])
+
+
+def _check(module, p):
+    """What is wrong with one target's input: its fields, then against the live object."""
+    kind, api_version, ns, name, fields = _target(module, p)
+    errors = validate(fields)
+    if errors:
+        return errors
     current = module.get(kind, api_version, name, namespace=ns)
     if current is None:
         names = sorted(o["metadata"]["name"] for o in module.list(kind, api_version, namespace=ns))
-        module.fail_json(msg="name: no %s %s in namespace %s; there are: %s"
-                         % (kind, name, ns, ", ".join(names) or "none"))
-    errors = validate(fields, current)
-    if errors:
-        module.fail_json(msg="; ".join(errors))
+        return ["name: no %s %s in namespace %s; there are: %s"
+                % (kind, name, ns, ", ".join(names) or "none")]
+    return validate(fields, current)
 
+
+def _fields(module, p):
+    """One target: ``(tracker, result)``, the write and the wait for its rollout."""
+    kind, api_version, ns, name, fields = _target(module, p)
+    # a target's own wait options, else the module's
+    wait = dict((k, module.params[k] if p.get(k) is None else p[k])
+                for k in ("wait", "wait_timeout", "poll_interval"))
     outcome = {}
 
     def mutate(obj):
-        new, tracker, rollback = fields_change(obj, fields, p["compare"])
+        new, tracker, rollback = fields_change(obj, fields, p.get("compare") or module.params["compare"])
         outcome.update(tracker=tracker, rollback=rollback)
         return new
     try:
@@ -50,7 +84,7 @@ def run_workload_fields(module):
     tracker = outcome["tracker"]
     result = dict(before=dict((f, get_field(before, f)) for f in sorted(fields)),
                   rollback=outcome["rollback"], events=[])
-    if tracker.has_difference and not module.check_mode and p["wait"] and kind == "Deployment":
+    if tracker.has_difference and not module.check_mode and wait["wait"] and kind == "Deployment":
         t0 = time.monotonic()
         last = None
         while True:
@@ -61,11 +95,12 @@ def run_workload_fields(module):
                 last = text
             if state == "done":
                 break
-            if time.monotonic() - t0 >= p["wait_timeout"]:
+            if time.monotonic() - t0 >= wait["wait_timeout"]:
+                # the fields were written: changed, with what undoes them
                 module.fail_json(msg="%s/%s: rollout not done within wait_timeout %ss: %s"
-                                 % (ns, name, p["wait_timeout"], text), **result)
+                                 % (ns, name, wait["wait_timeout"], text), changed=True, **result)
             # the Deployment's status says how the rollout goes: read again when it changes
             module.wait_for_change(kind, api_version, obj["metadata"].get("resourceVersion"),
-                                   p["poll_interval"], namespace=ns, name=name)
+                                   wait["poll_interval"], namespace=ns, name=name)
     result["after"] = dict((f, get_field(after, f)) for f in sorted(fields))
-    module.exit_with(tracker, **result)
+    return tracker, result

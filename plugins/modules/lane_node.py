@@ -17,6 +17,8 @@ description:
   - Sets or removes labels, adds, removes or replaces taints, and cordons or uncordons
     one node, in one write. This is runbook 000's C(kubectl label) and C(kubectl taint)
     with a plan, a diff, and the parameters that undo the change.
+  - With O(nodes), one call does the same for several nodes, one write each, in order; it
+    returns C(results) shaped as a loop over the module registers them.
   - Input is checked by Kubernetes' syntax rules before anything is sent; an unknown
     node fails before any write.
   - The write is a merge patch carrying the node's C(resourceVersion); if the node
@@ -28,9 +30,50 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
   name:
-    description: The node.
+    description: The node. One of O(name) and O(nodes) is required.
     type: str
-    required: true
+  nodes:
+    description:
+      - Several nodes in one call, each with the options O(name), O(labels), O(taints),
+        O(taints_state) and O(cordon) of its own (a rollback's C(results[].rollback) can
+        be given as they are).
+      - Bad input of any node fails before any write. A failure on a node (unknown,
+        conflicts) stops the call there with a message that starts C(nodes[i] (name)),
+        and C(results) still holds the nodes before it, whose writes were made.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The node.
+        type: str
+        required: true
+      labels:
+        description: As O(labels).
+        type: dict
+      taints:
+        description: As O(taints).
+        type: list
+        elements: dict
+        suboptions:
+          key:
+            description: Taint key.
+            type: str
+            required: true
+          value:
+            description: Taint value (may be empty).
+            type: str
+          effect:
+            description: Taint effect.
+            type: str
+            required: true
+            choices: [NoSchedule, PreferNoSchedule, NoExecute]
+      taints_state:
+        description: As O(taints_state); unset means V(present).
+        type: str
+        choices: [present, absent, exact]
+      cordon:
+        description: As O(cordon).
+        type: bool
   labels:
     description:
       - Labels to set. A null value removes the label. Labels not named are left alone.
@@ -99,6 +142,17 @@ EXAMPLES = r"""
     taints: "{{ lane.rollback.taints | default(omit) }}"
     taints_state: "{{ lane.rollback.taints_state | default(omit) }}"
     cordon: "{{ lane.rollback.cordon | default(omit) }}"
+
+- name: Plan both nodes in one call (check mode); plan.results is one result per node
+  homelab.k8s_ha.lane_node:
+    nodes:
+      - name: miniserver
+        labels: {workload-lane: primary}
+      - name: worker-1
+        labels: {workload-lane: secondary}
+        taints: [{key: workload-lane, value: secondary, effect: NoSchedule}]
+  check_mode: true
+  register: plan
 """
 
 RETURN = r"""
@@ -126,6 +180,19 @@ rollback:
   type: dict
   sample: {"name": "worker-1", "labels": {"workload-lane": null},
            "taints": [], "taints_state": "exact"}
+results:
+  description:
+    - With O(nodes), one result per node in order, as a loop over the module registers
+      them; each has RV(before), RV(node), RV(rollback), C(changed), C(item) (that node's
+      options) and, in diff mode, C(diff). The top-level RV(before), RV(node) and
+      RV(rollback) are then not returned.
+  returned: when O(nodes) is given
+  type: list
+  elements: dict
+  sample: [{"item": {"name": "miniserver", "labels": {"workload-lane": "primary"}},
+            "changed": true, "before": {"labels": {}, "taints": [], "unschedulable": false},
+            "node": {"labels": {"workload-lane": "primary"}, "taints": [], "unschedulable": false},
+            "rollback": {"name": "miniserver", "labels": {"workload-lane": null}}}]
 """
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
@@ -139,18 +206,27 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import (
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane_node import run_lane_node
 
 
-def main():
-    run_lane_node(K8sHaModule(argument_spec(
-        name=dict(type="str", required=True),
+def _node_options(name_required, taints_state_default="present"):
+    return dict(
+        name=dict(type="str", required=name_required),
         labels=dict(type="dict"),
         taints=dict(type="list", elements="dict", options=dict(
             key=dict(type="str", required=True, no_log=False),
             value=dict(type="str"),
             effect=dict(type="str", required=True, choices=list(TAINT_EFFECTS)),
         )),
-        taints_state=dict(type="str", default="present", choices=list(TAINTS_STATES)),
+        taints_state=dict(type="str", default=taints_state_default, choices=list(TAINTS_STATES)),
         cordon=dict(type="bool"),
-    )))
+    )
+
+
+def main():
+    run_lane_node(K8sHaModule(
+        argument_spec(nodes=dict(type="list", elements="dict", options=_node_options(True, None)),
+                      **_node_options(False)),
+        required_one_of=[("name", "nodes")],
+        mutually_exclusive=[("name", "nodes"), ("labels", "nodes"), ("taints", "nodes"),
+                            ("cordon", "nodes")]))
 
 
 if __name__ == "__main__":

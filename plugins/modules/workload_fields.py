@@ -26,32 +26,76 @@ description:
     write is a server-side dry run and the diff is returned.
   - For a Deployment, waits until the rollout of the new generation is complete, with each
     change of state returned in RV(events).
+  - With O(targets), one call does the same for several objects, one after the other (each
+    write waits for its rollout before the next); it returns RV(results) shaped as a loop
+    over the module registers them.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
   name:
-    description: Name of the object.
+    description: Name of the object. One of O(name) (with O(namespace) and O(fields)) and
+      O(targets) is required.
     type: str
-    required: true
   namespace:
     description: Namespace of the object.
     type: str
-    required: true
   kind:
-    description: Kind of the object.
+    description: Kind of the object (with O(targets), of the targets that name none).
     type: str
     default: Deployment
   api_version:
-    description: API version of the object.
+    description: API version of the object (with O(targets), of the targets that name none).
     type: str
     default: apps/v1
   fields:
     description: Field path (under C(spec)) to the wanted value; V(null) removes the field.
     type: dict
-    required: true
+  targets:
+    description:
+      - Several objects in one call, each with O(name), O(namespace), O(fields) and
+        optionally O(kind), O(api_version), O(compare), O(wait), O(wait_timeout) and
+        O(poll_interval) of its own (the top-level ones otherwise).
+      - Every target's fields are checked against the live object before the first write.
+        A failure on a target stops the call there with a message that starts
+        C(targets[i] (namespace/name)), and RV(results) still holds the targets before it,
+        whose writes were made.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the object.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the object.
+        type: str
+        required: true
+      kind:
+        description: Kind of the object.
+        type: str
+      api_version:
+        description: API version of the object.
+        type: str
+      fields:
+        description: As O(fields).
+        type: dict
+        required: true
+      compare:
+        description: As O(compare).
+        type: str
+        choices: [subset, exact]
+      wait:
+        description: As O(wait).
+        type: bool
+      wait_timeout:
+        description: As O(wait_timeout).
+        type: int
+      poll_interval:
+        description: As O(poll_interval).
+        type: float
   compare:
     description:
-      - How a field counts as already set.
+      - How a field counts as already set (with O(targets), for the targets that name none).
       - V(subset), for a desired state, when every key of the wanted value has that value
         in the stored one (the API server's defaults may add more).
       - V(exact), for restoring recorded prior values (RV(rollback)), only when the stored
@@ -97,6 +141,18 @@ EXAMPLES = r"""
     name: coredns
     fields: "{{ coredns.rollback }}"
     compare: exact
+
+- name: Plan the tolerations of two DaemonSets in one call (check mode)
+  homelab.k8s_ha.workload_fields:
+    kind: DaemonSet
+    targets:
+      - {namespace: kube-system, name: svclb-traefik,
+         fields: {spec.template.spec.tolerations: [{key: workload-lane, operator: Exists}]}}
+      - {namespace: longhorn-system, name: longhorn-csi-plugin,
+         fields: {spec.template.spec.tolerations: [{key: workload-lane, operator: Exists}]}}
+    compare: exact
+  check_mode: true
+  register: plan
 """
 
 RETURN = r"""
@@ -118,6 +174,15 @@ events:
   returned: always
   type: list
   elements: dict
+results:
+  description:
+    - With O(targets), one result per target in order, as a loop over the module registers
+      them; each has RV(before), RV(after), RV(rollback), RV(events), C(changed), C(item)
+      (that target's options) and, in diff mode, C(diff). The top-level RV(before),
+      RV(after), RV(rollback) and RV(events) are then not returned.
+  returned: when O(targets) is given
+  type: list
+  elements: dict
 """
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import COMPARE
@@ -131,17 +196,32 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.workload_fields imp
 
 
 def main():
-    run_workload_fields(K8sHaModule(argument_spec(
-        name=dict(type="str", required=True),
-        namespace=dict(type="str", required=True),
-        kind=dict(type="str", default="Deployment"),
-        api_version=dict(type="str", default="apps/v1"),
-        fields=dict(type="dict", required=True),
-        compare=dict(type="str", default="subset", choices=list(COMPARE)),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=300),
-        poll_interval=dict(type="float", default=2),
-    )))
+    run_workload_fields(K8sHaModule(
+        argument_spec(
+            name=dict(type="str"),
+            namespace=dict(type="str"),
+            kind=dict(type="str", default="Deployment"),
+            api_version=dict(type="str", default="apps/v1"),
+            fields=dict(type="dict"),
+            compare=dict(type="str", default="subset", choices=list(COMPARE)),
+            targets=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                namespace=dict(type="str", required=True),
+                kind=dict(type="str"),
+                api_version=dict(type="str"),
+                fields=dict(type="dict", required=True),
+                compare=dict(type="str", choices=list(COMPARE)),
+                wait=dict(type="bool"),
+                wait_timeout=dict(type="int"),
+                poll_interval=dict(type="float"),
+            )),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=300),
+            poll_interval=dict(type="float", default=2),
+        ),
+        required_one_of=[("name", "targets")],
+        required_by={"name": ("namespace", "fields")},
+        mutually_exclusive=[("name", "targets"), ("namespace", "targets"), ("fields", "targets")]))
 
 
 if __name__ == "__main__":

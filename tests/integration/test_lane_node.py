@@ -58,6 +58,9 @@ def test_check_apply_idempotent_rollback(two_node, run_playbook, clean_worker1):
     ({"name": "worker-1", "taints": [{"key": "workload-lane", "effect": "NoScheduling"}]},
      "value of effect must be one of: NoSchedule, PreferNoSchedule, NoExecute, got: NoScheduling"),
     ({"name": "worker-1", "labels": {"bad key": "x"}}, "labels: key 'bad key'"),
+    # several nodes in one call: the first is fine, the second unknown; nothing is written
+    ({"nodes": [APPLY, {"name": "worker-9", "labels": {"workload-lane": "secondary"}}]},
+     "nodes[1].name: no node named 'worker-9'; nodes are: miniserver, worker-1"),
 ])
 def test_bad_input_fails_clearly_with_zero_writes(two_node, run_playbook, clean_worker1, args, message):
     c = two_node

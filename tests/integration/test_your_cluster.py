@@ -215,7 +215,7 @@ def test_the_wrong_rbac_role_names_who_what_and_the_binding(your_cluster, home, 
     assert run.returncode != 0
     msg = failure(run)
     assert msg.startswith(
-        f"Cannot update Node {PRIMARY}: forbidden (HTTP 403): {audit.username} may not patch nodes at the "
+        f"nodes[0] ({PRIMARY}): Cannot update Node {PRIMARY}: forbidden (HTTP 403): {audit.username} may not patch nodes at the "
         "cluster scope. Bind it to the ClusterRole of the family of the playbook you run, from rbac/ "
         "(homelab-k8s-ha-<family> in rbac/<family>.yml; families: audit, guardrails, core-platform, "
         "app-migration, active-passive, capi-rollout; operate/catalog.yml names each playbook's family, "

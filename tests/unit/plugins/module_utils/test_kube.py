@@ -271,3 +271,72 @@ def test_wait_for_change_sleeps_out_the_time_without_a_version_or_when_the_watch
     broken = watching(monkeypatch, error=OSError("connection reset"))
     assert not module_with(broken).wait_for_change("Pod", "v1", "7", 1.0, namespace="apps")
     assert len(slept) == 1 and 0.9 < slept[0] <= 1.0
+
+
+class Exited(Exception):
+    pass
+
+
+def batch_module():
+    """A module whose fail_json and exit_json raise with what they were given."""
+    m = object.__new__(kube.K8sHaModule)
+
+    class Ansible(object):
+        params = {}
+        check_mode = False
+        _diff = True
+
+        def fail_json(self, **kw):
+            raise Failed(kw)
+
+        def exit_json(self, **kw):
+            raise Exited(kw)
+
+    m.ansible = Ansible()
+    return m
+
+
+class Tracker(object):
+    def __init__(self, name, changed):
+        self.has_difference = changed
+        self.name = name
+
+    def get_diff(self):
+        return {"before": {"n": self.name}, "after": {"n": self.name + "'" if self.has_difference else self.name}}
+
+
+def test_run_each_registers_the_results_as_a_loop_would():
+    m = batch_module()
+    with pytest.raises(Exited) as out:
+        m.run_each("nodes", [{"name": "a"}, {"name": "b"}],
+                   lambda item: (Tracker(item["name"], item["name"] == "b"), {"rollback": {"name": item["name"]}}),
+                   name=lambda item: item["name"])
+    got = out.value.args[0]
+    assert got["changed"] is True
+    assert [(r["item"], r["changed"], r["rollback"]) for r in got["results"]] == [
+        ({"name": "a"}, False, {"name": "a"}), ({"name": "b"}, True, {"name": "b"})]
+    assert got["results"][1]["diff"] == {"before": {"n": "b"}, "after": {"n": "b'"}}
+    # the diff a person reads: the changed items only, each headed by its name
+    assert got["diff"] == [{"before": {"n": "b"}, "after": {"n": "b'"},
+                            "before_header": "nodes[1] (b)", "after_header": "nodes[1] (b)"}]
+
+
+def test_run_each_failure_names_the_item_and_keeps_the_results_before_it():
+    m = batch_module()
+    started = []
+
+    def one(item):
+        started.append(item["name"])
+        if item["name"] == "c":
+            m.fail_json(msg="rollout not done", changed=True, rollback={"name": "c"})
+        return Tracker(item["name"], True), {"rollback": {"name": item["name"]}}
+
+    with pytest.raises(Failed) as out:
+        m.run_each("targets", [{"name": "a"}, {"name": "c"}, {"name": "d"}], one, name=lambda i: i["name"])
+    got = out.value.args[0]
+    assert got["msg"] == "targets[1] (c): rollout not done"
+    assert got["changed"] is True
+    assert [(r["item"]["name"], r["changed"], r["rollback"]) for r in got["results"]] == [
+        ("a", True, {"name": "a"}), ("c", True, {"name": "c"})]
+    assert got["results"][1]["failed"] is True
+    assert started == ["a", "c"]  # d was never started

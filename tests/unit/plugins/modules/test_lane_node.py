@@ -24,7 +24,16 @@ def run_module(args, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    ({}, "missing required arguments: name"),
+    ({}, "one of the following is required: name, nodes"),
+    ({"name": "w", "nodes": [{"name": "w"}]}, "parameters are mutually exclusive: name|nodes"),
+    ({"nodes": [{"name": "w"}], "labels": {"a": "b"}}, "parameters are mutually exclusive: labels|nodes"),
+    ({"nodes": [{"labels": {"a": "b"}}]}, "missing required arguments: name found in nodes"),
+    ({"nodes": [{"name": "w", "taints": [{"key": "k", "effect": "NoScheduling"}]}]},
+     "value of effect must be one of: NoSchedule, PreferNoSchedule, NoExecute, got: NoScheduling found in nodes -> taints"),
+    # every node's input is checked before any node is read or written
+    ({"nodes": [{"name": "w1", "labels": {"workload-lane": "primary"}},
+                {"name": "w2", "labels": {"workload-lane": "second ary"}}]},
+     "nodes[1] (w2): labels: value 'second ary' of 'workload-lane' must consist of"),
     ({"name": "w", "taints": [{"key": "k", "effect": "NoScheduling"}]},
      "value of effect must be one of: NoSchedule, PreferNoSchedule, NoExecute, got: NoScheduling"),
     ({"name": "w", "taints": [{"effect": "NoSchedule"}]}, "missing required arguments: key"),
