@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import copy
 import json
 import math
@@ -116,6 +117,7 @@ class K8sHaModule(object):
     """A module of this collection: kubernetes.core's module and client, plus helpers."""
 
     _batch = None  # (the item's label, the item, the results so far) while run_each runs
+    _context = None  # the item a failure is about while a list is checked before any write
 
     def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
         self.ansible = AnsibleK8SModule(argument_spec=argument_spec,
@@ -147,6 +149,8 @@ class K8sHaModule(object):
             results = results + [mine]
             kwargs = dict(msg="%s: %s" % (label, msg), results=results,
                           changed=any(r.get("changed") for r in results))
+        elif self._context is not None:
+            kwargs["msg"] = "%s: %s" % (self._context, kwargs.get("msg", ""))
         self.ansible.fail_json(**kwargs)
 
     def run_command(self, argv):
@@ -433,6 +437,16 @@ class K8sHaModule(object):
         except (DynamicApiError, _Unanswered) as e:
             return "HTTP %s: %s" % self._refusal(e, "Cannot patch %s %s (dry run)" % (kind, name))
         return None
+
+    @contextlib.contextmanager
+    def about(self, label):
+        """A failure inside the block starts with ``label`` (an item of a list that is
+        checked before any write)."""
+        self._context = label
+        try:
+            yield
+        finally:
+            self._context = None
 
     def run_each(self, option, items, one, name=None):
         """One module call for a list of items, registered the way a loop over the module

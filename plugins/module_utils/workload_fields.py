@@ -27,11 +27,17 @@ def run_workload_fields(module):
     p = module.params
     if p.get("targets") is not None:
         targets = [given(t) for t in p["targets"]]
-        # every target's fields checked against the object as it is, before the first write
+        for t in targets:
+            # recorded with what it was done to (the rollback record reads kind from it)
+            t.setdefault("kind", p["kind"])
+            t.setdefault("api_version", p["api_version"])
+        # every target's fields checked against the object as it is, before the first write;
+        # a failure to read one (kind not served, refused) names it too
         errors = []
         for i, t in enumerate(targets):
-            errors += ["targets[%d] (%s/%s): %s" % (i, t["namespace"], t["name"], e)
-                       for e in _check(module, t)]
+            label = "targets[%d] (%s/%s)" % (i, t["namespace"], t["name"])
+            with module.about(label):
+                errors += ["%s: %s" % (label, e) for e in _check(module, t)]
         if errors:
             module.fail_json(msg="; ".join(errors))
         module.run_each("targets", targets, lambda t: _fields(module, t),

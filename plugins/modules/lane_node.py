@@ -37,9 +37,11 @@ options:
       - Several nodes in one call, each with the options O(name), O(labels), O(taints),
         O(taints_state) and O(cordon) of its own (a rollback's C(results[].rollback) can
         be given as they are).
-      - Bad input of any node fails before any write. A failure on a node (unknown,
-        conflicts) stops the call there with a message that starts C(nodes[i] (name)),
-        and C(results) still holds the nodes before it, whose writes were made.
+      - Bad input of any node, or a node that does not exist, fails before any write, with
+        a message naming it (C(nodes[i])). A failure while writing a node (it kept
+        changing, a refusal) stops the call there with a message that starts
+        C(nodes[i] (name)), and C(results) still holds the nodes before it, whose writes
+        were made.
     type: list
     elements: dict
     suboptions:
@@ -226,7 +228,7 @@ def main():
                       **_node_options(False)),
         required_one_of=[("name", "nodes")],
         mutually_exclusive=[("name", "nodes"), ("labels", "nodes"), ("taints", "nodes"),
-                            ("cordon", "nodes")]))
+                            ("taints_state", "nodes"), ("cordon", "nodes")]))
 
 
 if __name__ == "__main__":

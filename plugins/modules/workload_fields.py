@@ -178,7 +178,8 @@ results:
   description:
     - With O(targets), one result per target in order, as a loop over the module registers
       them; each has RV(before), RV(after), RV(rollback), RV(events), C(changed), C(item)
-      (that target's options) and, in diff mode, C(diff). The top-level RV(before),
+      (that target's options, with the O(kind) and O(api_version) it was done to) and, in
+      diff mode, C(diff). The top-level RV(before),
       RV(after), RV(rollback) and RV(events) are then not returned.
   returned: when O(targets) is given
   type: list

@@ -20,7 +20,9 @@ def test_targets_are_planned_in_one_call_with_nothing_written(two_node, run_play
     assert run.rc == 0, run.stdout + run.stderr
     r = run.result
     assert r["changed"] is True
-    assert [x["item"] for x in r["results"]] == [QDRANT, HOMARR]
+    # each result names what it was done to, the module's kind and api_version filled in
+    assert [x["item"] for x in r["results"]] == [dict(t, kind="Deployment", api_version="apps/v1")
+                                                 for t in (QDRANT, HOMARR)]
     assert r["results"][0]["before"] == {"spec.replicas": 1}
     assert r["results"][0]["rollback"] == {"spec.replicas": 1}
     # the diff a person reads: one per changed object, headed by its place in the list

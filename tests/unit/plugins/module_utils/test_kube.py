@@ -340,3 +340,15 @@ def test_run_each_failure_names_the_item_and_keeps_the_results_before_it():
         ("a", True, {"name": "a"}), ("c", True, {"name": "c"})]
     assert got["results"][1]["failed"] is True
     assert started == ["a", "c"]  # d was never started
+
+
+def test_a_failure_while_a_list_is_checked_names_the_item():
+    m = batch_module()
+    with pytest.raises(Failed) as out:
+        with m.about("targets[2] (apps/homarr)"):
+            m.fail_json(msg="The API server does not serve apps/v1 HorizontalPodAutoscaler")
+    assert out.value.args[0]["msg"] == "targets[2] (apps/homarr): The API server does not serve apps/v1 HorizontalPodAutoscaler"
+    assert m._context is None  # pylint: disable=protected-access
+    with pytest.raises(Failed) as out:
+        m.fail_json(msg="later")
+    assert out.value.args[0]["msg"] == "later"

@@ -28,6 +28,8 @@ def run_module(args, capsys):
     ({"name": "w", "nodes": [{"name": "w"}]}, "parameters are mutually exclusive: name|nodes"),
     ({"nodes": [{"name": "w"}], "labels": {"a": "b"}}, "parameters are mutually exclusive: labels|nodes"),
     ({"nodes": [{"labels": {"a": "b"}}]}, "missing required arguments: name found in nodes"),
+    # a top-level taints_state would be ignored for the nodes: refused, each node has its own
+    ({"nodes": [{"name": "w"}], "taints_state": "exact"}, "parameters are mutually exclusive: taints_state|nodes"),
     ({"nodes": [{"name": "w", "taints": [{"key": "k", "effect": "NoScheduling"}]}]},
      "value of effect must be one of: NoSchedule, PreferNoSchedule, NoExecute, got: NoScheduling found in nodes -> taints"),
     # every node's input is checked before any node is read or written
