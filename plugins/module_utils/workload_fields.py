@@ -49,17 +49,16 @@ def run_workload_fields(module):
     module.exit_with(tracker, **result)
 
 
-def _target(module, p):
-    """kind, api_version, namespace, name, fields of a target (or of the module's own
-    options); a target without kind or api_version takes the module's."""
-    top = module.params
-    return (p.get("kind") or top["kind"], p.get("api_version") or top["api_version"],
-            p["namespace"], p["name"], p["fields"])
+def _target(p):
+    """kind, api_version, namespace, name, fields of a target (run_workload_fields gave
+    each target the module's kind and api_version where it named none) or of the module's
+    own options."""
+    return p["kind"], p["api_version"], p["namespace"], p["name"], p["fields"]
 
 
 def _check(module, p):
     """What is wrong with one target's input: its fields, then against the live object."""
-    kind, api_version, ns, name, fields = _target(module, p)
+    kind, api_version, ns, name, fields = _target(p)
     errors = validate(fields)
     if errors:
         return errors
@@ -73,7 +72,7 @@ def _check(module, p):
 
 def _fields(module, p):
     """One target: ``(tracker, result)``, the write and the wait for its rollout."""
-    kind, api_version, ns, name, fields = _target(module, p)
+    kind, api_version, ns, name, fields = _target(p)
     # a target's own wait options, else the module's
     wait = dict((k, module.params[k] if p.get(k) is None else p[k])
                 for k in ("wait", "wait_timeout", "poll_interval"))
