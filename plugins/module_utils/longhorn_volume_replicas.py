@@ -10,7 +10,9 @@ __metaclass__ = type
 import time
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    ConflictError,
     ConflictRetriesExhausted,
+    NotFoundError,
     ObjectNotFound,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
@@ -97,7 +99,7 @@ class Run(object):
             target = p["replicas"]
         if errors:
             m.fail_json(msg="; ".join(errors))
-        steps = plan(selected, target, eligibility)
+        steps = plan(selected, target, eligibility, p["keep_on"])
         tracker = plan_tracker(steps)
         changing = [s for s in steps if s["changes"]]
         problems = [x for s in changing for x in s["problems"]]
@@ -119,10 +121,12 @@ class Run(object):
                           stopped={"volumes": names, "reason": why, "patched": False})
             watches = {}
             for s in batch:
-                self.patch(s, steps)
+                if s["from"] != s["to"]:
+                    self.patch(s, steps)
+                    self.log(s["volume"], "numberOfReplicas %d -> %d" % (s["from"], s["to"]))
+                self.remove(s, before[s["volume"]], steps)
                 # the guard's read is the state before the patch: what the watch counts from
                 watches[s["volume"]] = Watch(before[s["volume"]], s["to"])
-                self.log(s["volume"], "numberOfReplicas %d -> %d" % (s["from"], s["to"]))
             self.wait(watches, steps)
         m.exit_with(tracker, done=self.done, rollback=self.rollback, events=self.events, **result)
 
@@ -138,6 +142,32 @@ class Run(object):
             self.fail("Stopped at %s: %s" % (name, e), steps,
                       stopped={"volumes": [name], "reason": str(e), "patched": False})
         self.rollback[name] = int(before.get("spec", {}).get("numberOfReplicas") or 0)
+
+    def remove(self, step, before, steps):
+        """Delete the replicas the plan does not keep, after numberOfReplicas went down (so
+        that Longhorn does not rebuild them): longhorn-manager leaves an extra healthy
+        replica in place unless eviction, data locality or replica auto-balance asks for
+        its removal. Each one only while the replicas the plan keeps are still healthy."""
+        if not step.get("remove"):
+            return
+        healthy = set(r["name"] for r in before["replica_list"] if not r["failed"])
+        kept = [k["name"] for k in step["keep"]]
+        if not all(k in healthy for k in kept):
+            self.fail("Stopped at %s: a replica it keeps (%s) is no longer healthy; nothing deleted"
+                      % (step["volume"], ", ".join(kept)), steps,
+                      stopped={"volumes": [step["volume"]], "reason": "kept replica not healthy",
+                               "patched": step["from"] != step["to"]})
+        for r in step["remove"]:
+            try:
+                self.module.write("delete", "Replica", API, name=r["name"], namespace=self.ns)
+            except NotFoundError:
+                pass  # gone already: what the plan wanted
+            except ConflictError as e:
+                self.fail("Stopped at %s: deleting replica %s: %s" % (step["volume"], r["name"], e), steps,
+                          stopped={"volumes": [step["volume"]], "reason": str(e), "patched": True})
+            self.log(step["volume"], "deleted replica %s on %s (keeps %s)" % (
+                r["name"], r["node"], ", ".join("%s on %s" % (k["name"], k["node"]) for k in step["keep"])))
+        self.rollback.setdefault(step["volume"], step["from"])
 
     def wait(self, watches, steps):
         """Until every watched volume is done; stop on a failure or the timeout."""

@@ -88,6 +88,7 @@ def volume_view(volume, replicas, engine):
         "pvc": "%s/%s" % (k8s["namespace"], k8s["pvcName"]) if k8s.get("pvcName") else None,
         "replicas": int(volume.get("spec", {}).get("numberOfReplicas") or 0),
         "state": status.get("state", ""),
+        "node": status.get("currentNodeID") or "",
         "robustness": status.get("robustness", ""),
         "replica_list": [{"name": r["metadata"]["name"], "node": r["spec"].get("nodeID") or "",
                           "mode": modes.get(r["metadata"]["name"], ""), "failed": _failed(r)}
@@ -167,7 +168,28 @@ def node_eligibility(longhorn_nodes, kube_nodes, settings, if_uncordoned=()):
     return out
 
 
-def plan(selected, target, eligibility):
+def survivors(view, want, keep_on=()):
+    """(keep, remove) when ``view``'s volume goes down to ``want`` replicas: Longhorn does
+    not remove an extra healthy replica by itself (longhorn-manager's volume controller,
+    cleanupExtraHealthyReplicas: only for an eviction, data locality or replica
+    auto-balance), so the module chooses which ones go.
+
+    Kept first: replicas on the ``keep_on`` nodes, in their order; then the replica on the
+    node the volume is attached to (the engine's, local); then running (``RW``) ones; then
+    by name. A failed replica is never kept. Each entry is ``{"name", "node"}``."""
+    order = list(keep_on)
+    healthy = [r for r in view["replica_list"] if not r["failed"]]
+
+    def rank(r):
+        return (order.index(r["node"]) if r["node"] in order else len(order),
+                r["node"] != view.get("node"), r["mode"] != "RW", r["name"])
+    ranked = sorted(healthy, key=rank)
+    keep = [{"name": r["name"], "node": r["node"]} for r in ranked[:want]]
+    remove = [{"name": r["name"], "node": r["node"]} for r in ranked[want:]]
+    return keep, remove
+
+
+def plan(selected, target, eligibility, keep_on=()):
     """One step per selected volume: from, to, where replicas are and will be, problems.
 
     ``target`` is the wanted count, or a dict of volume name to wanted count.
@@ -208,7 +230,15 @@ def plan(selected, target, eligibility):
         elif need < 0:
             step["remove_from_one_of"] = nodes_now
             step["remove_count"] = -need
-        step["changes"] = v["replicas"] != want
+        if len(healthy) > want or v["replicas"] > want:
+            keep, remove = survivors(v, want, keep_on)
+            step["keep"], step["remove"] = keep, remove
+            if keep_on and not any(k["node"] in keep_on for k in keep):
+                step["problems"].append(
+                    "%s has no healthy replica on %s (keep_on); going down to %d would keep only %s"
+                    % (v["name"], ", ".join(keep_on), want,
+                       ", ".join("%s on %s" % (k["name"], k["node"]) for k in keep)))
+        step["changes"] = v["replicas"] != want or bool(step.get("remove"))
         steps.append(step)
     return steps
 
@@ -216,8 +246,12 @@ def plan(selected, target, eligibility):
 def plan_tracker(steps):
     tracker = DifferenceTracker()
     for s in steps:
-        if s["changes"]:
+        if s["changes"] and s["from"] != s["to"]:
             tracker.add(s["volume"], s["from"], s["to"])
+        if s.get("remove"):
+            tracker.add(s["volume"] + " replicas",
+                        ["%s on %s" % (r["name"], r["node"]) for r in s["keep"] + s["remove"]],
+                        ["%s on %s" % (r["name"], r["node"]) for r in s["keep"]])
     return tracker
 
 
@@ -289,7 +323,11 @@ def plan_lines(steps):
         if s.get("add_count"):
             where += "; adds %d on %s" % (s["add_count"], ", ".join(s["add_on"]) if s["add_on"]
                                           else "one of " + ", ".join(s.get("add_candidates") or ["?"]))
-        if s.get("remove_count"):
+        if s.get("remove"):
+            where += "; keeps %s; deletes %s" % (
+                ", ".join("%s on %s" % (r["name"], r["node"]) for r in s["keep"]),
+                ", ".join("%s on %s" % (r["name"], r["node"]) for r in s["remove"]))
+        elif s.get("remove_count"):
             where += "; removes %d" % s["remove_count"]
         lines.append(head + "; " + where + "".join("; PROBLEM: " + p for p in s["problems"]))
     return lines

@@ -70,6 +70,20 @@ options:
     description: Seconds between two reads while waiting.
     type: float
     default: 5
+  keep_on:
+    description:
+      - Nodes whose replicas stay, in order of preference, when a volume goes down to fewer
+        replicas. Longhorn does not remove an extra healthy replica by itself (only for an
+        eviction, data locality or replica auto-balance), so the module lowers
+        C(numberOfReplicas) and then deletes the replicas it does not keep, as the plan
+        names them.
+      - Kept first are replicas on these nodes, then the one on the node the volume is
+        attached to, then running ones, then by name. A failed replica is never kept.
+      - With O(keep_on) set, a volume without a healthy replica on any of these nodes is a
+        problem reported before anything is written.
+    type: list
+    elements: str
+    default: []
   if_uncordoned:
     description:
       - Nodes to judge as if they were uncordoned, for a plan made in check mode before an
@@ -99,7 +113,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One step per selected volume, with C(from), C(to), C(nodes_now), C(add_on) or C(add_candidates), C(problems).
+  description:
+    - One step per selected volume, with C(from), C(to), C(nodes_now), C(add_on) or C(add_candidates), C(problems).
+    - When a volume goes down, C(keep) and C(remove) are the replicas it keeps and deletes, each C(name) and C(node).
   returned: always
   type: list
   elements: dict
@@ -158,6 +174,7 @@ def main():
         concurrency=dict(type="int", default=1),
         wait_timeout=dict(type="int", default=1800),
         poll_interval=dict(type="float", default=5),
+        keep_on=dict(type="list", elements="str", default=[]),
         if_uncordoned=dict(type="list", elements="str", default=[]),
         namespace=dict(type="str", default="longhorn-system"),
     ), mutually_exclusive=[("replicas", "replicas_by_volume"), ("replicas_by_volume", "names"),

@@ -153,6 +153,15 @@ def test_check_apply_verify_idempotent_rollback(platform, longhorn):
     assert longhorn.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
     lines = progress(p.undo.stdout)
     assert [line.split(" ")[0] for line in lines] == VOLUMES and all(x.endswith(": 2 -> 1 replicas") for x in lines)
+    # Longhorn leaves an extra healthy replica in place: the rollback's plan, as a person
+    # reads it, names the one it keeps (on the primary node) and the one it deletes
+    report = p.rollback_plan["report"]
+    for v in VOLUMES:
+        line = [x for x in report if x.startswith("  %s replicas: " % v)]
+        assert len(line) == 1, report
+        before, after = line[0].split(": ", 1)[1].split(" -> ")
+        assert json.loads(after)[0].endswith(" on miniserver") and len(json.loads(after)) == 1, line
+        assert sorted(x.split(" on ")[1] for x in json.loads(before)) == ["miniserver", "worker-1"], line
     assert c.get_json("node", "worker-1")["spec"].get("unschedulable") is True
 
 

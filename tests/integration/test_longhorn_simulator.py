@@ -28,6 +28,20 @@ def test_second_replica_with_worker_1_cordoned(longhorn, soft):
         assert volume["conditions"][0]["reason"] == "ReplicaSchedulingFailure"
         assert sim.replica_nodes()["pvc-arr"] == ["miniserver"]
         assert volume["robustness"] == "degraded"  # one of two replicas
-    # back to one: the extra replica goes
+    # back to one by lowering numberOfReplicas alone (what core_platform_rollback did before):
+    # Longhorn leaves the extra healthy replica in place (cleanupExtraHealthyReplicas removes
+    # one only for an eviction, data locality or replica auto-balance, which runbook 001 disables)
+    sim.cluster.kubectl("patch", "settings.longhorn.io", "replica-auto-balance", "-n", "longhorn-system",
+                        "--type=merge", "-p", json.dumps({"value": "disabled"}))
     scale(sim, "pvc-arr", 1)
+    if soft == "true":
+        # a later change the same reconcile pass must act on: once it is done, that pass
+        # has read pvc-arr at one replica too
+        scale(sim, "pvc-homarr", 2)
+        sim.wait("pvc-homarr's second replica", lambda: len(sim.replica_nodes()["pvc-homarr"]) == 2)
+        assert sim.replica_nodes()["pvc-arr"] == ["miniserver", "miniserver"]
+        assert not [e for e in sim.history() if e["event"] == "replica-deleted"]
+        # with replica auto-balance on, Longhorn removes it (the rule's other side)
+        sim.cluster.kubectl("patch", "settings.longhorn.io", "replica-auto-balance", "-n", "longhorn-system",
+                            "--type=merge", "-p", json.dumps({"value": "least-effort"}))
     sim.wait("one replica", lambda: sim.replica_nodes()["pvc-arr"] == ["miniserver"])

@@ -562,14 +562,15 @@ class Simulator:
                 self._spec("replicas", r, {"healthyAt": now_iso()})
             else:
                 modes[rname] = "pending"
-        for r in sorted(active, key=lambda r: r["metadata"].get("creationTimestamp", ""),
-                        reverse=True)[:max(0, len(active) - wanted)]:
-            self._delete("replicas", r["metadata"]["name"])
-            modes.pop(r["metadata"]["name"], None)
-            rebuild.pop(_address(r["metadata"]["name"]), None)
-            self.rebuilds.pop(r["metadata"]["name"], None)
-            self.record("replica-deleted", volume=vname, replica=r["metadata"]["name"], node=r["spec"]["nodeID"])
-            active.remove(r)
+        extra = self._extra_healthy_replica(volume, active, modes, settings)
+        if extra is not None:
+            self._delete("replicas", extra["metadata"]["name"])
+            modes.pop(extra["metadata"]["name"], None)
+            rebuild.pop(_address(extra["metadata"]["name"]), None)
+            self.rebuilds.pop(extra["metadata"]["name"], None)
+            self.record("replica-deleted", volume=vname, replica=extra["metadata"]["name"],
+                        node=extra["spec"]["nodeID"], why="extra healthy replica")
+            active.remove(extra)
 
         # start waiting rebuilds within the per-node limit
         limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
@@ -624,6 +625,42 @@ class Simulator:
             status["kubernetesStatus"] = {"namespace": pv.spec.claim_ref.namespace,
                                           "pvcName": pv.spec.claim_ref.name, "pvName": pv.metadata.name}
         self._status("volumes", volume, status)
+
+    @staticmethod
+    def _extra_healthy_replica(volume, active, modes, settings):
+        """The one extra healthy replica longhorn-manager removes in this pass, or None.
+
+        Mirrors the volume controller's cleanupExtraHealthyReplicas: only when more replicas
+        are healthy (``RW``) than ``numberOfReplicas``, and only for an eviction
+        (``spec.evictionRequested``, cleanupEvictionRequestedReplicas), data locality (the
+        volume's ``dataLocality`` is not ``disabled`` and a healthy replica is on the
+        engine's node: a non-local one goes, cleanupDataLocalityReplicas) or replica
+        auto-balance (the volume's ``replicaAutoBalance``, else the setting, is not
+        ``disabled``: cleanupAutoBalancedReplicas, here a replica sharing a node with
+        another first, then by name). Anything else, a lowered ``numberOfReplicas``
+        included, leaves every healthy replica in place: removing one is the user's."""
+        wanted = int(volume["spec"].get("numberOfReplicas") or 1)
+        healthy = [r for r in active if modes.get(r["metadata"]["name"]) == "RW"]
+        if len(healthy) <= wanted:
+            return None
+        by_name = sorted(healthy, key=lambda r: r["metadata"]["name"])
+        for r in by_name:
+            if r["spec"].get("evictionRequested"):
+                return r
+        node_id = volume["spec"].get("nodeID") or ""
+        locality = volume["spec"].get("dataLocality") or "disabled"
+        if locality != "disabled" and any(r["spec"].get("nodeID") == node_id for r in healthy):
+            for r in by_name:
+                if r["spec"].get("nodeID") != node_id:
+                    return r
+        balance = volume["spec"].get("replicaAutoBalance") or "ignored"
+        if balance == "ignored":
+            balance = _engine_value(settings.get("replica-auto-balance", "disabled"))
+        if balance != "disabled":
+            nodes = [r["spec"].get("nodeID") for r in healthy]
+            shared = [r for r in by_name if nodes.count(r["spec"].get("nodeID")) > 1]
+            return (shared or by_name)[-1]
+        return None
 
     def _fail(self, r, modes, rebuild, why) -> None:
         rname = r["metadata"]["name"]

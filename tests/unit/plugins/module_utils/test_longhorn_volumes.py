@@ -11,13 +11,16 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes im
     rebuilds_in_flight,
     select,
     step_label,
+    survivors,
     validate,
     views,
 )
 
 
-def volume(name, replicas=1, state="attached", robustness="healthy", pvc=None):
+def volume(name, replicas=1, state="attached", robustness="healthy", pvc=None, node=None):
     status = {"state": state, "robustness": robustness}
+    if node:
+        status["currentNodeID"] = node
     if pvc:
         ns, claim = pvc.split("/")
         status["kubernetesStatus"] = {"namespace": ns, "pvcName": claim}
@@ -132,6 +135,49 @@ def test_plan_no_change_and_decrease():
     assert not plan_tracker(plan(two, 2, {})).has_difference
     down = plan(two, 1, {})[0]
     assert down["changes"] and down["remove_count"] == 1 and down["remove_from_one_of"] == ["m", "w"]
+    # Longhorn leaves an extra healthy replica in place: the plan names the one it deletes
+    assert down["keep"] == [{"name": "r1", "node": "m"}] and down["remove"] == [{"name": "r2", "node": "w"}]
+    assert plan_lines([down]) == ["pvc-a: 2 -> 1 replicas; now on m, w; keeps r1 on m; deletes r2 on w"]
+
+
+def two_replicas(node=None, modes=None):
+    return views([volume("pvc-a", 2, node=node)],
+                 [replica("pvc-a-r-a", "pvc-a", "worker-1"), replica("pvc-a-r-b", "pvc-a", "miniserver")],
+                 [engine("pvc-a", modes or {"pvc-a-r-a": "RW", "pvc-a-r-b": "RW"})])[0]
+
+
+def test_survivors_keep_on_first_then_the_attached_node_then_running_then_name():
+    # by name alone, worker-1's replica would stay
+    assert survivors(two_replicas(), 1) == ([{"name": "pvc-a-r-a", "node": "worker-1"}],
+                                            [{"name": "pvc-a-r-b", "node": "miniserver"}])
+    # the node the volume is attached to (the engine's) before the name
+    assert survivors(two_replicas(node="miniserver"), 1)[0] == [{"name": "pvc-a-r-b", "node": "miniserver"}]
+    # keep_on before the attached node
+    assert survivors(two_replicas(node="worker-1"), 1, ["miniserver"])[0] == [
+        {"name": "pvc-a-r-b", "node": "miniserver"}]
+    # a running replica before one still rebuilding
+    assert survivors(two_replicas(modes={"pvc-a-r-a": "RW", "pvc-a-r-b": "WO"}), 1)[0] == [
+        {"name": "pvc-a-r-a", "node": "worker-1"}]
+
+
+def test_plan_refuses_to_go_down_without_a_healthy_replica_on_keep_on():
+    reps = [replica("pvc-a-r-a", "pvc-a", "worker-1"), replica("pvc-a-r-b", "pvc-a", "miniserver", failed=True)]
+    v = views([volume("pvc-a", 2)], reps, [engine("pvc-a", {"pvc-a-r-a": "RW"})])
+    step = plan(v, 1, {}, ["miniserver"])[0]
+    assert step["problems"] == [
+        "pvc-a has no healthy replica on miniserver (keep_on); going down to 1 would keep only "
+        "pvc-a-r-a on worker-1"]
+
+
+def test_plan_deletes_extras_left_by_an_earlier_lowering():
+    """numberOfReplicas is 1 already (the old order: lowered, then waited for Longhorn), yet
+    two healthy replicas remain: the plan still changes, by deleting the extra one."""
+    v = views([volume("pvc-a", 1, node="miniserver")],
+              [replica("pvc-a-r-a", "pvc-a", "worker-1"), replica("pvc-a-r-b", "pvc-a", "miniserver")],
+              [engine("pvc-a", {"pvc-a-r-a": "RW", "pvc-a-r-b": "RW"})])
+    step = plan(v, 1, {}, ["miniserver"])[0]
+    assert step["changes"] and step["remove"] == [{"name": "pvc-a-r-a", "node": "worker-1"}]
+    assert plan_tracker([step]).has_difference
 
 
 def test_rebuilds_in_flight_from_modes_and_rebuild_status():
