@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
+    longhorn_toleration_changes,
     toleration_changes,
     unkept,
 )
@@ -22,13 +23,21 @@ def _toleration_changes(rows, node_agents):
         raise AnsibleFilterError("daemonset_toleration_changes: %s" % (e,))
 
 
-def _unkept(rows, node_agents):
+def _unkept(rows, node_agents, longhorn_kept=False):
     try:
-        return unkept(rows or [], node_agents)
+        return unkept(rows or [], node_agents, bool(longhorn_kept))
     except ValueError as e:
         raise AnsibleFilterError("daemonsets_unkept: %s" % (e,))
 
 
+def _longhorn_changes(rows, settings, taint):
+    try:
+        return longhorn_toleration_changes(rows or [], settings or [], [taint])
+    except (ValueError, KeyError) as e:
+        raise AnsibleFilterError("longhorn_toleration_changes: %s" % (e,))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"daemonset_toleration_changes": _toleration_changes, "daemonsets_unkept": _unkept}
+        return {"daemonset_toleration_changes": _toleration_changes, "daemonsets_unkept": _unkept,
+                "longhorn_toleration_changes": _longhorn_changes}

@@ -29,7 +29,65 @@ KNOWN_SETTINGS = {
     "node-drain-policy": ("enum", ("block-if-contains-last-replica", "block-for-eviction",
                                    "block-for-eviction-if-contains-last-replica",
                                    "allow-if-replica-is-stopped", "always-allow"), False),
+    # Tolerations of Longhorn's system-managed components (CSI plugin, engine image,
+    # instance managers...), as "key=value:effect;key:effect"
+    "taint-toleration": ("tolerations", None, False),
 }
+
+# Settings Longhorn applies to its components only while every volume is detached
+# (longhorn-manager's setting controller, updateTaintToleration: "failed to apply ...
+# when there are attached volumes. It will be eventually applied"). Longhorn 1.10 stores
+# such a change at once and applies it later, at the first moment no volume is attached;
+# Longhorn up to 1.5 refused it. This collection refuses it while a volume is attached:
+# a change that lands at an unknown later time is not one a plan can promise.
+DETACHED_ONLY = ("taint-toleration",)
+
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def parse_tolerations(name, text):
+    """The tolerations of a taint-toleration value, as Longhorn's types.UnmarshalTolerations
+    reads it (spaces removed, ``;`` between tolerations, ``key=value:effect`` or
+    ``key:effect``), each ``(key, operator, value, effect)``; raise ValueError.
+
+    Stricter than Longhorn 1.10: an effect is required, and a key with ``kubernetes.io`` in
+    it is refused (as Longhorn's earlier ValidateAndUnmarshalToleration did: those keys are
+    Kubernetes' own default tolerations)."""
+    text = text.replace(" ", "")
+    out = []
+    if not text:
+        return out
+    for part in text.split(";"):
+        pieces = part.split(":")
+        if len(pieces) != 2:
+            raise ValueError("%s: %r is not key=value:effect or key:effect" % (name, part))
+        pair, effect = pieces
+        if effect not in TOLERATION_EFFECTS:
+            raise ValueError("%s: %r has effect %r; allowed: %s" % (name, part, effect, ", ".join(TOLERATION_EFFECTS)))
+        key, eq, value = pair.partition("=")
+        if not key or "=" in value:
+            raise ValueError("%s: %r is not key=value:effect or key:effect" % (name, part))
+        if "kubernetes.io" in key:
+            raise ValueError("%s: %r: a key may not contain kubernetes.io (Kubernetes' default tolerations)"
+                             % (name, part))
+        out.append((key, "Equal" if eq else "Exists", value, effect))
+    return out
+
+
+def tolerations_text(tolerations):
+    """``(key, operator, value, effect)`` tuples as a taint-toleration value."""
+    return ";".join("%s%s:%s" % (k, "=" + v if op == "Equal" else "", e) for k, op, v, e in tolerations)
+
+
+def with_toleration(value, taint):
+    """The taint-toleration ``value`` with a toleration of exactly ``taint`` (a node taint:
+    key, value, effect) added, unless one it holds tolerates it already; the rest as it was."""
+    have = parse_tolerations("taint-toleration", value or "")
+    for k, op, v, e in have:
+        if k == taint["key"] and e == taint["effect"] and (op == "Exists" or v == (taint.get("value") or "")):
+            return value or ""
+    want = (taint["key"], "Equal" if taint.get("value") else "Exists", taint.get("value") or "", taint["effect"])
+    return tolerations_text(have + [want])
 
 
 def _scalar(name, value):
@@ -42,6 +100,10 @@ def _scalar(name, value):
         if text.strip().lower() in ("true", "false"):
             return text.strip().lower() == "true"
         raise ValueError("%s: %r is not a boolean (true or false)" % (name, value))
+    if kind == "tolerations":
+        if not isinstance(value, str):
+            raise ValueError("%s: %r is not a string such as key=value:NoSchedule;key2:NoExecute" % (name, value))
+        return frozenset(parse_tolerations(name, value))
     if kind == "int":
         if isinstance(value, bool):
             raise ValueError("%s: %r is not an integer" % (name, value))

@@ -7,16 +7,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
     ObjectNotFound,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
+    DETACHED_ONLY,
     settings_changes,
     validate,
 )
 
 KIND, API_VERSION = "Setting", "longhorn.io/v1beta2"
+# Seconds to wait for Longhorn to apply a setting to its components (it restarts them).
+APPLY_TIMEOUT = 300
 
 
 def _raw(value):
@@ -65,6 +70,19 @@ def run_longhorn_settings(module):
             "%s: %s" % (k, v) for k, v in sorted(refused.items())), webhook=refused,
             rollback={})
 
+    # A setting Longhorn applies only while every volume is detached: refused, before any
+    # write, while one is attached (see longhorn.DETACHED_ONLY).
+    waiting = [n for n in sorted(changes) if n in DETACHED_ONLY]
+    if waiting:
+        attached = attached_volumes(module, namespace)
+        if attached:
+            module.fail_json(
+                msg="settings: nothing was changed; Longhorn applies %s to its components only while "
+                    "every volume is detached (longhorn-manager's setting controller), and %d volume(s) "
+                    "are not: %s. Detach them first (stop the workloads that mount them), or leave %s as it is"
+                    % (", ".join(waiting), len(attached), ", ".join(attached), ", ".join(waiting)),
+                attached=attached, rollback={})
+
     applied = {}
     for name, value in sorted(changes.items()):
         def mutate(obj, value=value):
@@ -75,4 +93,35 @@ def run_longhorn_settings(module):
         except (ConflictRetriesExhausted, ObjectNotFound) as e:
             module.fail_json(msg=str(e), applied=applied, rollback=rollback)
         applied[name] = after.get("value")
+    for name in waiting:
+        if not module.check_mode:
+            wait_applied(module, name, namespace, applied, rollback)
     module.exit_with(tracker, settings=dict(current, **applied), rollback=rollback)
+
+
+def attached_volumes(module, namespace):
+    """Volumes whose state is not ``detached``, as ``name (state)``; longhorn-manager's
+    AreAllVolumesDetachedState counts the same."""
+    return ["%s (%s)" % (v["metadata"]["name"], (v.get("status") or {}).get("state") or "no state")
+            for v in module.list("Volume", API_VERSION, namespace=namespace)
+            if (v.get("status") or {}).get("state") != "detached"]
+
+
+def wait_applied(module, name, namespace, applied, rollback):
+    """Until Longhorn says it applied setting ``name`` (``status.applied``, Longhorn 1.9 and
+    later; a Setting without a status field is taken as applied), at most
+    APPLY_TIMEOUT seconds."""
+    deadline = time.monotonic() + APPLY_TIMEOUT
+    while True:
+        obj = module.get(KIND, API_VERSION, name, namespace=namespace) or {}
+        status = obj.get("status")
+        if status is None or "applied" not in status or status.get("applied") is True:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            module.fail_json(
+                msg="settings: %s was written, but Longhorn did not apply it within %d s (status.applied "
+                    "is false); the rollback puts the prior value back" % (name, APPLY_TIMEOUT),
+                applied=applied, rollback=rollback)
+        module.wait_for_change(KIND, API_VERSION, (obj.get("metadata") or {}).get("resourceVersion"),
+                               min(left, 10), namespace=namespace, name=name)

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import fnmatch
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import with_toleration
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
     field,
     placement,
@@ -233,15 +234,23 @@ def toleration_for(taint):
     return {"key": taint["key"], "operator": "Exists", "effect": taint["effect"]}
 
 
+LONGHORN_MANAGED_BY = "longhorn.io/managed-by"  # longhorn-manager's system-managed components
+LONGHORN_MANAGER = "longhorn-manager"
+
+
 def daemonset_manager(ds):
     """Who owns a DaemonSet's spec other than its users: its controlling owner
     (``Kind/name``) or the Longhorn manager (label ``longhorn.io/managed-by``), else None.
     A live edit of such a DaemonSet is undone by that owner."""
+    managed = (field(ds, "metadata", "labels") or {}).get(LONGHORN_MANAGED_BY)
+    if managed:
+        # before the owner: Longhorn's engine image DaemonSet is owned by its EngineImage,
+        # and longhorn-manager sets the tolerations of all of them from taint-toleration
+        return managed
     kind, name = pod_owner(ds)
     if kind:
         return "%s/%s" % (kind, name)
-    managed = (field(ds, "metadata", "labels") or {}).get("longhorn.io/managed-by")
-    return managed or None
+    return None
 
 
 def daemonset_coverage(daemonsets, nodes, taints):
@@ -329,13 +338,40 @@ def toleration_changes(rows, node_agents):
     return out
 
 
-def unkept(rows, node_agents):
+def longhorn_dropped(rows):
+    """The DaemonSets of ``rows`` longhorn-manager manages that the taints drop from a node."""
+    return [r for r in rows if r["dropped"] and r["manager"] == LONGHORN_MANAGER]
+
+
+def longhorn_toleration_changes(rows, settings, taints):
+    """The longhorn_settings change that keeps Longhorn's own DaemonSets of ``rows`` on the
+    nodes the taints would drop them from: ``{"taint-toleration": value}`` with a toleration
+    of each taint added to the current value, or {} when none is dropped or Longhorn's
+    Setting ``taint-toleration`` is not among ``settings`` (k8s_info's resources).
+    longhorn-manager writes the setting's tolerations into those DaemonSets and undoes a
+    live edit of them on its next deploy (an upgrade), so the setting is the one place."""
+    dropped = longhorn_dropped(rows)
+    current = [s for s in settings or [] if field(s, "metadata", "name") == "taint-toleration"]
+    if not dropped or not current:
+        return {}
+    value = current[0].get("value") or ""
+    new = value
+    for taint in taints:
+        new = with_toleration(new, taint)
+    return {} if new == value else {"taint-toleration": new}
+
+
+def unkept(rows, node_agents, longhorn_kept=False):
     """The DaemonSets of ``rows`` the taints drop from a node and toleration_changes does
-    not keep, each with why: ``namespace/name (loses node: managed by X)``."""
+    not keep, each with why: ``namespace/name (loses node: managed by X)``. With
+    ``longhorn_kept`` (the plan changes Longhorn's taint-toleration), longhorn-manager's
+    own DaemonSets are kept."""
     changed = set((c["namespace"], c["name"]) for c in toleration_changes(rows, node_agents))
     out = []
     for r in rows:
         if not r["dropped"] or (r["namespace"], r["name"]) in changed:
+            continue
+        if longhorn_kept and r["manager"] == LONGHORN_MANAGER:
             continue
         if r["manager"] == "longhorn-manager":
             why = ("managed by longhorn-manager, which undoes a live edit: add the toleration to Longhorn's"

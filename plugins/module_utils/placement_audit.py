@@ -43,16 +43,18 @@ def run_placement_audit(module):
         return [i for i in items if not wanted or i["metadata"].get("namespace") in wanted]
 
     pods = keep(module.list("Pod"))
-    workloads = []
+    workloads, daemonsets = [], []
     for kind, api_version in WORKLOAD_KINDS:
-        for item in keep(module.list(kind, api_version)):
+        items = module.list(kind, api_version)
+        for item in items:
             item.setdefault("kind", kind)
-            workloads.append(item)
+        workloads += keep(items)
+        if kind == "DaemonSet":
+            daemonsets = items  # node agents live in their own namespaces: all of them
     facts = audit(nodes, pods, workloads, params.get("if_schedulable"))
     facts["report"] = render_report(facts, focus)
     if judged:
-        facts["daemonsets"] = daemonset_coverage(
-            [w for w in workloads if w["kind"] == "DaemonSet"], nodes, judged)
+        facts["daemonsets"] = daemonset_coverage(daemonsets, nodes, judged)
         facts["report"] += render_coverage(facts["daemonsets"], judged)
     since = params.get("events_since")
     if since:

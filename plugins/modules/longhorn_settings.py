@@ -35,7 +35,14 @@ options:
         C(concurrent-replica-rebuild-per-node-limit) (0 or more; 0 disables rebuilds) and
         C(node-drain-policy) (C(block-if-contains-last-replica), C(block-for-eviction),
         C(block-for-eviction-if-contains-last-replica), C(allow-if-replica-is-stopped),
-        C(always-allow)).
+        C(always-allow)) and C(taint-toleration) (tolerations of Longhorn's system-managed
+        components as C(key=value:effect;key:effect), compared as a set; an effect is
+        required and a key may not contain C(kubernetes.io)).
+      - C(taint-toleration) is applied by Longhorn only while every volume is detached.
+        Longhorn 1.10 stores a change at once and applies it whenever that happens next;
+        this module refuses the change, before any write and in check mode too, while a
+        volume is not detached, and names those volumes. After the write it waits until
+        Longhorn reports the setting applied (C(status.applied)), at most 300 seconds.
     type: dict
     required: true
   namespace:

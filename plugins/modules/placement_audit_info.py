@@ -59,6 +59,8 @@ options:
         DaemonSet off.
       - Give the taints a change is about to add to see what it would drop, or the taints
         a change added to see what it dropped.
+      - Every DaemonSet of the cluster is judged, whatever O(namespaces) says, because node agents
+        live in their own namespaces.
     type: dict
   namespaces:
     description:

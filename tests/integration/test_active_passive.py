@@ -325,3 +325,32 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     assert watch.placements("prowlarr-") == [W1, W2, W1, W1], watch.timeline
     assert watch.placements("sonarr-") == [W1, W2, W1], watch.timeline
     assert c.node_ready(W1)
+
+
+def test_a_backup_taint_that_would_drop_a_node_agent_stops_before_any_write(ap, three_worker, tmp_path):
+    """The runbook's backup taint is PreferNoSchedule, which the DaemonSet controller
+    ignores. Set to NoSchedule (a person may), it would take every node agent that does not
+    tolerate it off k3s-w2 at its next restart: the check stops before anything is written
+    and names them; with the runbook's taint the same check goes on."""
+    c = three_worker
+    agent = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {
+        "name": "node-exporter", "namespace": "kube-system", "labels": {"app": "node-exporter"}},
+        "spec": {"selector": {"matchLabels": {"app": "node-exporter"}}, "template": {
+            "metadata": {"labels": {"app": "node-exporter"}},
+            "spec": {"containers": [{"name": "node-exporter", "image": "registry.example/node-exporter:test"}]}}}}
+    c.kubectl("apply", "-f", "-", input=json.dumps(agent))
+    try:
+        offset = audit_size(c)
+        # (check runs only: their evidence aside, so the fixture finds no apply to undo)
+        refused = ap(check=True, evidence_root=str(tmp_path / "checks"),
+                     active_passive_backup_taint={"key": "role", "value": "backup", "effect": "NoSchedule"})
+        said = " ".join(refused.stdout.split())
+        assert refused.rc != 0 and writes(c, offset) == [], said[-3000:]
+        assert ('active_passive_backup_taint {"key": "role", "value": "backup", "effect": "NoSchedule"} would drop'
+                ' kube-system/node-exporter from k3s-w2: a DaemonSet that does not tolerate a NoSchedule taint leaves'
+                ' the node') in said, said[-3000:]
+        assert "Nothing was changed." in said
+        plain = ap(check=True, evidence_root=str(tmp_path / "checks"))
+        assert plain.rc == 0, plain.stdout[-3000:]
+    finally:
+        c.kubectl("delete", "daemonset", "node-exporter", "-n", "kube-system", "--wait=true")

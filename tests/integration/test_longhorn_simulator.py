@@ -45,3 +45,9 @@ def test_second_replica_with_worker_1_cordoned(longhorn, soft):
         sim.cluster.kubectl("patch", "settings.longhorn.io", "replica-auto-balance", "-n", "longhorn-system",
                             "--type=merge", "-p", json.dumps({"value": "least-effort"}))
     sim.wait("one replica", lambda: sim.replica_nodes()["pvc-arr"] == ["miniserver"])
+    # Longhorn's webhook refuses to delete a volume's last healthy replica (validateReplicaDeletion)
+    only = [r["metadata"]["name"] for r in sim.cluster.get_json("replicas.longhorn.io", "-n", "longhorn-system")["items"]
+            if r["spec"]["volumeName"] == "pvc-arr"]
+    refused = sim.cluster.kubectl("delete", "replicas.longhorn.io", only[0], "-n", "longhorn-system", check=False)
+    assert refused.returncode != 0
+    assert "it is the only healthy replica of volume pvc-arr" in refused.stderr, refused.stderr

@@ -41,6 +41,22 @@ def agents(c):
     return out
 
 
+def restart_every_agent(c):
+    """What an upgrade does: a rollout restart of each fixture DaemonSet. Each must still
+    want both nodes and run a pod on each."""
+    for agent in AGENTS:
+        ns, name = agent.split("/")
+        c.kubectl("rollout", "restart", "daemonset/" + name, "-n", ns)
+    for agent in AGENTS:
+        ns, name = agent.split("/")
+        c.kubectl("rollout", "status", "daemonset/" + name, "-n", ns, "--timeout=120s")
+        c.wait(agent + " on both nodes", lambda: {
+            p["spec"].get("nodeName") for p in c.get_json("pods", "-n", ns)["items"]
+            if p["metadata"]["name"].startswith(name + "-") and not p["metadata"].get("deletionTimestamp")
+            and p["status"].get("phase") == "Running"} == {"miniserver", "worker-1"}, 60)
+    assert dict((a, n) for a, (_t, n) in agents(c).items()) == dict((a, 2) for a in AGENTS)
+
+
 @pytest.fixture
 def playbook_identity(identity):
     """Every playbook here runs as the guardrails family's ServiceAccount (rbac/guardrails.yml), with
@@ -175,17 +191,7 @@ def test_the_node_agents_come_back_to_worker_1_after_a_restart_under_the_lane_ta
     plan = json.loads((newest(evidence, "phase0_guardrails") / "plan.json").read_text())
     apply = phase0(approve_plan=plan["id"])
     assert apply.rc == 0, apply.stdout[-3000:]
-    for agent in AGENTS:
-        ns, name = agent.split("/")
-        c.kubectl("rollout", "restart", "daemonset/" + name, "-n", ns)
-    for agent in AGENTS:
-        ns, name = agent.split("/")
-        c.kubectl("rollout", "status", "daemonset/" + name, "-n", ns, "--timeout=120s")
-        c.wait(agent + " on both nodes", lambda: {
-            p["spec"].get("nodeName") for p in c.get_json("pods", "-n", ns)["items"]
-            if p["metadata"]["name"].startswith(name + "-") and not p["metadata"].get("deletionTimestamp")
-            and p["status"].get("phase") == "Running"} == {"miniserver", "worker-1"}, 60)
-    assert dict((a, n) for a, (_t, n) in agents(c).items()) == dict((a, 2) for a in AGENTS)
+    restart_every_agent(c)
     undo = phase0(ROLLBACK, check=True)
     assert undo.rc == 0, undo.stdout[-3000:]
     undo_plan = json.loads((newest(evidence, "phase0_guardrails_rollback") / "plan.json").read_text())
@@ -213,6 +219,66 @@ def test_the_node_agents_come_back_to_worker_1_after_a_restart_under_the_lane_ta
             in said, said[-3000:]
     finally:
         c.kubectl("delete", "daemonset", "longhorn-manager-agent", "-n", "longhorn-system", "--wait=true")
+
+
+LONGHORN_AGENTS = AGENTS[:2]  # longhorn-manager's own, once the Longhorn simulator runs
+
+
+def detach_every_volume(sim):
+    """As when every workload that mounts a Longhorn volume is stopped."""
+    for name in sim.volumes():
+        sim.cluster.kubectl("patch", "volumes.longhorn.io", name, "-n", "longhorn-system", "--type=merge",
+                            "-p", json.dumps({"spec": {"nodeID": ""}}))
+    sim.wait("every volume detached", lambda: all(
+        v.get("status", {}).get("state") == "detached" for v in sim.volumes().values()))
+
+
+def test_longhorn_keeps_its_own_daemonsets_through_taint_toleration(longhorn, phase0, evidence):
+    """With Longhorn running, its CSI plugin and engine image are longhorn-manager's
+    (label longhorn.io/managed-by): the plan keeps them on worker-1 through Longhorn's
+    taint-toleration setting, not a live edit. Longhorn applies that setting only while
+    every volume is detached, so with attached volumes the check stops before any write and
+    names them; with all detached, the apply sets it, Longhorn writes the toleration into
+    its DaemonSets, a restart of every fixture DaemonSet keeps both nodes, and the rollback
+    puts the setting and the DaemonSets back."""
+    c = longhorn.cluster
+    offset = audit_size(c)
+    refused = phase0(check=True)
+    said = " ".join(refused.stdout.split())
+    assert refused.rc != 0 and writes(c, offset) == [], said[-3000:]
+    assert ("settings: nothing was changed; Longhorn applies taint-toleration to its components only while every"
+            " volume is detached (longhorn-manager's setting controller), and 6 volume(s) are not: pvc-arr (attached),"
+            in said), said[-3000:]
+
+    detach_every_volume(longhorn)
+    check = phase0(check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    plan = json.loads((newest(evidence, "phase0_guardrails") / "plan.json").read_text())
+    assert "LonghornSettings/longhorn-system (homelab.k8s_ha.longhorn_settings):" in plan["report"], plan["report"]
+    assert '  taint-toleration: "" -> "workload-lane=secondary:NoSchedule"' in plan["report"], plan["report"]
+    # the plan edits only the DaemonSet no one else manages
+    assert [i["object"] for i in plan["items"] if i["object"].startswith("DaemonSet/")] == ["DaemonSet/metallb-speaker"]
+    apply = phase0(approve_plan=plan["id"])
+    assert apply.rc == 0, apply.stdout[-3000:]
+    assert longhorn.settings()["taint-toleration"] == "workload-lane=secondary:NoSchedule"
+    for agent in AGENTS:
+        assert agents(c)[agent][0] == [LANE_TOLERATION], agent
+    for agent in LONGHORN_AGENTS:
+        ns, name = agent.split("/")
+        ds = c.get_json("daemonset", name, "-n", ns)
+        assert json.loads(ds["metadata"]["annotations"]["longhorn.io/last-applied-tolerations"]) == [LANE_TOLERATION]
+
+    # an upgrade of each (a rollout restart): every fixture DaemonSet keeps both nodes
+    restart_every_agent(c)
+
+    undo = phase0(ROLLBACK, check=True)
+    assert undo.rc == 0, undo.stdout[-3000:]
+    undo_plan = json.loads((newest(evidence, "phase0_guardrails_rollback") / "plan.json").read_text())
+    assert '  taint-toleration: "workload-lane=secondary:NoSchedule" -> ""' in undo_plan["report"], undo_plan["report"]
+    undo = phase0(ROLLBACK, approve_plan=undo_plan["id"])
+    assert undo.rc == 0, undo.stdout[-3000:]
+    assert longhorn.settings()["taint-toleration"] == ""
+    assert [t for t, _n in agents(c).values()] == [None] * len(AGENTS)
 
 
 def test_the_proof_fails_a_rollback_that_leaves_one_field_changed(two_node, phase0):

@@ -110,7 +110,38 @@ SETTINGS = {
     "node-drain-policy": ("enum", "block-if-contains-last-replica", "block-for-eviction",
                           "block-for-eviction-if-contains-last-replica",
                           "allow-if-replica-is-stopped", "always-allow"),
+    "taint-toleration": ("tolerations",),
 }
+MANAGED_BY = "longhorn.io/managed-by"  # types.GetBaseLabelsForSystemManagedComponent
+LAST_APPLIED_TOLERATIONS = "longhorn.io/last-applied-tolerations"
+
+
+def unmarshal_tolerations(value: str) -> list[dict]:
+    """Longhorn's types.UnmarshalTolerations and parseToleration: spaces removed, ``;``
+    between tolerations, each ``key=value:effect`` or ``key:effect``; raise ValueError."""
+    value = value.replace(" ", "")
+    out = []
+    if not value:
+        return out
+    for part in value.split(";"):
+        pieces = part.split(":")
+        if len(pieces) != 2:
+            raise ValueError(f"failed to parse toleration: {part}: missing key/value and effect pair")
+        pair = pieces[0].split("=")
+        if pieces[1] not in ("", "NoExecute", "NoSchedule", "PreferNoSchedule"):
+            raise ValueError(f"failed to parse toleration: {part}: invalid effect: {pieces[1]}")
+        toleration = {"key": pair[0], "operator": "Exists", "effect": pieces[1]}
+        if len(pair) == 2:
+            toleration.update(operator="Equal", value=pair[1])
+        out.append(dict((k, v) for k, v in toleration.items() if v != ""))
+    return out
+
+
+def _toleration_key(t: dict) -> str:
+    # util.TolerationListToMap keys a toleration by all of it
+    return json.dumps(t, sort_keys=True)
+
+
 SETTING_DEFAULTS = {
     "default-replica-count": '{"v1":"3","v2":"3"}',
     "replica-soft-anti-affinity": "false",
@@ -118,6 +149,7 @@ SETTING_DEFAULTS = {
     "replica-replenishment-wait-interval": "600",
     "concurrent-replica-rebuild-per-node-limit": "5",
     "disable-scheduling-on-cordoned-node": "true",
+    "taint-toleration": "",
 }
 
 
@@ -143,6 +175,11 @@ def setting_error(name: str, value) -> str | None:
     definition = SETTINGS[name]
     for v in values:
         v = "%s" % (v,)
+        if definition[0] == "tolerations":
+            try:
+                unmarshal_tolerations(v)
+            except ValueError as e:
+                return f"the value of {name} is invalid: {e}"
         if definition[0] == "bool" and v not in ("true", "false"):
             return f"value {v} of setting {name} is not a boolean (true or false)"
         if definition[0] == "enum" and v not in definition[1:]:
@@ -167,12 +204,18 @@ def normalised_setting(name: str, value: str) -> str:
     return value
 
 
-def admission_response(review: dict, path: str, record, refuse=frozenset()) -> dict:
+def _available_healthy(replica: dict) -> bool:
+    # datastore.IsAvailableHealthyReplica
+    spec = replica.get("spec") or {}
+    return bool(spec.get("healthyAt")) and not spec.get("failedAt") and not spec.get("evictionRequested")
+
+
+def admission_response(review: dict, path: str, record, refuse=frozenset(), replicas_of=None) -> dict:
     """The AdmissionReview answer of the mutator (``/mutate``) or validator (``/validate``);
     settings named in ``refuse`` are refused as Longhorn refuses some settings while
-    volumes are attached."""
+    volumes are attached. ``replicas_of(volume)``: the volume's replicas, for a deletion."""
     req = review["request"]
-    obj = req.get("object") or {}
+    obj = req.get("object") or req.get("oldObject") or {}
     kind = req["kind"]["kind"]
     out = {"uid": req["uid"], "allowed": True}
     if kind == "Setting":
@@ -191,6 +234,15 @@ def admission_response(review: dict, path: str, record, refuse=frozenset()) -> d
         err = setting_error(name, value)
         if err is None and name in refuse and req.get("operation") == "UPDATE":
             err = f"cannot modify setting {name} while volumes are attached"
+    elif kind == "Replica" and req.get("operation") == "DELETE" and replicas_of is not None:
+        # webhook/resources/replica/validator.go validateReplicaDeletion: not the last
+        # available healthy replica of its volume
+        err = None
+        volume = (obj.get("spec") or {}).get("volumeName")
+        others = [r for r in replicas_of(volume) if r["metadata"]["name"] != obj["metadata"]["name"]]
+        if _available_healthy(obj) and not any(_available_healthy(r) for r in others):
+            err = (f"cannot delete replica {obj['metadata']['name']}: it is the only healthy replica"
+                   f" of volume {volume}")
     elif kind == "Volume" and path.endswith("/validate"):
         n = (obj.get("spec") or {}).get("numberOfReplicas")
         err = None
@@ -230,6 +282,7 @@ class Simulator:
         self.httpd = None
         self.api = None
         self.faults = {}  # the fault ConfigMap as last read (the webhook reads it too)
+        self.tolerations_synced = None  # the taint-toleration value last applied
 
     # -- history ----------------------------------------------------------------------
     def record(self, event: str, **fields) -> None:
@@ -251,8 +304,10 @@ class Simulator:
         self.api = client.ApiClient(config.new_client_from_config(str(kubeconfig)).configuration)
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
         self.admission = client.AdmissionregistrationV1Api(self.api)
 
+        self._adopt_components()
         port = free_port()
         sim = self
 
@@ -262,7 +317,8 @@ class Simulator:
                 review = json.loads(body)
                 answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                           "response": admission_response(review, self.path.split("?")[0], sim.record,
-                                                         sim.faults.get("refuse-settings", set()))}
+                                                         sim.faults.get("refuse-settings", set()),
+                                                         sim.replicas_of)}
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -305,13 +361,13 @@ class Simulator:
                 self.stopping.wait(0.5)  # the API server restarts or the CRD is not there yet
 
     def _register(self, port: int, ca_bundle: str) -> None:
-        def hooks(name, path, resources):
+        def hooks(name, path, resources, operations=("CREATE", "UPDATE")):
             return [{
                 "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
                 "failurePolicy": "Fail", "timeoutSeconds": 10,
                 "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle},
                 "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION],
-                           "operations": ["CREATE", "UPDATE"], "resources": resources,
+                           "operations": list(operations), "resources": resources,
                            "scope": "Namespaced"}]}]
         meta = {"labels": {FIXTURE_LABEL: "longhorn"}}
         self.unregister()
@@ -322,7 +378,25 @@ class Simulator:
         self.admission.create_validating_webhook_configuration({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
             "metadata": dict(meta, name=VALIDATOR),
-            "webhooks": hooks("validator.longhorn.io", "/v1/webhook/validate", ["settings", "volumes"])})
+            "webhooks": hooks("validator.longhorn.io", "/v1/webhook/validate", ["settings", "volumes"])
+            + hooks("replica.validator.longhorn.io", "/v1/webhook/validate", ["replicas"], ["DELETE"])})
+
+    def replicas_of(self, volume: str) -> list[dict]:
+        return [r for r in self._list("replicas") if (r.get("spec") or {}).get("volumeName") == volume]
+
+    def _adopt_components(self) -> None:
+        """The DaemonSets longhorn-manager deploys itself (the CSI plugin through its driver
+        deployer, the engine image through the engine image controller) carry the label
+        longhorn.io/managed-by=longhorn-manager (types.GetBaseLabelsForSystemManagedComponent)
+        and the tolerations last applied from taint-toleration. The fixture's DaemonSets in
+        the namespace (all but the user-deployed longhorn-manager) get both, as if
+        longhorn-manager had made them; Running.stop puts them back as they were."""
+        for ds in self.apps.list_namespaced_daemon_set(self.ns).items:
+            if ds.metadata.name == "longhorn-manager":
+                continue
+            self.apps.patch_namespaced_daemon_set(ds.metadata.name, self.ns, {"metadata": {
+                "labels": {MANAGED_BY: "longhorn-manager"},
+                "annotations": {LAST_APPLIED_TOLERATIONS: "[]"}}})
 
     def unregister(self) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -404,7 +478,9 @@ class Simulator:
         replicas = self._list("replicas")
         engines = {e["spec"].get("volumeName"): e for e in self._list("engines")}
         mounts = self._mounts()
-        for volume in self._list("volumes"):
+        volumes = self._list("volumes")
+        self._sync_taint_toleration(settings, volumes)
+        for volume in volumes:
             self._attachment(volume, pvs.get(volume["metadata"]["name"]), mounts, faults)
             self._reconcile_volume(volume, [r for r in replicas
                                             if r["spec"].get("volumeName") == volume["metadata"]["name"]],
@@ -626,6 +702,46 @@ class Simulator:
                                           "pvcName": pv.spec.claim_ref.name, "pvName": pv.metadata.name}
         self._status("volumes", volume, status)
 
+    def _sync_taint_toleration(self, settings, volumes) -> None:
+        """longhorn-manager's SettingController.updateTaintToleration: the system-managed
+        DaemonSets (label longhorn.io/managed-by=longhorn-manager) whose
+        last-applied-tolerations annotation differs from the setting get the setting's
+        tolerations (getFinalTolerations: their own, less the last applied, plus the new),
+        and only while every volume is detached (AreAllVolumesDetachedState); until then
+        the setting's ``status.applied`` is false ("It will be eventually applied")."""
+        value = settings.get("taint-toleration", "")
+        if value == self.tolerations_synced:
+            return
+        try:
+            new = unmarshal_tolerations(value)
+        except ValueError:
+            return  # the webhook refuses such a value; a stored one stays unapplied
+        wanted = dict((_toleration_key(t), t) for t in new)
+        stale = []
+        for ds in self.apps.list_namespaced_daemon_set(self.ns, label_selector=MANAGED_BY + "=longhorn-manager").items:
+            last = json.loads((ds.metadata.annotations or {}).get(LAST_APPLIED_TOLERATIONS) or "[]")
+            if dict((_toleration_key(t), t) for t in last) != wanted:
+                stale.append((ds, last))
+        applied = True
+        if stale and any((v.get("status") or {}).get("state") != "detached" for v in volumes):
+            applied = False
+        else:
+            for ds, last in stale:
+                own = [self.api.sanitize_for_serialization(t) for t in ds.spec.template.spec.tolerations or []]
+                final = dict((_toleration_key(t), t) for t in own)
+                for t in last:
+                    final.pop(_toleration_key(t), None)
+                final.update(wanted)
+                body = {"metadata": {"resourceVersion": ds.metadata.resource_version,
+                                     "annotations": {LAST_APPLIED_TOLERATIONS: json.dumps(new)}},
+                        "spec": {"template": {"spec": {"tolerations": [final[k] for k in sorted(final)]}}}}
+                self.apps.patch_namespaced_daemon_set(ds.metadata.name, self.ns, body)
+                self.record("tolerations-applied", daemonset=ds.metadata.name, value=value)
+            self.tolerations_synced = value
+        for setting in self._list("settings"):
+            if setting["metadata"]["name"] == "taint-toleration":
+                self._status("settings", setting, {"applied": applied})
+
     @staticmethod
     def _extra_healthy_replica(volume, active, modes, settings):
         """The one extra healthy replica longhorn-manager removes in this pass, or None.
@@ -746,6 +862,11 @@ class Running:
         c.wait_established("-l", FIXTURE_LABEL + "=longhorn-crds")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.history_file.unlink(missing_ok=True)
+        # the DaemonSets the simulator adopts as longhorn-manager's, to put back on stop
+        self.daemonsets = [(d["metadata"]["name"], d["metadata"].get("labels") or {},
+                            d["metadata"].get("annotations") or {},
+                            d["spec"]["template"]["spec"].get("tolerations") or [])
+                           for d in c.get_json("daemonsets", "-n", self.ns)["items"]]
         self.log = open(self.state_dir / "simulator.log", "w")  # pylint: disable=consider-using-with
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, str(Path(__file__).resolve()), "--cluster-dir", str(c.dir),
@@ -772,6 +893,11 @@ class Running:
             self.proc.wait(timeout=30)
             self.proc = None
             self.log.close()
+        for name, labels, annotations, tolerations in getattr(self, "daemonsets", []):
+            c.kubectl("patch", "daemonset", name, "-n", self.ns, "--type=json", "-p", json.dumps([
+                {"op": "add", "path": "/metadata/labels", "value": labels},
+                {"op": "add", "path": "/metadata/annotations", "value": annotations},
+                {"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations}]))
         c.kubectl("delete", "mutatingwebhookconfiguration", MUTATOR, "--ignore-not-found")
         c.kubectl("delete", "validatingwebhookconfiguration", VALIDATOR, "--ignore-not-found")
         for kind in ("volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",

@@ -3,8 +3,10 @@ import pytest
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
     as_stored,
     meaning,
+    parse_tolerations,
     settings_changes,
     validate,
+    with_toleration,
 )
 
 RUNBOOK = {  # runbook 001, section 2.4
@@ -86,3 +88,41 @@ def test_as_stored_strings():
     assert as_stored("default-replica-count", 2) == "2"
     assert as_stored("default-replica-count", {"v1": 2, "v2": 3}) == '{"v1": "2", "v2": "3"}'
     assert as_stored("default-replica-count", '{"v1":"3","v2":"3"}') == '{"v1":"3","v2":"3"}'
+
+
+LANE = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
+
+
+def test_taint_toleration_is_read_as_longhorn_reads_it_and_compared_as_a_set():
+    """types.UnmarshalTolerations: spaces removed, ';' between tolerations."""
+    assert parse_tolerations("taint-toleration", "a=b:NoSchedule; c:NoExecute") == [
+        ("a", "Equal", "b", "NoSchedule"), ("c", "Exists", "", "NoExecute")]
+    assert parse_tolerations("taint-toleration", "") == []
+    assert meaning("taint-toleration", "c:NoExecute;a=b:NoSchedule") == meaning("taint-toleration", "a=b:NoSchedule; c:NoExecute")
+    changes, tracker, rollback = settings_changes({"taint-toleration": "a=b:NoSchedule"},
+                                                  {"taint-toleration": "a = b:NoSchedule"})
+    assert changes == {} and not tracker.has_difference and rollback == {}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("a=b", "taint-toleration: 'a=b' is not key=value:effect or key:effect"),
+    ("a:Sometimes", "taint-toleration: 'a:Sometimes' has effect 'Sometimes'; allowed: NoSchedule, PreferNoSchedule, NoExecute"),
+    ("a:", "taint-toleration: 'a:' has effect ''; allowed: NoSchedule, PreferNoSchedule, NoExecute"),
+    ("node.kubernetes.io/unschedulable:NoSchedule",
+     "taint-toleration: 'node.kubernetes.io/unschedulable:NoSchedule': a key may not contain kubernetes.io"
+     " (Kubernetes' default tolerations)"),
+    (["a:NoSchedule"], "taint-toleration: ['a:NoSchedule'] is not a string such as key=value:NoSchedule;key2:NoExecute"),
+])
+def test_bad_taint_toleration_names_the_setting_and_the_form(value, message):
+    assert validate({"taint-toleration": value}) == [message]
+
+
+def test_with_toleration_adds_the_taint_once_and_keeps_the_rest():
+    assert with_toleration("", LANE) == "workload-lane=secondary:NoSchedule"
+    assert with_toleration("gpu:NoSchedule", LANE) == "gpu:NoSchedule;workload-lane=secondary:NoSchedule"
+    # tolerated already: exactly, or by an Exists toleration of the key and effect
+    assert with_toleration("workload-lane=secondary:NoSchedule", LANE) == "workload-lane=secondary:NoSchedule"
+    assert with_toleration("workload-lane:NoSchedule", LANE) == "workload-lane:NoSchedule"
+    # another value or effect of the key does not tolerate it
+    assert with_toleration("workload-lane=primary:NoSchedule", LANE) == \
+        "workload-lane=primary:NoSchedule;workload-lane=secondary:NoSchedule"

@@ -1,6 +1,7 @@
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     audit,
     daemonset_coverage,
+    longhorn_toleration_changes,
     pinning,
     pod_template_spec,
     render_coverage,
@@ -229,3 +230,27 @@ def test_the_plan_keeps_the_node_agents_it_may_change_and_names_the_rest():
             assert "node_agents must be a list of namespace/name patterns" in str(e)
         else:
             raise AssertionError("%r was accepted" % (bad,))
+
+
+def test_longhorn_keeps_its_own_daemonsets_through_its_setting():
+    """longhorn-manager's own DaemonSets (its label, even when an EngineImage owns one) are
+    kept by taint-toleration, not a live edit; only when Longhorn's Setting is there."""
+    nodes = [node("miniserver"), node("worker-1")]
+    engine = daemonset("engine-image-ei-1", owner=("EngineImage", "ei-1"), ns="longhorn-system",
+                       labels={"longhorn.io/managed-by": "longhorn-manager"})
+    csi = daemonset("longhorn-csi-plugin", labels={"longhorn.io/managed-by": "longhorn-manager"}, ns="longhorn-system")
+    rows = daemonset_coverage([engine, csi, daemonset("metallb-speaker")], nodes, {"worker-1": [LANE]})
+    assert [r["manager"] for r in rows] == ["longhorn-manager", "longhorn-manager", None]
+    setting = {"metadata": {"name": "taint-toleration"}, "value": "gpu:NoSchedule"}
+    assert longhorn_toleration_changes(rows, [setting], [LANE]) == {
+        "taint-toleration": "gpu:NoSchedule;workload-lane=secondary:NoSchedule"}
+    # no Setting (Longhorn's API not served, or not readable): nothing planned, both unkept
+    assert longhorn_toleration_changes(rows, [], [LANE]) == {}
+    assert [u.split(" ")[0] for u in unkept(rows, ["*/*"])] == [
+        "longhorn-system/engine-image-ei-1", "longhorn-system/longhorn-csi-plugin"]
+    # planned: kept, and the live edit is only for the DaemonSet no one manages
+    assert unkept(rows, ["*/*"], longhorn_kept=True) == []
+    assert [c["name"] for c in toleration_changes(rows, ["*/*"])] == ["metallb-speaker"]
+    # tolerated already: no change
+    done = dict(setting, value="workload-lane=secondary:NoSchedule")
+    assert longhorn_toleration_changes(rows, [done], [LANE]) == {}
