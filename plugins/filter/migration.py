@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import app_ref, window_holds
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import app_ref, hold_text, window_holds
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.strategies import (
     dual_deployments,
     hybrid_fields,
@@ -44,4 +44,4 @@ class FilterModule(object):
     def filters(self):
         return {"dual_deployments": _dual_deployments, "stage_handover": _stage_handover,
                 "window_holds": window_holds, "hybrid_fields": _hybrid_fields,
-                "sidecar_check": sidecar_check, "app_ref": app_ref}
+                "sidecar_check": sidecar_check, "app_ref": app_ref, "hold_text": hold_text}

@@ -262,6 +262,18 @@ def window_holds(hpas, applications, deployments, namespace):
     return holds
 
 
+HOLD_WHAT = {"HorizontalPodAutoscaler": "scaling paused (both directions Disabled)",
+             "Application": "manual sync (automated sync removed)"}
+
+
+def hold_text(hold, note=None):
+    """One hold of the window as a person reads it:
+    ``HorizontalPodAutoscaler apps/web: scaling paused (both directions Disabled)``."""
+    text = "%s %s/%s: %s" % (hold.get("kind"), hold.get("namespace"), hold.get("name"),
+                             HOLD_WHAT.get(hold.get("kind"), "held"))
+    return text + (" (%s)" % note if note else "")
+
+
 def app_ref(app):
     """The app to migrate as ``{namespace, workload}``: a dict is taken as it is, a string
     ``namespace/workload`` (what a survey or a Semaphore variable can carry) is split.

@@ -130,6 +130,12 @@ def catalog_rows(catalog, run="apply", job="task"):
         playbook, base = entry["playbook"], "%s %s" % (prefix, entry["playbook"])
         row = {"entry": entry, "playbook": playbook, "title": entry.get("title") or playbook, "base": base,
                "survey": surveys.get(entry.get("survey")) or [], "undo": None, "gate": None}
+        if entry.get("releases"):
+            if entry["releases"] not in names:
+                raise ValueError("catalog %s: releases %s is not in the catalog" % (playbook, entry["releases"]))
+            row["undo"] = ("release_from", "Evidence folder of the run whose holds to release",
+                           "A folder <evidence_root>/<time>-%s. Empty: the newest run that holds something. Give "
+                           "check and %s the same folder." % (entry["releases"], run), False)
         if playbook in undoes:
             row["title"] = "%s, undoes a run of '%s %s %s'" % (row["title"], prefix, undoes[playbook], run)
             row["undo"] = ("rollback_from", "Evidence folder of the run to undo",

@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, set_lanes, writes
+from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence, set_lanes, writes
 from proof import proof
 from upstream_crds import fetch
 
@@ -99,9 +99,13 @@ def stage(migration, c, number, **extra):
     folder = "primary-only" if number == 1 else "dual-lane"
     patch = "patch-topology-and-anti-affinity.yaml" if number == 1 else "patch-toleration-and-affinity.yaml"
 
+    # the window's holds: taken by stage 1; stage 2 finds them in force (they stay through
+    # the bake window) and holds nothing again
+    holding = ["Application/web", "HorizontalPodAutoscaler/web"] if number == 1 else []
+
     def planned(p):
-        assert [i["object"] for i in p.plan["items"]] == [
-            "Application/web", "HorizontalPodAutoscaler/web", "Deployment/web",
+        assert [i["object"] for i in p.plan["items"]] == holding + [
+            "Deployment/web",
             f"File/apps/overlays/web/{folder}/kustomization.yaml", f"File/apps/overlays/web/{folder}/{patch}"]
 
     return proof(migration, c, "app_migration A stage %d" % number, APPLY, "app_migration", ROLLBACK,
@@ -137,14 +141,20 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
     with stage(migration, c, 1) as first:
         verified(first)
         assert web_nodes(c) == ["miniserver", "miniserver"]  # two replicas, still primary-only
-        # held during the window (one write each), released after the verification (another);
-        # the same apply again held nothing (its stage had nothing to change)
-        # (a write the API server refused, a conflict with the HPA controller's status update
-        # that workload_fields retries, changed nothing and is not counted)
+        # held for the window (one write each) and kept through the bake window: the stage
+        # does not release them; the same apply again held nothing (its stage had nothing to
+        # change) (a write the API server refused, a conflict with the HPA controller's status
+        # update that workload_fields retries, changed nothing and is not counted)
         held = [e["objectRef"]["resource"] for e in writes(c, offset) if e["objectRef"]["resource"] != "deployments"
                 and e.get("responseStatus", {}).get("code", 200) < 400]
-        assert sorted(held) == ["applications", "applications", "horizontalpodautoscalers", "horizontalpodautoscalers"]
-        assert holds(c) == held_before
+        assert sorted(held) == ["applications", "horizontalpodautoscalers"]
+        hpa, sync = holds(c)
+        assert hpa["behavior"]["scaleUp"]["selectPolicy"] == hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+        assert "automated" not in (sync or {})
+        report = (first.run_dir / "report.md").read_text()
+        assert ("## Holds in force\n\n"
+                "- HorizontalPodAutoscaler apps/web: scaling paused (both directions Disabled)\n"
+                "- Application argocd/web: manual sync (automated sync removed)\n") in report, report
         assert "changes nothing; nothing to approve" in first.again.stdout
         # the GitOps overlay renders what the cluster now runs (commit 1 of the PR template),
         # also after the same apply again: the removal of the base's lane pin stays in it
@@ -154,9 +164,12 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
         assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
             "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
 
-        with stage(migration, c, 2, app_migration_restore_holds=False) as second:  # kept for a bake window
+        with stage(migration, c, 2) as second:
             verified(second)
             assert web_nodes(c) == ["miniserver", "worker-1"]  # the real scheduler's outcome
+            said = " ".join(second.check.stdout.split())
+            assert ("Holds in force already (they stay through the bake window): HorizontalPodAutoscaler apps/web:"
+                    " scaling paused (both directions Disabled) Application argocd/web: manual sync") in said, said[-3000:]
             hpa, sync = holds(c)
             assert hpa["behavior"]["scaleUp"]["selectPolicy"] == hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
             assert hpa["minReplicas"] == 1 and hpa["maxReplicas"] == 3  # the HPA itself untouched
@@ -170,9 +183,13 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
             assert LANE_TOLERATION in spec["tolerations"]
             assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
 
-        # stage 2 rolled back (proof.py compared every written object and file with stage 1's state)
+        # stage 2 rolled back (proof.py compared every written object and file with stage 1's state);
+        # stage 1's holds stay in force
         assert web_nodes(c) == ["miniserver", "miniserver"]
-        assert holds(c) == held_before  # released by the rollback, exactly as before
+        assert holds(c) != held_before
+
+    # stage 1 rolled back: its holds released, exactly as before
+    assert holds(c) == held_before
 
     # stage 1 rolled back: the overlays and the migration page are gone
     assert web_nodes(c) == ["miniserver"]
@@ -194,3 +211,42 @@ def test_an_app_failing_a_gate_is_refused_before_approval(migration, two_node):
     assert "Refused before the approval gate" in run.stdout
     assert "PodDisruptionBudget present and appropriate: no PodDisruptionBudget selects the app's pods" in run.stdout
     assert writes(c, offset) == []
+
+
+RELEASE = "playbooks/app_migration_release.yml"
+
+
+def test_a_stage_that_was_not_verified_keeps_its_holds_and_the_release_refuses(migration, two_node):
+    """A stage whose rollout cannot finish (miniserver cordoned, worker-1 off the lane) fails
+    with the holds in force: the release refuses it before anything is written, naming the
+    rollback instead, and the rollback releases them."""
+    c = two_node
+    spec, held_before = web_spec(c), holds(c)
+    args = {"app": "apps/web", "migration_strategy": "active_active", "stage": 1, "app_migration_rollout_timeout": 5}
+    check = migration(check=True, **args)
+    assert check.rc == 0, check.stdout[-3000:]
+    plan = json.loads((newest_evidence(migration.evidence, "app_migration") / "plan.json").read_text())
+    c.kubectl("cordon", "miniserver")
+    try:
+        failed = migration(approve_plan=plan["id"], **args)
+        assert failed.rc != 0, failed.stdout[-3000:]
+    finally:
+        c.kubectl("uncordon", "miniserver")
+    stage_dir = newest_evidence(migration.evidence, "app_migration")
+    assert holds(c) != held_before
+    assert "## Holds in force" not in (stage_dir / "report.md").read_text()  # a failed stage is rolled back
+
+    offset = audit_size(c)
+    refused = migration(RELEASE, check=True, release_from=str(stage_dir))
+    said = " ".join(refused.stdout.split())
+    assert refused.rc != 0 and writes(c, offset) == [], said[-3000:]
+    assert ("%s: its stage was not verified (no verification ran). Its holds stay; roll the stage back with"
+            " playbooks/app_migration_rollback.yml -e rollback_from=%s instead. Nothing was changed." % (
+                stage_dir, stage_dir)) in said, said[-3000:]
+
+    undo = migration(ROLLBACK, check=True, rollback_from=str(stage_dir))
+    assert undo.rc == 0, undo.stdout[-3000:]
+    undo_plan = json.loads((newest_evidence(migration.evidence, "app_migration_rollback") / "plan.json").read_text())
+    undo = migration(ROLLBACK, rollback_from=str(stage_dir), approve_plan=undo_plan["id"])
+    assert undo.rc == 0, undo.stdout[-3000:]
+    assert holds(c) == held_before and web_spec(c)["template"]["spec"] == spec["template"]["spec"]

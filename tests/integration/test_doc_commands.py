@@ -231,6 +231,39 @@ def test_two_node_web_commands(migration, two_node, person_evidence):
     assert "| every recorded change is undone | pass | all restored |" in report
 
 
+def test_the_release_and_rollback_a_stage_report_prints_run_as_they_stand(migration, two_node, person_evidence):
+    """A verified stage's report.md lists the holds in force and prints the release's check
+    and apply, then the rollback's: run verbatim (plan ids pasted in), the release gives the
+    HPA and the Argo CD Application back exactly and the rollback the Deployment."""
+    from doc_commands import report_commands  # pylint: disable=import-outside-toplevel
+    from test_app_migration import holds, web_spec  # pylint: disable=import-outside-toplevel
+
+    c = two_node
+    spec, held = web_spec(c), holds(c)
+    session = Session()
+    page = [b for b in all_blocks() if b.scenario == "two-node-web"][0]
+    check, apply = [cmd for cmd in commands(page.text) if "app_migration.yml" in cmd][:2]
+    session.run(check)
+    session.run(apply)
+    assert holds(c) != held
+    applied = newest(person_evidence, "app_migration")
+    printed = report_commands(applied / "report.md")
+    release = [cmd for cmd in printed if "app_migration_release.yml" in cmd]
+    assert len(release) == 2 and "--check" in release[0] and "<plan id>" in release[1], printed
+    offset = audit_size(c)
+    session.run(release[0])
+    assert writes(c, offset) == []
+    session.run(release[1])
+    assert holds(c) == held
+    released = (newest(person_evidence, "app_migration_release") / "report.md").read_text()
+    assert "- Undoes: the run recorded in `%s`" % applied in released
+    rollback = [cmd for cmd in printed if "app_migration_rollback.yml" in cmd]
+    assert len(rollback) == 2, printed
+    session.run(rollback[0])
+    session.run(rollback[1])
+    assert web_spec(c)["template"]["spec"] == spec["template"]["spec"] and holds(c) == held
+
+
 def test_two_node_notes_db_commands(failover, longhorn, person_evidence):
     """docs/app_migration.md, strategies B and C: the checks plan and write nothing."""
     c = longhorn.cluster

@@ -221,6 +221,9 @@ def test_the_per_app_migration_survey_asks_app_strategy_and_stage():
     assert list(survey_vars(tpls["%s app_migration check" % PREFIX])) == ["app", "migration_strategy", "stage"]
     assert list(survey_vars(tpls["%s app_migration run" % PREFIX])) == ["app", "migration_strategy", "stage", "approve_plan"]
     assert list(survey_vars(tpls["%s app_migration_rollback run" % PREFIX])) == ["rollback_from", "approve_plan"]
+    # the release after the bake window asks for the stage's folder, then the plan id
+    assert list(survey_vars(tpls["%s app_migration_release check" % PREFIX])) == ["release_from"]
+    assert list(survey_vars(tpls["%s app_migration_release run" % PREFIX])) == ["release_from", "approve_plan"]
     capi = named("workflow_job_templates")["%s capi_rollout" % PREFIX]
     assert list(survey_vars(capi)) == ["capi_rollout_cluster"]
 
