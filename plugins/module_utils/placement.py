@@ -197,15 +197,27 @@ def _event_time(event):
     return max(str(t) for t in times if t)
 
 
-def failed_scheduling_since(events, since):
+def failed_scheduling_since(events, since, pods=None):
     """FailedScheduling events that happened at or after ``since`` (RFC 3339, UTC).
 
-    Timestamps of the API compare correctly as strings once cut to whole seconds."""
+    Timestamps of the API compare correctly as strings once cut to whole seconds. With
+    ``pods`` (the pods as read now), only events of a pod that still exists count: the
+    kube-scheduler's events.k8s.io recorder refreshes an event series long after its pod
+    is gone (observed: 12 minutes later, within a Phase 0 watch), which would otherwise
+    read as a new failure."""
     cutoff = since[:19]
+    alive = None if pods is None else set(
+        field(p, "metadata", "uid") or (field(p, "metadata", "namespace"), field(p, "metadata", "name"))
+        for p in pods)
     out = []
     for e in events:
         if field(e, "reason") != "FailedScheduling":
             continue
+        if alive is not None:
+            ref = field(e, "involvedObject") or {}
+            key = ref.get("uid") or (ref.get("namespace"), ref.get("name"))
+            if key not in alive:
+                continue
         when = _event_time(e)
         if when[:19] < cutoff:
             continue

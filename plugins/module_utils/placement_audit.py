@@ -59,5 +59,5 @@ def run_placement_audit(module):
     since = params.get("events_since")
     if since:
         events = module.list("Event", field_selector="reason=FailedScheduling")
-        facts["failed_scheduling"] = failed_scheduling_since(keep(events), since)
+        facts["failed_scheduling"] = failed_scheduling_since(keep(events), since, pods)
     return facts

@@ -129,6 +129,14 @@ def test_failed_scheduling_since_uses_the_latest_event_time():
     got = failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00")
     assert [e["pod"] for e in got] == ["new", "repeating"]
     assert got[0]["time"] == "2026-11-21T18:00:01.123456Z"
+    # the scheduler refreshes a series after its pod is gone: only pods that exist count
+    for e, uid in zip(events, ("u-old", "u-new", "u-repeating", "u-fine")):
+        e["involvedObject"]["uid"] = uid
+    pods = [{"metadata": {"namespace": "apps", "name": "new", "uid": "u-new"}}]
+    assert [e["pod"] for e in failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00", pods)] == ["new"]
+    # a pod of the same name made anew (another uid) is another pod
+    pods = [{"metadata": {"namespace": "apps", "name": "repeating", "uid": "u-other"}}]
+    assert failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00", pods) == []
 
 
 LANE = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
