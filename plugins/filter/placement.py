@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
+    longhorn_dropped,
     longhorn_toleration_changes,
     toleration_changes,
     unkept,
@@ -40,4 +41,4 @@ def _longhorn_changes(rows, settings, taint):
 class FilterModule(object):
     def filters(self):
         return {"daemonset_toleration_changes": _toleration_changes, "daemonsets_unkept": _unkept,
-                "longhorn_toleration_changes": _longhorn_changes}
+                "longhorn_toleration_changes": _longhorn_changes, "longhorn_dropped": longhorn_dropped}

@@ -469,7 +469,8 @@ class Simulator:
     def reconcile(self) -> None:
         faults = self.faults = self._faults()
         settings = dict(SETTING_DEFAULTS)
-        settings.update({s["metadata"]["name"]: s.get("value", "") for s in self._list("settings")})
+        setting_objects = self._list("settings")
+        settings.update({s["metadata"]["name"]: s.get("value", "") for s in setting_objects})
         kube_nodes = {n.metadata.name: n for n in self.core.list_node().items}
         pvs = {pv.spec.csi.volume_handle: pv for pv in self.core.list_persistent_volume().items
                if pv.spec.csi is not None and pv.spec.csi.driver == "driver.longhorn.io"}
@@ -479,7 +480,7 @@ class Simulator:
         engines = {e["spec"].get("volumeName"): e for e in self._list("engines")}
         mounts = self._mounts()
         volumes = self._list("volumes")
-        self._sync_taint_toleration(settings, volumes)
+        self._sync_taint_toleration(settings, setting_objects, volumes)
         for volume in volumes:
             self._attachment(volume, pvs.get(volume["metadata"]["name"]), mounts, faults)
             self._reconcile_volume(volume, [r for r in replicas
@@ -702,7 +703,7 @@ class Simulator:
                                           "pvcName": pv.spec.claim_ref.name, "pvName": pv.metadata.name}
         self._status("volumes", volume, status)
 
-    def _sync_taint_toleration(self, settings, volumes) -> None:
+    def _sync_taint_toleration(self, settings, setting_objects, volumes) -> None:
         """longhorn-manager's SettingController.updateTaintToleration: the system-managed
         DaemonSets (label longhorn.io/managed-by=longhorn-manager) whose
         last-applied-tolerations annotation differs from the setting get the setting's
@@ -738,7 +739,7 @@ class Simulator:
                 self.apps.patch_namespaced_daemon_set(ds.metadata.name, self.ns, body)
                 self.record("tolerations-applied", daemonset=ds.metadata.name, value=value)
             self.tolerations_synced = value
-        for setting in self._list("settings"):
+        for setting in setting_objects:
             if setting["metadata"]["name"] == "taint-toleration":
                 self._status("settings", setting, {"applied": applied})
 
