@@ -34,6 +34,20 @@ def capi_rollout_plan(target, cluster, waiting, linstor, pool, evacuate=None):
     return {"items": items, "report": report}
 
 
+def capi_remediation_workflows(workflows, namespace, template, mutex):
+    """The unfinished Workflows that hold, wait for or may take the runbook's Argo mutex
+    (capi.remediation_workflows)."""
+    try:
+        return capi.remediation_workflows(workflows, namespace, template, mutex)
+    except (AttributeError, TypeError) as e:
+        raise AnsibleFilterError("capi_remediation_workflows: %s" % e)
+
+
+def capi_workflow_guard_message(found, template, mutex):
+    """Why a run refuses while the runbook's own remediation is in flight."""
+    return capi.workflow_guard_message(found, template, mutex)
+
+
 def capi_steps_result(results, names=None):
     """The per-phase results of one remediation as one (capi.steps_result)."""
     try:
@@ -45,4 +59,6 @@ def capi_steps_result(results, names=None):
 class FilterModule(object):
     def filters(self):
         return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan,
-                "capi_lock_name": capi_lock_name, "capi_steps_result": capi_steps_result}
+                "capi_lock_name": capi_lock_name, "capi_steps_result": capi_steps_result,
+                "capi_remediation_workflows": capi_remediation_workflows,
+                "capi_workflow_guard_message": capi_workflow_guard_message}

@@ -379,3 +379,64 @@ def rollout_plan(cluster, target, waiting, linstor, pool, evacuate=None):
     if waiting:
         report.append("  next, in a new run (one machine at a time): %s" % ", ".join(waiting))
     return items, report
+
+
+# --- the runbook's own serialisation: the Argo Workflows mutex --------------------------
+# The runbook serialises remediation with the WorkflowTemplate's mutex
+# capi-rollout-<namespace>-<cluster>, held inside the Argo workflow controller, where
+# the collection's Lease cannot see it. So a run refuses while a Workflow of the
+# remediation WorkflowTemplate for the same cluster has not finished.
+
+# WorkflowPhase.Completed() (argo-workflows pkg/apis/workflow/v1alpha1/workflow_phase.go):
+# only these end a Workflow; "" (not yet seen by the controller), Pending and Running do not.
+WORKFLOW_FINISHED = ("Succeeded", "Failed", "Error")
+
+
+def argo_mutex_keys(namespace, mutex):
+    """How the workflow controller names ``mutex`` of a Workflow in ``namespace`` in
+    ``status.synchronization.mutex`` (lockName.String() in argo-workflows
+    workflow/sync/lock_name.go: ``<namespace>/Mutex/<name>``, ``Database`` for a
+    database mutex)."""
+    return ("%s/Mutex/%s" % (namespace, mutex), "%s/Database/%s" % (namespace, mutex))
+
+
+def remediation_workflows(workflows, namespace, template, mutex):
+    """The Workflows that hold or may take the runbook's mutex ``mutex`` of ``namespace``
+    (where the remediation WorkflowTemplate runs; a mutex is namespaced): not finished and
+    either holding or waiting for it (``status.synchronization.mutex``), or submitted from
+    WorkflowTemplate ``template`` of ``namespace`` without having taken a mutex yet (its mutex name, made
+    from its parameters, is not known before the controller takes it: counted, not
+    guessed). A Workflow of the template that holds or waits only for other mutexes (another
+    cluster's) does not count. Returns ``[{name, phase, why}]`` sorted by name."""
+    found = []
+    keys = argo_mutex_keys(namespace, mutex)
+    for wf in workflows or []:
+        meta = wf.get("metadata") or {}
+        status = wf.get("status") or {}
+        phase = status.get("phase") or ""
+        if phase in WORKFLOW_FINISHED:
+            continue
+        ns = meta.get("namespace") or ""
+        sync = (status.get("synchronization") or {}).get("mutex") or {}
+        holding = [h.get("mutex") for h in sync.get("holding") or []]
+        waiting = [h.get("mutex") for h in sync.get("waiting") or []]
+        ref = ((wf.get("spec") or {}).get("workflowTemplateRef") or {})
+        of_template = ns == namespace and ref.get("name") == template and not ref.get("clusterScope")
+        why = None
+        if any(k in keys for k in holding):
+            why = "holds the mutex %s" % mutex
+        elif any(k in keys for k in waiting):
+            why = "waits for the mutex %s" % mutex
+        elif of_template and not holding and not waiting:
+            why = "runs WorkflowTemplate %s and has taken no mutex yet" % template
+        if why:
+            found.append({"name": "%s/%s" % (ns, meta.get("name")), "phase": phase or "(not started)", "why": why})
+    return sorted(found, key=lambda f: f["name"])
+
+
+def workflow_guard_message(found, template, mutex):
+    """One line: why this run refuses, and what to do."""
+    return ("runbook 004's own remediation is in flight: %s. Its WorkflowTemplate %s serialises on the Argo mutex %s,"
+            " which this playbook's Lease cannot see; wait until it has finished (argo list --running), or stop it"
+            " (argo stop <name>), then run again"
+            % ("; ".join("Workflow %s (%s) %s" % (f["name"], f["phase"], f["why"]) for f in found), template, mutex))

@@ -44,6 +44,12 @@ SOURCES = {
     "capi-v1beta1-machinedeployments": ("sigs.k8s.io/cluster-api", "CAPI_V1BETA1_VERSION",
                                         ["config/crd/bases/cluster.x-k8s.io_machinedeployments.yaml"],
                                         "capi-crds", None),
+    # runbook 004's own serialisation: the remediation WorkflowTemplate's Workflows, as Argo
+    # Workflows installs them (manifests/cluster-install/kustomization.yaml takes
+    # base/crds/minimal: spec and status are preserved unknown fields)
+    "argo-workflows": ("github.com/argoproj/argo-workflows/v3", "ARGO_WORKFLOWS_VERSION",
+                       ["manifests/base/crds/minimal/argoproj.io_%s.yaml" % k for k in ("workflows", "workflowtemplates")],
+                       "capi-crds", None),
     "talos-controlplane": ("github.com/siderolabs/cluster-api-control-plane-provider-talos",
                            "TALOS_CONTROLPLANE_VERSION",
                            ["config/crd/bases/controlplane.cluster.x-k8s.io_taloscontrolplanes.yaml"],

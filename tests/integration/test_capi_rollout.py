@@ -257,3 +257,116 @@ def test_guards_lock_and_gitops_stop_before_anything(rig):
     assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
     lease = json.loads(c.kubectl("get", "lease", "capi-rollout-homelab-homelab", "-n", "homelab", "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"] == "awx-job-7"  # not released by the run that did not hold it
+
+
+# --- runbook 004's own serialisation: the Argo mutex (issue 20.6) -------------------------
+
+MUTEX = "capi-rollout-homelab-homelab"
+LEASE_STEPS = ROOT / "roles" / "capi_rollout" / "files" / "argo-workflows" / "capi-rollout-lease.yaml"
+
+
+def remediation_workflow(c, name, phase, holding=None):
+    """A Workflow of the runbook's WorkflowTemplate as the workflow controller leaves it (the
+    upstream CRD keeps status as given: no status subresource)."""
+    status = {"phase": phase}
+    if holding:
+        status["synchronization"] = {"mutex": {"holding": [{"mutex": m, "holder": name} for m in holding]}}
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": name, "namespace": "argo"},
+        "spec": {"workflowTemplateRef": {"name": "capi-rollout-orchestrator"},
+                 "arguments": {"parameters": [{"name": "namespace", "value": "homelab"},
+                                              {"name": "cluster", "value": "homelab"}]}},
+        "status": status}))
+
+
+def lease_step(template, workflow, **params):
+    """The argv of a step of capi-rollout-lease.yaml with Argo's parameters filled in, as
+    the workflow controller substitutes them."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    doc = yaml.safe_load(LEASE_STEPS.read_text())
+    step = next(t for t in doc["spec"]["templates"] if t["name"] == template)
+    values = {p["name"]: p.get("value") for p in step["inputs"]["parameters"]}
+    values.update(params)
+    argv = step["container"]["command"] + step["container"]["args"]
+    words = {"workflow.namespace": "argo", "workflow.name": workflow}
+    words.update(("inputs.parameters." + k, v) for k, v in values.items())
+    out = []
+    for arg in argv:
+        for key, value in words.items():
+            arg = arg.replace("{{%s}}" % key, "%s" % value)
+        assert "{{" not in arg, arg
+        out.append(arg)
+    return out
+
+
+def test_a_running_remediation_workflow_of_the_runbook_stops_the_plan_and_the_apply_before_the_lease(rig):
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-1"))
+    plan = plan_of(run, run(check=True))
+    try:
+        # the TCP trigger submitted the runbook's WorkflowTemplate; the controller gave it the mutex
+        remediation_workflow(c, "capi-rollout-orchestrator-x7k2p", "Running", holding=["argo/Mutex/" + MUTEX])
+        offset = audit_size(c)
+        check = run(check=True)
+        message = ("runbook 004's own remediation is in flight: Workflow argo/capi-rollout-orchestrator-x7k2p"
+                   " (Running) holds the mutex %s." % MUTEX)
+        assert check.rc != 0 and message in check.stdout, check.stdout[-3000:]
+        assert writes(c, offset) == []
+        # the plan approved before the Workflow started: the apply stops before the Lease
+        apply = run(approve_plan=plan["id"])
+        assert apply.rc != 0 and message in apply.stdout, apply.stdout[-3000:]
+        assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
+        assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
+        # once it has finished, the same plan runs
+        remediation_workflow(c, "capi-rollout-orchestrator-x7k2p", "Succeeded", holding=["argo/Mutex/" + MUTEX])
+        assert plan_of(run, run(check=True))["id"] == plan["id"]
+    finally:
+        c.kubectl("delete", "workflows", "-n", "argo", "--all", check=False)
+
+
+def test_the_workflow_templates_lease_steps_and_the_playbook_exclude_each_other(rig, tmp_path):
+    import os  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    # the API server takes the WorkflowTemplate as the file has it (upstream CRD)
+    c.kubectl("apply", "--server-side", "-f", str(LEASE_STEPS))
+    assert c.get_json("workflowtemplate", "capi-rollout-lease", "-n", "argo")["spec"]["templates"][0]["name"] == "take"
+    # the steps' command, run here as the pod runs it: the same environment but this
+    # checkout's ansible, Python and collection instead of the image's, and the kubeconfig
+    # instead of the pod's token
+    env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, K8S_AUTH_KUBECONFIG=str(c.kubeconfig),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+    def step(template, **params):
+        return subprocess.run(lease_step(template, "capi-rollout-orchestrator-q9m4w", **params), cwd=str(tmp_path),
+                              env=env, capture_output=True, text=True, check=False)
+
+    sim.mark_unhealthy(on_node(sim, "worker-1"))
+    plan = plan_of(run, run(check=True))
+    try:
+        took = step("take", namespace="homelab", cluster="homelab")
+        assert took.returncode == 0, took.stdout + took.stderr
+        lease = c.get_json("lease", MUTEX, "-n", "homelab")
+        assert lease["spec"]["holderIdentity"] == "argo-workflow/argo/capi-rollout-orchestrator-q9m4w"
+        assert lease["spec"]["leaseDurationSeconds"] == 10800
+        offset = audit_size(c)
+        apply = run(approve_plan=plan["id"])
+        assert apply.rc != 0 and "held by argo-workflow/argo/capi-rollout-orchestrator-q9m4w" in apply.stdout
+        assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
+        released = step("release", namespace="homelab", cluster="homelab")
+        assert released.returncode == 0, released.stdout + released.stderr
+        assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
+        # and the other way round: a playbook run holds the Lease, the Workflow's step fails naming it
+        c.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": MUTEX, "namespace": "homelab"},
+            "spec": {"holderIdentity": "awx-job-7", "leaseDurationSeconds": 600,
+                     "renewTime": __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+                     .strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}))
+        refused = step("take", namespace="homelab", cluster="homelab")
+        assert refused.returncode != 0 and "is held by awx-job-7" in refused.stdout, refused.stdout
+        assert c.get_json("lease", MUTEX, "-n", "homelab")["spec"]["holderIdentity"] == "awx-job-7"
+    finally:
+        c.kubectl("delete", "workflowtemplate", "capi-rollout-lease", "-n", "argo", check=False)

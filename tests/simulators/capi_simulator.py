@@ -84,7 +84,7 @@ class CapiSimulator:
         c = self.cluster
         from upstream_crds import fetch  # pylint: disable=import-outside-toplevel
 
-        for source in ("capi", "talos-controlplane"):
+        for source in ("capi", "talos-controlplane", "argo-workflows"):
             c.kubectl("apply", "--server-side", "-f", str(fetch(source)))
         c.wait_established("-l", "homelab.k8s-ha/fixture=capi-crds")
         pki = Path(c.dir) / "pki"

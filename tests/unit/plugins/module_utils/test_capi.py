@@ -197,3 +197,72 @@ def test_steps_result_tags_each_phase_and_keeps_what_the_role_reads():
     assert stopped["stopped"] is True and stopped["replacement"] is None
     assert [p["phase"] for p in stopped["phases"]] == ["delete", "reboot"]
     assert C.steps_result([]) == {"events": [], "phases": [], "stopped": False, "replacement": None}
+
+
+# --- the Argo Workflows mutex (issue 20.6) ----------------------------------------------
+
+def _wf(name, phase="Running", template="capi-rollout-orchestrator", holding=None, waiting=None, ns="argo"):
+    wf = {"metadata": {"name": name, "namespace": ns}, "spec": {"workflowTemplateRef": {"name": template}},
+          "status": {"phase": phase}}
+    if holding is not None or waiting is not None:
+        wf["status"]["synchronization"] = {"mutex": {
+            "holding": [{"mutex": m, "holder": name} for m in holding or []],
+            "waiting": [{"mutex": m, "holder": "other/node"} for m in waiting or []]}}
+    return wf
+
+
+MUTEX = "capi-rollout-default-homelab"
+
+
+def test_a_running_workflow_holding_the_mutex_counts():
+    found = C.remediation_workflows([_wf("r1", holding=["argo/Mutex/" + MUTEX])], "argo", "capi-rollout-orchestrator", MUTEX)
+    assert found == [{"name": "argo/r1", "phase": "Running", "why": "holds the mutex " + MUTEX}]
+
+
+def test_a_workflow_of_another_namespace_holding_our_mutex_counts():
+    found = C.remediation_workflows([_wf("x", template="manual", holding=["argo/Mutex/" + MUTEX], ns="team")],
+                                    "argo", "capi-rollout-orchestrator", MUTEX)
+    assert [f["name"] for f in found] == ["team/x"]
+
+
+def test_a_workflow_waiting_for_the_mutex_counts_whatever_its_template():
+    found = C.remediation_workflows([_wf("w", phase="Pending", template="manual", waiting=["argo/Mutex/" + MUTEX])],
+                                    "argo", "capi-rollout-orchestrator", MUTEX)
+    assert [f["why"] for f in found] == ["waits for the mutex " + MUTEX]
+
+
+def test_a_database_mutex_counts_too():
+    found = C.remediation_workflows([_wf("d", holding=["argo/Database/" + MUTEX])], "argo", "capi-rollout-orchestrator", MUTEX)
+    assert len(found) == 1
+
+
+def test_a_workflow_of_the_template_not_started_yet_counts():
+    wf = _wf("new", phase="")
+    del wf["status"]["phase"]
+    found = C.remediation_workflows([wf], "argo", "capi-rollout-orchestrator", MUTEX)
+    assert found == [{"name": "argo/new", "phase": "(not started)",
+                      "why": "runs WorkflowTemplate capi-rollout-orchestrator and has taken no mutex yet"}]
+
+
+def test_finished_workflows_and_other_clusters_do_not_count():
+    wfs = [_wf("done-%s" % p, phase=p, holding=["argo/Mutex/" + MUTEX]) for p in C.WORKFLOW_FINISHED]
+    wfs.append(_wf("other-cluster", holding=["argo/Mutex/capi-rollout-default-lab2"]))
+    wfs.append(_wf("unrelated", template="backup"))
+    # a mutex of that name in another namespace is another mutex; a template is namespaced too
+    wfs.append(_wf("elsewhere", template="manual", holding=["team/Mutex/" + MUTEX], ns="team"))
+    wfs.append(_wf("same-name-elsewhere", ns="team"))
+    assert C.remediation_workflows(wfs, "argo", "capi-rollout-orchestrator", MUTEX) == []
+
+
+def test_a_cluster_scoped_template_of_the_same_name_is_another_template():
+    wf = _wf("c")
+    wf["spec"]["workflowTemplateRef"]["clusterScope"] = True
+    assert C.remediation_workflows([wf], "argo", "capi-rollout-orchestrator", MUTEX) == []
+
+
+def test_the_refusal_names_the_workflow_and_what_to_do():
+    found = C.remediation_workflows([_wf("r1", holding=["argo/Mutex/" + MUTEX])], "argo", "capi-rollout-orchestrator", MUTEX)
+    msg = C.workflow_guard_message(found, "capi-rollout-orchestrator", MUTEX)
+    assert msg.startswith("runbook 004's own remediation is in flight: Workflow argo/r1 (Running) holds the mutex "
+                          + MUTEX + ". ")
+    assert "argo stop <name>" in msg
