@@ -3,6 +3,7 @@ simulator, the LINSTOR controller simulator and the talosctl stand-in: the happy
 the runbook's order, the failure paths (faulty LINSTOR, blocked evacuation, a resync that
 never settles), the guards, the lock, validate_gitops and check mode."""
 
+import datetime
 import json
 import re
 import sys
@@ -19,6 +20,7 @@ PLAYBOOK = "playbooks/capi_rollout.yml"
 ROLLBACK = "playbooks/capi_rollout_rollback.yml"
 TALOSCTL = str(ROOT / "tests" / "simulators" / "talosctl_simulator.py")
 IPS = {"10.10.0.11": "cp-1", "10.10.0.21": "worker-1", "10.10.0.22": "worker-2"}
+MUTEX = "capi-rollout-homelab-homelab"  # the rollout lock's Lease and the runbook's Argo mutex
 RESOURCES = {"pvc-a": ["cp-1", "worker-1"], "pvc-b": ["worker-1", "worker-2"], "pvc-c": ["cp-1", "worker-2"]}
 
 
@@ -58,6 +60,15 @@ def rig(talos_capi, run_playbook, tmp_path):
     for m in sim.machines():
         sim.mark_unhealthy(m["metadata"]["name"], healthy=True)
     c.kubectl("delete", "lease", "-n", "homelab", "--all", check=False)
+
+
+def hold_lease(c, holder):
+    """The rollout lock held by another live run, ``holder``, renewed just now for 600 s."""
+    c.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": MUTEX, "namespace": "homelab"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 600,
+                 "renewTime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}))
 
 
 def on_node(sim, node):
@@ -246,12 +257,7 @@ def test_guards_lock_and_gitops_stop_before_anything(rig):
     plan = plan_of(run, run(check=True, capi_rollout_gitops_overlays=[good]))
 
     # another live run holds the lock: this one stops, naming it
-    c.kubectl("create", "-f", "-", input=json.dumps({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "capi-rollout-homelab-homelab", "namespace": "homelab"},
-        "spec": {"holderIdentity": "awx-job-7", "leaseDurationSeconds": 600,
-                 "renewTime": __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
-                 .strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}))
+    hold_lease(c, "awx-job-7")
     apply = run(approve_plan=plan["id"], capi_rollout_gitops_overlays=[good])
     assert apply.rc != 0 and "held by awx-job-7" in apply.stdout
     assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
@@ -261,7 +267,6 @@ def test_guards_lock_and_gitops_stop_before_anything(rig):
 
 # --- runbook 004's own serialisation: the Argo mutex (issue 20.6) -------------------------
 
-MUTEX = "capi-rollout-homelab-homelab"
 LEASE_STEPS = ROOT / "roles" / "capi_rollout" / "files" / "argo-workflows" / "capi-rollout-lease.yaml"
 
 
@@ -359,12 +364,7 @@ def test_the_workflow_templates_lease_steps_and_the_playbook_exclude_each_other(
         assert released.returncode == 0, released.stdout + released.stderr
         assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
         # and the other way round: a playbook run holds the Lease, the Workflow's step fails naming it
-        c.kubectl("create", "-f", "-", input=json.dumps({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": MUTEX, "namespace": "homelab"},
-            "spec": {"holderIdentity": "awx-job-7", "leaseDurationSeconds": 600,
-                     "renewTime": __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
-                     .strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}))
+        hold_lease(c, "awx-job-7")
         refused = step("take", namespace="homelab", cluster="homelab")
         assert refused.returncode != 0 and "is held by awx-job-7" in refused.stdout, refused.stdout
         assert c.get_json("lease", MUTEX, "-n", "homelab")["spec"]["holderIdentity"] == "awx-job-7"

@@ -79,6 +79,15 @@ def run_scenario(scenario, session, cluster=None):
     return blocks
 
 
+def run_printed_pair(session, cluster, pair):
+    """A report's printed check and apply, run as printed (the session pastes the plan id the
+    check printed); the check writes nothing."""
+    offset = audit_size(cluster)
+    session.run(pair[0])
+    assert writes(cluster, offset) == [], "the check wrote: %s" % pair[0]
+    session.run(pair[1])
+
+
 def newest(evidence, playbook):
     return sorted(evidence.glob("*-" + playbook))[-1]
 
@@ -131,10 +140,7 @@ def test_the_rollback_a_report_prints_runs_as_it_stands(two_node, person_evidenc
     applied = newest(person_evidence, "phase0_guardrails")
     printed = report_commands(applied / "report.md")
     assert len(printed) == 2 and "--check" in printed[0] and "<plan id>" in printed[1]
-    offset = audit_size(c)
-    session.run(printed[0])
-    assert writes(c, offset) == []
-    session.run(printed[1])
+    run_printed_pair(session, c, printed)
     assert lane_snapshot(c) == before
     report = (newest(person_evidence, "phase0_guardrails_rollback") / "report.md").read_text()
     assert "- Undoes: the run recorded in `%s`" % applied in report
@@ -250,10 +256,7 @@ def test_the_release_and_rollback_a_stage_report_prints_run_as_they_stand(migrat
     printed = report_commands(applied / "report.md")
     release = [cmd for cmd in printed if "app_migration_release.yml" in cmd]
     assert len(release) == 2 and "--check" in release[0] and "<plan id>" in release[1], printed
-    offset = audit_size(c)
-    session.run(release[0])
-    assert writes(c, offset) == []
-    session.run(release[1])
+    run_printed_pair(session, c, release)
     assert holds(c) == held
     released = (newest(person_evidence, "app_migration_release") / "report.md").read_text()
     assert "- Undoes: the run recorded in `%s`" % applied in released
