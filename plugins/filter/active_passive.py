@@ -119,8 +119,8 @@ def ap_drill_check(pods, workloads, test, node):
     return _wrap("ap_drill_check", ap.drill_check, pods, workloads, test, node)
 
 
-def ap_drill_report(marks, toleration_seconds, scenario_one):
-    return ap.drill_report(marks or {}, toleration_seconds, scenario_one)
+def ap_drill_report(marks, toleration_seconds, scenario_one, health=None):
+    return ap.drill_report(marks or {}, toleration_seconds, scenario_one, health)
 
 
 def ap_refs(objects):

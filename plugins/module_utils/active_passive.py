@@ -366,10 +366,12 @@ _PHASES = (
 )
 
 
-def drill_report(marks, toleration_seconds, scenario_one):
+def drill_report(marks, toleration_seconds, scenario_one, health=None):
     """The drill's results from its time marks (epoch seconds; a missing mark is a step
     that did not complete): timings in seconds, one check per scenario, and a table a
-    person reads with the runbook's estimates beside the measured numbers."""
+    person reads with the runbook's estimates beside the measured numbers. ``health``
+    maps a scenario ("2. failover") to app_health_info's checks after it: each becomes a
+    check of its own, named after the scenario."""
     timings = {}
     for _group, mark, since, _text in _PHASES:
         if mark in marks and since in marks:
@@ -383,6 +385,8 @@ def drill_report(marks, toleration_seconds, scenario_one):
         {"name": "4. pod restart stays", "passed": "restart" in timings,
          "detail": "Running on the primary node after %s s" % timings.get("restart", "-")},
     ]
+    for scenario, found in sorted((health or {}).items()):
+        checks += [dict(c, name="%s: %s" % (scenario, c["name"])) for c in found or []]
     lines = ["tolerationSeconds %s" % toleration_seconds, "",
              "| step | measured | runbook |", "|---|---|---|"]
     for group, mark, since, text in _PHASES:

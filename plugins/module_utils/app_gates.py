@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import restart_counts
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import views
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     KNOWN_DATABASES,
@@ -78,4 +79,6 @@ def run_app_gates_info(module):
         guardrails=guardrails, stateful=classification["class"] != "stateless")
     passed = not refusal and all(g["passed"] for g in gates)
     module.exit_json(changed=False, classification=classification, strategy_refusal=refusal, gates=gates,
-                     passed=passed, report=gates_report("%s/%s" % (ns, name), classification, refusal, gates))
+                     passed=passed, selector=workload["spec"].get("selector", {}).get("matchLabels") or {},
+                     restarts=restart_counts(pods),
+                     report=gates_report("%s/%s" % (ns, name), classification, refusal, gates))

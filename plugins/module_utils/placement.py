@@ -16,6 +16,7 @@ import fnmatch
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import with_toleration
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
     field,
+    pinning_blockers,
     placement,
     taint_text,
     toleration_tolerates,
@@ -29,7 +30,12 @@ WORKLOAD_KINDS = (
     ("ReplicaSet", "apps/v1"),
     ("Job", "batch/v1"),
     ("CronJob", "batch/v1"),
+    ("ReplicationController", "v1"),
 )
+# The controllers of WORKLOAD_KINDS that own pods: their pods are audited through them. A
+# pod of any other owner (a custom controller, a static pod's Node) or of none is audited
+# as a workload of kind Pod: nothing reschedules it for us, and its own spec decides.
+POD_CONTROLLERS = ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
 
 
 def node_summary(node):
@@ -89,9 +95,27 @@ def pinning(spec):
     return "none"
 
 
-def workload_summary(obj, nodes=(), if_schedulable=()):
+def guard_verdict(spec, nodes, guard=None):
+    """Whether a pod spec's own placement fields keep it off the nodes named in ``guard``
+    (scheduling.pinning_blockers), by effect: ``{"guarded", "kept_off"}`` where kept_off
+    maps each node the spec is kept off to the reasons. With no ``guard`` nodes, guarded
+    means kept off at least one node of ``nodes`` (pinned somewhere at all)."""
+    kept_off = {}
+    for node in nodes:
+        reasons = pinning_blockers(spec, node)
+        if reasons:
+            kept_off[field(node, "metadata", "name")] = reasons
+    if guard:
+        guarded = all(n in kept_off for n in guard)
+    else:
+        guarded = bool(kept_off)
+    return {"guarded": guarded, "kept_off": kept_off}
+
+
+def workload_summary(obj, nodes=(), if_schedulable=(), guard=None):
     spec = pod_template_spec(obj)
     where = placement(spec, nodes, obj.get("kind"), if_schedulable)
+    where.update(guard_verdict(spec, nodes, guard))
     return dict(where, **{
         "kind": obj.get("kind"),
         "namespace": field(obj, "metadata", "namespace"),
@@ -109,16 +133,20 @@ def is_owned_by_workload(obj):
     return kind in ("Deployment", "CronJob")
 
 
-def audit(nodes, pods, workloads, if_schedulable=None):
+def audit(nodes, pods, workloads, if_schedulable=None, guard=None):
     """The placement facts of a cluster from one LIST per kind.
 
     ``workloads`` is every object of WORKLOAD_KINDS; ReplicaSets and Jobs owned by a
-    Deployment or CronJob are folded into their owner. Bare pods (no owner) are
-    reported as workloads of kind Pod. ``if_schedulable`` names the nodes to
-    evaluate as if uncordoned (default: every cordoned node)."""
+    Deployment or CronJob are folded into their owner. Pods with no owner, or an owner
+    that is not one of POD_CONTROLLERS, are reported as workloads of kind Pod.
+    ``if_schedulable`` names the nodes to evaluate as if uncordoned (default: every
+    cordoned node). ``guard`` names the nodes a workload must be kept off by its own spec
+    to count as guarded (default: ``if_schedulable``); ``unguarded`` lists the others."""
     if if_schedulable is None:
         if_schedulable = [field(n, "metadata", "name") for n in nodes
                           if field(n, "spec", "unschedulable")]
+    if guard is None:
+        guard = list(if_schedulable)
     node_rows = sorted((node_summary(n) for n in nodes), key=lambda n: n["name"])
     pod_rows = [pod_summary(p) for p in pods]
     by_node = dict((n["name"], []) for n in node_rows)
@@ -127,10 +155,10 @@ def audit(nodes, pods, workloads, if_schedulable=None):
             by_node.setdefault(p["node"], []).append(p)
     for rows in by_node.values():
         rows.sort(key=lambda p: (p["namespace"], p["name"]))
-    wl = [workload_summary(w, nodes, if_schedulable)
+    wl = [workload_summary(w, nodes, if_schedulable, guard)
           for w in workloads if not is_owned_by_workload(w)]
-    wl += [workload_summary(dict(p, kind="Pod"), nodes, if_schedulable)
-           for p in pods if pod_owner(p) == (None, None)]
+    wl += [dict(workload_summary(dict(p, kind="Pod"), nodes, if_schedulable, guard), owner_kind=pod_owner(p)[0])
+           for p in pods if pod_owner(p)[0] not in POD_CONTROLLERS]
     wl.sort(key=lambda w: (w["namespace"] or "", w["kind"], w["name"]))
     return {
         "nodes": node_rows,
@@ -141,7 +169,8 @@ def audit(nodes, pods, workloads, if_schedulable=None):
             ((p["namespace"], p["name"]) for p in pod_rows
              if not p["node"] and p["phase"] == "Pending")),
         "workloads": wl,
-        "unguarded": [w for w in wl if w["pinning"] == "none" and w["kind"] != "DaemonSet"],
+        "unguarded": [w for w in wl if not w["guarded"] and w["kind"] != "DaemonSet"],
+        "guard": sorted(guard),
         "if_schedulable": sorted(if_schedulable),
         # node -> the workloads (not DaemonSets) that could land there once it is uncordoned
         "could_land_on": dict(
@@ -179,7 +208,8 @@ def render_report(facts, focus_node=None):
         lines.append("  %-12s %s/%s: %s; may run on: %s" % (
             w["kind"], w["namespace"], w["name"], how, ", ".join(w["may_run_on"]) or "no node"))
     if facts["unguarded"]:
-        lines.append("Unguarded (no nodeName, nodeSelector or required affinity): "
+        lines.append("Unguarded (nothing in their own spec keeps them off %s): "
+                     % (" and ".join(facts["guard"]) or "any node")
                      + ", ".join("%s/%s" % (w["namespace"], w["name"])
                                  for w in facts["unguarded"]))
     for node in facts["if_schedulable"]:

@@ -51,7 +51,9 @@ def run_placement_audit(module):
         workloads += keep(items)
         if kind == "DaemonSet":
             daemonsets = items  # node agents live in their own namespaces: all of them
-    facts = audit(nodes, pods, workloads, params.get("if_schedulable"))
+    # guarded means kept off the node the audit is about (the secondary lane's), by the
+    # workload's own spec; without a node, off the nodes judged as if uncordoned
+    facts = audit(nodes, pods, workloads, params.get("if_schedulable"), [focus] if focus else None)
     facts["report"] = render_report(facts, focus)
     if judged:
         facts["daemonsets"] = daemonset_coverage(daemonsets, nodes, judged)

@@ -124,13 +124,37 @@ def required_affinity_terms(spec):
     return field(required, "nodeSelectorTerms") or []
 
 
+def pinning_blockers(spec, node):
+    """Why the pod's own placement fields keep it off ``node``: [] means they do not.
+
+    The filters NodeName (a bound pod stays on its node) and NodeAffinity (nodeSelector
+    and required node affinity), judged on ``node``'s name and labels alone. The node's
+    cordon and taints are left out: they are the node's guard, not the workload's. This is
+    what "guarded" means in the placement audit: judged by effect, not by which field
+    the workload happens to set (a nodeSelector every node matches guards nothing)."""
+    name = field(node, "metadata", "name")
+    labels = field(node, "metadata", "labels") or {}
+    node_name = field(spec, "nodeName")
+    if node_name:
+        return ["nodeName is %s" % node_name] if node_name != name else []
+    reasons = []
+    selector = field(spec, "nodeSelector") or {}
+    missing = sorted(k for k, v in selector.items() if labels.get(k) != v)
+    if missing:
+        reasons.append("nodeSelector %s does not match"
+                       % ",".join("%s=%s" % (k, selector[k]) for k in missing))
+    terms = required_affinity_terms(spec)
+    if terms is not None and not any(term_matches(t, labels, name) for t in terms):
+        reasons.append("required node affinity does not match")
+    return reasons
+
+
 def node_blockers(spec, node, extra_tolerations=()):
     """Why the scheduler would not put a pod with ``spec`` on ``node``: [] means it may.
 
     ``node`` is a Node object (dict). ``extra_tolerations`` are added to the spec's own
     (the DaemonSet controller's, for DaemonSet templates)."""
     name = field(node, "metadata", "name")
-    labels = field(node, "metadata", "labels") or {}
     taints = field(node, "spec", "taints") or []
     tolerations = list(field(spec, "tolerations") or []) + list(extra_tolerations)
     reasons = []
@@ -148,15 +172,7 @@ def node_blockers(spec, node, extra_tolerations=()):
         if not any(toleration_tolerates(tol, unsched) for tol in tolerations):
             reasons.append("node is unschedulable (cordoned)")
 
-    selector = field(spec, "nodeSelector") or {}
-    missing = sorted(k for k, v in selector.items() if labels.get(k) != v)
-    if missing:
-        reasons.append("nodeSelector %s does not match"
-                       % ",".join("%s=%s" % (k, selector[k]) for k in missing))
-
-    terms = required_affinity_terms(spec)
-    if terms is not None and not any(term_matches(t, labels, name) for t in terms):
-        reasons.append("required node affinity does not match")
+    reasons += pinning_blockers(spec, node)
 
     for t in untolerated_taints(tolerations, taints):
         if t.get("key") == UNSCHEDULABLE_TAINT and field(node, "spec", "unschedulable"):

@@ -99,6 +99,17 @@ gates:
   returned: success
   type: list
   elements: dict
+selector:
+  description: The workload's C(spec.selector.matchLabels), the labels of its pods.
+  returned: success
+  type: dict
+  sample: {"app": "arr"}
+restarts:
+  description:
+    - The container restart counts of the workload's pods now, by C(namespace/pod) with the pod's uid.
+    - The baseline of M(homelab.k8s_ha.app_health_info)'s O(homelab.k8s_ha.app_health_info#module:restarts_before).
+  returned: success
+  type: dict
 passed:
   description: Every gate passed and the strategy fits.
   returned: success

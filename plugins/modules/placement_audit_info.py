@@ -15,7 +15,8 @@ author:
   - homelab.k8s_ha maintainers (!UNKNOWN)
 description:
   - Reads every Node, Pod and workload (Deployment, StatefulSet, DaemonSet, ReplicaSet,
-    Job, CronJob, bare Pod) with one LIST request per kind and reports, for each node,
+    ReplicationController, Job, CronJob, and as kind Pod every pod with no owner or an
+    owner that is not one of these) with one LIST request per kind and reports, for each node,
     its readiness, cordon state and taints, the pods it runs and which of those are
     not owned by a DaemonSet, and for each workload how it is pinned to nodes
     (C(nodeName), C(nodeSelector), required node affinity, or none).
@@ -25,6 +26,14 @@ description:
     the nodes it may run on now, the nodes it could run on if the nodes in
     O(if_schedulable) were uncordoned, and why each other node is excluded.
     Resources and preferred affinity are not evaluated.
+  - A workload is guarded when its own spec (C(nodeName), C(nodeSelector), required node
+    affinity) keeps it off O(node), judged by effect with the scheduler's NodeName and
+    NodeAffinity filters on that node's name and labels, not by which field it sets. A
+    C(nodeSelector) that every node matches guards nothing, and a pod bound to O(node) is
+    not kept off it. The node's cordon and taints are left out; they guard the node, not
+    the workload. Without O(node), the nodes of O(if_schedulable); without either, guarded
+    means kept off some node. A test cross-checks every verdict against the real
+    kube-scheduler on a generated matrix of pinning forms and workload kinds.
   - This is the read-only verification of runbook 000 (Phase 0 guardrails) "zero
     non-DaemonSet pods on server-2" and "which apps lack placement guardrails".
   - Never writes to the cluster.
@@ -33,7 +42,8 @@ extends_documentation_fragment:
 options:
   node:
     description:
-      - Fail when this node does not exist, and put its pods first in C(report).
+      - The node the audit is about (the secondary lane's). Fail when it does not exist,
+        put its pods first in C(report), and judge the guards against it (RV(unguarded)).
     type: str
   if_schedulable:
     description:
@@ -116,14 +126,24 @@ pending_pods:
   elements: list
   sample: [["apps", "qdrant-5d8f7-abcde"]]
 workloads:
-  description: Every workload with its pinning (nodeName, nodeSelector, affinity or none).
+  description:
+    - Every workload with its pinning form (nodeName, nodeSelector, affinity or none),
+      whether its own spec guards it (C(guarded)), and the nodes that spec keeps it off
+      with the reasons (C(kept_off)).
   returned: always
   type: list
   elements: dict
   sample: [{"kind": "Deployment", "namespace": "apps", "name": "qdrant", "pinning": "none",
             "node_name": null, "node_selector": {}, "tolerations": [],
             "may_run_on": ["miniserver"], "would_run_on": ["miniserver", "worker-1"],
-            "blocked": {"worker-1": ["node is unschedulable (cordoned)"]}}]
+            "blocked": {"worker-1": ["node is unschedulable (cordoned)"]},
+            "guarded": false, "kept_off": {}}]
+guard:
+  description: The nodes the guards were judged against.
+  returned: always
+  type: list
+  elements: str
+  sample: ["worker-1"]
 if_schedulable:
   description: The nodes evaluated as if uncordoned.
   returned: always
@@ -138,7 +158,7 @@ could_land_on:
   type: dict
   sample: {"worker-1": ["apps/qdrant"]}
 unguarded:
-  description: Workloads other than DaemonSets with no placement constraint at all.
+  description: Workloads other than DaemonSets that nothing in their own spec keeps off the RV(guard) nodes.
   returned: always
   type: list
   elements: dict

@@ -38,6 +38,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 HARNESS_AGENT = "homelab-test-harness"
 REPO = HERE.parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
+SIMULATORS = REPO / "tests" / "simulators"
 DEFAULT_DIR = Path(os.environ.get("HOMELAB_CLUSTER_DIR", REPO / ".local" / "cluster"))
 
 # Nodes carrying this annotation get a kwok process of their own (their "kubelet").
@@ -191,6 +193,20 @@ rules:
 """
 
 
+# The API server's dials to pods and nodes ("cluster" traffic) go to the pod network
+# simulator as HTTP CONNECT over a Unix socket (k8s.io/apiserver egressselector).
+EGRESS_SELECTOR = """apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+  - name: cluster
+    connection:
+      proxyProtocol: HTTPConnect
+      transport:
+        uds:
+          udsName: %s
+"""
+
+
 class LocalCluster:
     """Start, stop and drive the local control plane rooted at ``workdir``."""
 
@@ -214,6 +230,14 @@ class LocalCluster:
             return json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return {}
+
+    @property
+    def pod_network_socket(self) -> str:
+        """The pod network simulator's Unix socket (a socket path has at most 107 bytes)."""
+        path = str(self.dir / "pod-network.sock")
+        if len(path) > 100:
+            path = "/tmp/homelab-podnet-%08x.sock" % zlib.crc32(path.encode())
+        return path
 
     @property
     def server(self) -> str | None:
@@ -293,6 +317,15 @@ class LocalCluster:
         self.wait("etcd healthy", lambda: _http_ok(etcd_url + "/health"), 60)
 
         pki = self.pki
+        # The pod network (tests/simulators/pod_network_simulator.py): the API server's
+        # egress selector sends its dials to pods and kubelets through it, so the proxy
+        # subresources reach a pod as they do through konnectivity.
+        sock = self.pod_network_socket
+        (self.dir / "egress-selector.yaml").write_text(EGRESS_SELECTOR % sock)
+        self._start(state, "pod-network", [
+            sys.executable, str(SIMULATORS / "pod_network_simulator.py"), f"--socket={sock}",
+            f"--server={server}", f"--pki={pki}", f"--log={self.logs / 'pod-network.jsonl'}"])
+        self.wait("pod network socket", lambda: Path(sock).exists(), 30)
         self._start(state, "kube-apiserver", [
             bins["kube-apiserver"], f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -310,6 +343,7 @@ class LocalCluster:
             f"--audit-log-path={self.audit_log}", "--audit-log-maxsize=0",
             f"--default-not-ready-toleration-seconds={self.default_toleration}",
             f"--default-unreachable-toleration-seconds={self.default_toleration}",
+            f"--egress-selector-config-file={self.dir / 'egress-selector.yaml'}",
             "--profiling=false", "--v=1"])
         self.wait("kube-apiserver ready",
                   lambda: self.api_get("/readyz", server) == (200, "ok"), 120)

@@ -280,7 +280,9 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     the guarded failback it runs itself, and writes the timings into the evidence report."""
     c = three_worker
     drill_vars = dict(active_passive_failback_window=3, active_passive_drill_pass_seconds=5,
-                      active_passive_drill_timeout=120)
+                      active_passive_drill_timeout=120,
+                      # the runbook's "curl returns 200" for sonarr, through the API server's service proxy
+                      active_passive_http_probes={"media/sonarr": "sonarr:8989/"})
     check_then_apply(ap, c, APPLY, "active_passive", active_passive_failback="guarded", **drill_vars)
     refused = ap("playbooks/failover_drill.yml", approve_plan="0", **drill_vars)
     assert refused.rc != 0 and "Not approved" in refused.stdout and c.node_ready(W1)
@@ -310,7 +312,18 @@ def test_failover_drill_times_the_four_scenarios(ap, three_worker):
     assert re.search(r"pass \d+: media/prowlarr: evict", run.stdout), run.stdout[-5000:]
     folder = newest_evidence(ap.evidence, "failover_drill")
     result = json.loads((folder / "verify.json").read_text())
-    assert [ch["passed"] for ch in result["checks"]] == [True] * 4, result
+    assert [ch["name"] for ch in result["checks"] if ch["passed"]] == [ch["name"] for ch in result["checks"]], result
+    # the four scenarios, then after the failover and after the failback: the workloads serve
+    names = [ch["name"] for ch in result["checks"]]
+    assert names[:4] == ["1. normal placement", "2. failover", "3. failback", "4. pod restart stays"], names
+    for scenario in ("2. failover", "3. failback"):
+        for app in ("media/prowlarr", "media/sonarr"):
+            assert "%s: %s: its pods Ready" % (scenario, app) in names
+            assert "%s: %s: no container restarted since the run began" % (scenario, app) in names
+        assert "%s: media/sonarr: Service sonarr has ready endpoints" % scenario in names
+        assert "%s: media/sonarr: GET /api/v1/namespaces/media/services/sonarr:8989/proxy/ returns 200" % scenario in names
+    probed = [ch["detail"] for ch in result["checks"] if "proxy" in ch["name"]]
+    assert len(probed) == 2 and all(d.startswith("200: media/sonarr-") for d in probed), probed
     t = result["timings"]
     print("drill timings:", t)
     assert t["notready"] <= c.grace + 5

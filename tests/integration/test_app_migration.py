@@ -6,11 +6,23 @@ window, then restored exactly; check mode writes nothing; an app that fails a sa
 gate is refused."""
 
 import json
+import threading
+import time
 
 import pytest
 import yaml
 
-from observe import LANE_TOLERATION, audit_size, clear_lanes, evidence_runner, newest_evidence, set_lanes, writes
+from observe import (
+    LANE_TOLERATION,
+    OPERATOR_USERS,
+    audit_entries,
+    audit_size,
+    clear_lanes,
+    evidence_runner,
+    newest_evidence,
+    set_lanes,
+    writes,
+)
 from proof import proof
 from upstream_crds import fetch
 
@@ -23,6 +35,7 @@ WEB = {"apiVersion": "apps/v1", "kind": "Deployment",
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                     "nodeSelector": {"workload-lane": "primary"},
                     "containers": [{"name": "web", "image": "registry.example/web:1",
+                                    "ports": [{"name": "http", "containerPort": 8080}],
                                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
                                     "readinessProbe": PROBE, "livenessProbe": PROBE}]}}}}
 HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
@@ -37,6 +50,9 @@ ARGO_APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                      "source": {"repoURL": "https://git.example/homelab.git", "path": "apps/web", "targetRevision": "main"},
                      "destination": {"server": "https://kubernetes.default.svc", "namespace": "apps"},
                      "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}}
+SERVICE = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
+           "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
 PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
        "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}
@@ -68,7 +84,7 @@ def migration(two_node, run_playbook, tmp_path):
     c.wait_established("applications.argoproj.io")
     c.kubectl("create", "namespace", "argocd", check=False)
     c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                   "items": [WEB, PDB, HPA, ARGO_APP]}))
+                                                   "items": [WEB, SERVICE, PDB, HPA, ARGO_APP]}))
     c.kubectl("rollout", "status", "-n", "apps", "deployment/web", "--timeout=60s")
     # a GitOps checkout with the app's base, as the runbook's repository has it
     repo = tmp_path / "gitops"
@@ -79,7 +95,8 @@ def migration(two_node, run_playbook, tmp_path):
     run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, gitops_repo_dir=str(repo))
     run.repo = repo
     yield run
-    c.kubectl("delete", "deployment,pdb,hpa", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration", "--wait=true")
+    c.kubectl("delete", "deployment,service,pdb,hpa", "-n", "apps", "-l", "homelab.k8s-ha/fixture=migration",
+              "--wait=true")
     c.kubectl("delete", "-f", argo_crds, "--wait=true")
     clear_lanes(c)
 
@@ -112,9 +129,36 @@ def stage(migration, c, number, **extra):
                  "app_migration_rollback", repo=migration.repo, before_apply=planned, **args)
 
 
+HEALTH = ["apps/web: its pods Ready", "apps/web: no container restarted since the run began",
+          "apps/web: Service web has ready endpoints"]
+PROBE_CHECK = "apps/web: GET /api/v1/namespaces/apps/services/web:80/proxy/ returns 200"
+
+
 def verified(p):
     verify = json.loads((p.run_dir / "verify.json").read_text())
     assert all(chk["passed"] for chk in verify["checks"]), verify
+    names = [chk["name"] for chk in verify["checks"]]
+    assert all(h in names for h in HEALTH), names  # the app serves, not only runs where planned
+    return dict((chk["name"], chk) for chk in verify["checks"])
+
+
+def restart_after_the_gates_read(c, offset, pod):
+    """In the background: once the run's safety gates have read the app's pods (the restart
+    baseline, an audit event), ``pod``'s container restarts once (its status, as a kubelet
+    writes it)."""
+    def bump():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(e["verb"] == "list" and e["objectRef"].get("resource") == "pods"
+                   and "labelSelector=app%3Dweb" in e["requestURI"] and e["user"]["username"].startswith(OPERATOR_USERS)
+                   for e in audit_entries(c, offset)):
+                c.kubectl("patch", "pod", pod, "-n", "apps", "--subresource=status", "--type=json", "-p",
+                          json.dumps([{"op": "replace", "path": "/status/containerStatuses/0/restartCount", "value": 1}]))
+                return
+            time.sleep(0.2)
+    thread = threading.Thread(target=bump, daemon=True)
+    thread.start()
+    return thread
 
 
 def rendered(c, repo, folder):
@@ -164,8 +208,12 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
         assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
             "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["primary"]
 
-        with stage(migration, c, 2) as second:
-            verified(second)
+        # stage 2 with the runbook's "curl returns 200", through the API server's service proxy
+        # (the pod network simulator answers for the pods)
+        with stage(migration, c, 2, http_probe="web:80/") as second:
+            checks = verified(second)
+            assert checks[PROBE_CHECK]["detail"].startswith("200: apps/web-"), checks[PROBE_CHECK]
+            assert "| %s | pass | 200: apps/web-" % PROBE_CHECK in (second.run_dir / "report.md").read_text()
             assert web_nodes(c) == ["miniserver", "worker-1"]  # the real scheduler's outcome
             said = " ".join(second.check.stdout.split())
             assert ("Holds in force already (they stay through the bake window): HorizontalPodAutoscaler apps/web:"
@@ -182,6 +230,23 @@ def test_strategy_a_stage_1_stage_2_and_rollback(migration, two_node):
             spec = web_spec(c)["template"]["spec"]
             assert LANE_TOLERATION in spec["tolerations"]
             assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
+
+            # the same stage verified again while the app answers 500 and a container restarts
+            # during the run: the verification fails, naming both
+            pods = sorted(p["metadata"]["name"] for p in c.get_json("pods", "-n", "apps", "-l", "app=web")["items"])
+            c.kubectl("annotate", "pod", pods[0], "-n", "apps", "pod-network-simulator.homelab.k8s-ha/http-status=500")
+            c.kubectl("annotate", "pod", pods[1], "-n", "apps", "pod-network-simulator.homelab.k8s-ha/http-status=500")
+            bumped = restart_after_the_gates_read(c, audit_size(c), pods[1])
+            try:
+                sick = migration(app="apps/web", migration_strategy="active_active", stage=2, http_probe="web:80/")
+            finally:
+                bumped.join()
+                c.kubectl("annotate", "pod", pods[0], pods[1], "-n", "apps", "pod-network-simulator.homelab.k8s-ha/http-status-")
+            said = " ".join(sick.stdout.split())
+            assert sick.rc != 0, said[-3000:]
+            assert ("Failed: apps/web: no container restarted since the run began; %s. STOP: the stage is applied"
+                    % PROBE_CHECK) in said, said[-3000:]
+            assert "[FAIL] apps/web: no container restarted since the run began: %s/web restarted 1 time" % pods[1] in said
 
         # stage 2 rolled back (proof.py compared every written object and file with stage 1's state);
         # stage 1's holds stay in force

@@ -322,7 +322,10 @@ def test_three_worker_commands(three_worker, person_evidence):
     try:
         run_scenario("three-worker", Session(), c)
         drill = json.loads((newest(person_evidence, "failover_drill") / "verify.json").read_text())
-        assert [ch["passed"] for ch in drill["checks"]] == [True] * 4, drill
+        # the four scenarios, then the workloads' health after scenarios 2 and 3: every check passed
+        assert [ch["name"] for ch in drill["checks"]][:4] == [
+            "1. normal placement", "2. failover", "3. failback", "4. pod restart stays"], drill
+        assert all(ch["passed"] for ch in drill["checks"]) and len(drill["checks"]) > 4, drill
         wait_settled(c, W1, "the apps back on k3s-w1", 90)
         assert lane_snapshot(c) == nodes
         assert {d["metadata"]["name"]: d["spec"]["template"]["spec"]

@@ -40,14 +40,14 @@ def test_audit_reports_server2_state_and_pinning(two_node, run_playbook):
 
     # Read-only, one LIST per kind: what the API server saw from the module.
     two_node.wait("audit log flushed", lambda: any(
-        e["verb"] == "list" and e["objectRef"].get("resource") == "cronjobs"
+        e["verb"] == "list" and e["objectRef"].get("resource") == "replicationcontrollers"
         for e in audit_entries(two_node, offset)), 30)
     mine = [e for e in audit_entries(two_node, offset) if "python" in e.get("userAgent", "").lower()]
     assert mine, "no request from the module reached the API server"
     assert {e["verb"] for e in mine} <= {"get", "list"}
     lists = sorted(e["objectRef"]["resource"] for e in mine if e["verb"] == "list")
     assert lists == sorted(["nodes", "pods", "deployments", "statefulsets", "daemonsets",
-                            "replicasets", "jobs", "cronjobs"])
+                            "replicasets", "jobs", "cronjobs", "replicationcontrollers"])
 
 
 def test_audit_fails_clearly_on_unknown_node(two_node, run_playbook):

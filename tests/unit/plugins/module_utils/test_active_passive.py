@@ -236,3 +236,15 @@ def test_read_targets_pairs_each_target_with_its_deployment_as_a_loop_of_reads_w
     assert ap.read_targets(targets, listed) == [
         {"item": targets[0], "resources": [dep("media", "sonarr")]},
         {"item": targets[1], "resources": []}]  # not there: the plan's assert names it
+
+
+def test_drill_report_keeps_the_health_checks_after_each_scenario():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import drill_report
+    marks = {"down": 100.0, "failover": 129.1, "up": 140.0, "ready": 141.0, "back": 146.5, "deleted": 150.0,
+             "restart": 151.2}
+    sick = {"name": "media/sonarr: GET /api/v1/namespaces/media/services/sonarr:8989/proxy/ returns 200",
+            "passed": False, "detail": "503: no endpoints available"}
+    r = drill_report(marks, 15, True, {"3. failback": [sick], "2. failover": [dict(sick, passed=True, detail="200")]})
+    assert [(c["name"][:40], c["passed"]) for c in r["checks"][4:]] == [
+        ("2. failover: media/sonarr: GET /api/v1/n", True), ("3. failback: media/sonarr: GET /api/v1/n", False)]
+    assert r["checks"][5]["detail"] == "503: no endpoints available"

@@ -80,7 +80,10 @@ def test_workload_pinning_and_unguarded():
         ("CronJob", "backup"): "affinity",
         ("Pod", "stray"): "nodeName",  # a bound bare pod cannot move
     }  # the ReplicaSet owned by arr is folded into its Deployment
-    assert [w["name"] for w in facts["unguarded"]] == ["qdrant"]
+    # judged by effect against worker-1 (the cordoned node): qdrant pins nothing, and stray is
+    # bound to worker-1 itself, so its nodeName keeps it off nothing there
+    assert [w["name"] for w in facts["unguarded"]] == ["qdrant", "stray"]
+    assert facts["guard"] == ["worker-1"]
 
 
 def test_pending_pods_listed():
@@ -106,7 +109,7 @@ def test_report_names_what_a_person_needs():
     assert "Pods on worker-1: 2 (1 not from a DaemonSet)" in text
     assert "Deployment   apps/qdrant: none" in text
     assert "Deployment   apps/arr: nodeName=miniserver" in text
-    assert "Unguarded (no nodeName, nodeSelector or required affinity): apps/qdrant" in text
+    assert "Unguarded (nothing in their own spec keeps them off worker-1): apps/qdrant, apps/stray" in text
 
 
 def test_failed_scheduling_since_uses_the_latest_event_time():
@@ -262,3 +265,38 @@ def test_longhorn_keeps_its_own_daemonsets_through_its_setting():
     # tolerated already: no change
     done = dict(setting, value="workload-lane=secondary:NoSchedule")
     assert longhorn_toleration_changes(rows, [done], [LANE]) == {}
+
+
+def test_guarded_is_judged_by_effect_not_by_the_field():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import guard_verdict
+
+    def labelled(n, lane):
+        return dict(n, metadata={"name": n["metadata"]["name"], "labels": {"kubernetes.io/os": "linux", "lane": lane}})
+    nodes = [labelled(node("miniserver"), "primary"), labelled(node("worker-1", True, [UNSCHED]), "secondary")]
+    pinned_everywhere = {"nodeSelector": {"kubernetes.io/os": "linux"}}
+    assert pinning(pinned_everywhere) == "nodeSelector"
+    assert guard_verdict(pinned_everywhere, nodes, ["worker-1"]) == {"guarded": False, "kept_off": {}}
+    primary = {"nodeSelector": {"lane": "primary"}}
+    assert guard_verdict(primary, nodes, ["worker-1"]) == {
+        "guarded": True, "kept_off": {"worker-1": ["nodeSelector lane=primary does not match"]}}
+    # the cordon and taints of worker-1 are its own guard, not the workload's
+    assert not guard_verdict({}, nodes, ["worker-1"])["guarded"]
+    # nodeName: guarded against every node but its own
+    assert guard_verdict({"nodeName": "worker-1"}, nodes, ["worker-1"])["guarded"] is False
+    assert guard_verdict({"nodeName": "miniserver"}, nodes, ["worker-1"])["guarded"] is True
+    # no node to judge against: guarded when kept off some node
+    assert guard_verdict(primary, nodes)["guarded"] and not guard_verdict(pinned_everywhere, nodes)["guarded"]
+
+
+def test_replication_controllers_and_pods_of_other_owners_are_audited():
+    nodes = [node("worker-1", True, [UNSCHED]), node("miniserver")]
+    rc = {"kind": "ReplicationController", "metadata": {"namespace": "apps", "name": "legacy"},
+          "spec": {"template": {"spec": {}}}}
+    pods = [pod("apps", "legacy-x", "miniserver", ("ReplicationController", "legacy")),
+            pod("apps", "vm-1", None, ("VirtualMachineInstance", "vm"), phase="Pending"),
+            pod("kube-system", "etcd-miniserver", "miniserver", ("Node", "miniserver"))]
+    facts = audit(nodes, pods, [rc])
+    assert [(w["kind"], w["name"], w.get("owner_kind")) for w in facts["workloads"]] == [
+        ("Pod", "vm-1", "VirtualMachineInstance"), ("ReplicationController", "legacy", None),
+        ("Pod", "etcd-miniserver", "Node")]  # by namespace, kind, name
+    assert [w["name"] for w in facts["unguarded"]] == ["vm-1", "legacy"]
