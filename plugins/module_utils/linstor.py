@@ -56,6 +56,23 @@ def reply_errors(replies):
     return [reply_text(r) for r in replies or [] if is_error(r)]
 
 
+# ApiConsts.WARN_NOT_EVACUATING (1020 | MASK_WARN): CtrlNodeApiCallHandler.evacuateNodeInTrasaction
+# answers it, with HTTP 200, for each resource no other node can take ("Resource '<rsc>' cannot
+# be evacuated as no available storage pool was found"). The node is flagged EVACUATE all the
+# same, and such a resource never leaves it.
+WARN_NOT_EVACUATING = MASK_WARN | 1020
+
+
+def not_evacuating(replies):
+    """The messages of the replies that say a resource will not be evacuated."""
+    out = []
+    for r in replies or []:
+        code = (r.get("ret_code", 0) if isinstance(r, dict) else 0) & 0xFFFFFFFFFFFFFFFF
+        if code & MASK_ERROR == MASK_WARN and code & 0x3FFFFFF == 1020:
+            out.append(reply_text(r))
+    return out
+
+
 # ---- durations ---------------------------------------------------------------------------
 def duration_seconds(value, name="timeout"):
     """Seconds from an int or a Go-style duration (``45m``, ``1h30m``, ``90s``).
@@ -119,6 +136,8 @@ def resource_state(resource):
             state, green = _volume_state(volume, flags)
             if "EVACUATE" in flags:
                 state += ", Evacuating"
+            if (resource.get("state") or {}).get("in_use"):
+                state += ", InUse"
             if not green:
                 break
     failed = {}

@@ -68,11 +68,12 @@ class Controller(object):
             "resource list", self.api.volume_list, filter_by_nodes=nodes, filter_by_stor_pools=pools))
 
     def put(self, what, fn, node):
+        """The replies' data; an error reply raises ControllerError."""
         replies = self._call(what, fn, node)
         errors = rules.reply_errors([r.data_v1 for r in replies])
         if errors:
             raise ControllerError("%s %s: the controller refused: %s" % (what, node, " | ".join(errors)))
-        return [rules.reply_text(r.data_v1) for r in replies]
+        return [r.data_v1 for r in replies]
 
     def close(self):
         try:
@@ -167,9 +168,18 @@ class Evacuation(Steps):
                         len(remaining), pool, node))
             return out
         if send:
-            self.ctl.put("node evacuate", self.ctl.api.node_evacuate, node)
+            replies = self.ctl.put("node evacuate", self.ctl.api.node_evacuate, node)
             out["evacuate_sent"] = True
             self.say("node evacuate %s sent" % node)
+            stuck = rules.not_evacuating(replies)
+            if stuck:
+                # LINSTOR flagged the node but will move these nowhere: waiting cannot help
+                out["node_flags"] = _flags(self.ctl.nodes(), node)
+                self.fail("node evacuate %s: LINSTOR will not evacuate %d resource(s): %s. The node is flagged"
+                          " EVACUATE now and they stay on it; nothing was deleted or rebooted. Give LINSTOR a node"
+                          " that can take them (a free storage pool %s), or restore %s (action=restore; the"
+                          " rollback playbook does it)" % (node, len(stuck), " | ".join(stuck), pool, node),
+                          not_evacuating=stuck, **out)
         if not self.p["wait"]:
             out["node_flags"] = _flags(self.ctl.nodes(), node)
             self.say("not waiting: %s (action=wait_evacuated waits)" % _left(remaining))
@@ -199,10 +209,13 @@ class Evacuation(Steps):
         _ok, remaining = self.wait("resources of %s on %s" % (pool, node), self._remaining, lambda r: not r,
                                    timeout, _left)
         if remaining:
-            self.fail("evacuation of %s did not finish within %s: %d resource(s) of pool %s are still on it: %s."
+            in_use = [r["resource"] for r in remaining if "InUse" in r["state"]]
+            self.fail("evacuation of %s did not finish within %s: %d resource(s) of pool %s are still on it: %s.%s"
                       " Nothing was deleted or rebooted; the node stays evacuating (restore it with action=restore)"
                       % (node, self.p["evacuation_timeout"], len(remaining), pool,
-                         ", ".join("%s (%s)" % (r["resource"], r["state"]) for r in remaining)),
+                         ", ".join("%s (%s)" % (r["resource"], r["state"]) for r in remaining),
+                         (" LINSTOR removes a replica only once nothing uses it (DRBD Primary), and a pod on %s"
+                          " still uses %s: stop it or move it first." % (node, ", ".join(in_use))) if in_use else ""),
                       remaining=remaining, **fields)
         return remaining
 

@@ -180,9 +180,11 @@ def test_faulty_linstor_aborts_before_any_delete_or_reboot(rig):
 
 
 def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_rollback_restores(rig):
+    """worker-2's volumes are in use there (a pod still mounts them): LINSTOR copies them but
+    keeps the sources, so the evacuation's wait runs out before any delete or reboot."""
     sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
     sim.mark_unhealthy(on_node(sim, "worker-2"))
-    linstor.set_fault(block_evacuation=["worker-2"])
+    linstor.set_fault(in_use=["worker-2"])
     flags_before = {n: v["flags"] for n, v in linstor.nodes.items()}
     offset = audit_size(c)
     plan = plan_of(run, run(check=True, capi_rollout_linstor_evacuation_timeout="3s"))

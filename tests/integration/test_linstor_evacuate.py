@@ -105,13 +105,36 @@ def test_faulty_linstor_stops_the_evacuation_before_any_put(sim, linstor):
     assert sim.puts() == []
 
 
-def test_a_blocked_evacuation_fails_at_its_timeout_naming_what_is_left(sim, linstor):
+def test_an_evacuation_linstor_refuses_to_place_fails_at_once(sim, linstor):
+    """No node can take worker-1's resources: LINSTOR answers 200 with WARN_NOT_EVACUATING for
+    each and flags the node all the same; the module stops at once instead of waiting."""
     sim.set_fault(block_evacuation=["worker-1"])
+    r = linstor(action="evacuate", node="worker-1", evacuation_timeout="10m")
+    assert r["failed"] is True and r["evacuate_sent"] is True and r["node_flags"] == ["EVACUATE"]
+    assert ("node evacuate worker-1: LINSTOR will not evacuate 2 resource(s): Resource 'pvc-a' cannot be evacuated"
+            " as no available storage pool was found | Resource 'pvc-b' cannot be evacuated") in r["msg"], r["msg"]
+    assert "restore worker-1 (action=restore" in r["msg"]
+    assert [e["event"] for e in sim.history] == ["no-target", "no-target", "evacuate"]  # no poll: one PUT, done
+    assert sim.on_node("worker-1") == ["pvc-a", "pvc-b"]
+
+
+def test_an_evacuation_held_by_a_replica_in_use_fails_at_its_timeout_naming_it(sim, linstor):
+    """A pod on worker-1 still uses its volumes (DRBD Primary): LINSTOR makes the new replicas
+    but keeps the sources until nothing uses them (waitForMigration). The wait runs out and
+    says why; once the pod is gone the evacuation finishes."""
+    sim.set_fault(in_use=["worker-1"])
     r = linstor(action="evacuate", node="worker-1", evacuation_timeout="3s")
     assert r["failed"] is True
-    assert "did not finish within 3s" in r["msg"] and "pvc-a (UpToDate, Evacuating)" in r["msg"]
+    assert "did not finish within 3s" in r["msg"] and "pvc-a (UpToDate, Evacuating, InUse)" in r["msg"]
+    assert "a pod on worker-1 still uses pvc-a, pvc-b: stop it or move it first" in r["msg"], r["msg"]
     assert [x["resource"] for x in r["remaining"]] == ["pvc-a", "pvc-b"]
+    assert len([e for e in sim.history if e["event"] == "synced"]) == 2  # both copies made, UpToDate
+    assert [e["event"] for e in sim.history if e["event"] in ("source-in-use", "deleted")] == ["source-in-use"] * 2
     assert sim.on_node("worker-1") == ["pvc-a", "pvc-b"]
+    sim.set_fault(in_use=[])
+    r = linstor(action="wait_evacuated", node="worker-1", evacuation_timeout="30s")
+    assert not r.get("failed") and r["remaining"] == [], r
+    assert sim.on_node("worker-1") == []
 
 
 def test_settle_times_out_explicitly_when_a_resync_never_ends(sim, linstor):

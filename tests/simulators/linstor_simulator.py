@@ -21,7 +21,13 @@ Behaviour:
   flag and returns once placement is scheduled. Each diskful resource of the node then
   gets a new replica on another node without one (``Inconsistent``, ``SyncTarget``
   with a rising ``done_percentage``), which becomes UpToDate after ``sync_seconds``;
-  only then is the source marked DELETE and, ``delete_seconds`` later, gone.
+  only then, and only while nothing uses the source (``state.in_use`` false; LINSTOR's
+  ``CtrlRscToggleDiskApiCallHandler.waitForMigration`` waits for both), is the source
+  marked DELETE and, ``delete_seconds`` later, gone.
+- **A resource no node can take** is not evacuated: the PUT still answers 200 and flags the
+  node, with a ``WARN_NOT_EVACUATING`` reply (1020 with the warning bit) "Resource '<rsc>'
+  cannot be evacuated as no available storage pool was found" for it
+  (``CtrlNodeApiCallHandler.evacuateNodeInTrasaction``), and the resource stays.
 - **Restore** refuses a node that is neither evacuated nor evicted (the controller's
   error); otherwise it clears the flags. It does not move data back.
 - **Reboot** (``POST /sim/reboot/{node}?seconds=N``, which the talosctl stand-in calls):
@@ -29,7 +35,9 @@ Behaviour:
   ``Connecting`` and, once it is back, resync (SyncTarget) for ``sync_seconds``.
 - **Faults** (``set_fault`` or ``POST /sim/faults`` with a JSON object):
   ``faulty`` - these resources (``name@node``) show disk state Outdated;
-  ``block-evacuation`` - these nodes' resources never leave (no target);
+  ``block-evacuation`` - no node can take these nodes' resources (WARN_NOT_EVACUATING);
+  ``in-use`` - these nodes' resources are in use there (a pod mounts them: DRBD Primary),
+  so an evacuation copies them but never removes the source;
   ``refuse`` - these operations (``evacuate``, ``restore``) answer an error;
   ``stuck-sync`` - after a reboot of these nodes, or any node's restore, these nodes'
   resources stay SyncTarget forever;
@@ -49,7 +57,9 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 MASK_ERROR = 0xC000000000000000
+MASK_WARN = 0x8000000000000000
 SUCCESS = 0x0000000000C00001  # a node object, no level bits: success
+WARN_NOT_EVACUATING = MASK_WARN | 1020  # ApiConsts, a simpleEntry: no object bits
 
 
 def _signed(code: int) -> int:
@@ -125,32 +135,44 @@ class LinstorSimulator:
                     row["disk"], row["sync_until"] = "UpToDate", None
                     self.record("synced", resource=key[0], node=key[1])
                     src = row.get("source")
-                    if src and (key[0], src) in self.rows:
+                    if src and (key[0], src) in self.rows and src in self._fault("in-use"):
+                        row["waiting_for"] = src  # waitForMigration: until the source is not in use
+                        self.record("source-in-use", resource=key[0], node=src)
+                    elif src and (key[0], src) in self.rows:
                         self.rows[(key[0], src)]["delete_at"] = now + self.delete_seconds
                         self.rows[(key[0], src)]["flags"].append("DELETE")
                         self.record("deleting", resource=key[0], node=src)
+                src = row.get("waiting_for")
+                if src and src not in self._fault("in-use") and (key[0], src) in self.rows:
+                    row["waiting_for"] = None
+                    self.rows[(key[0], src)]["delete_at"] = now + self.delete_seconds
+                    self.rows[(key[0], src)]["flags"].append("DELETE")
+                    self.record("deleting", resource=key[0], node=src)
                 if row["delete_at"] is not None and row["delete_at"] <= now:
                     del self.rows[key]
                     self.record("deleted", resource=key[0], node=key[1])
 
     def _evacuate(self, node):
+        """The node flagged EVACUATE; a new replica elsewhere for each of its resources, or a
+        WARN_NOT_EVACUATING reply for one no node can take (returned, to add to the answer)."""
         now = self.now()
         self.nodes[node]["flags"] = sorted(set(self.nodes[node]["flags"]) | {"EVACUATE"})
-        if node in self._fault("block-evacuation"):
-            self.record("evacuate-blocked", node=node)
-            return
+        warnings = []
         for (rsc, n) in sorted(self.rows):
             if n != node or self.rows[(rsc, n)]["delete_at"] is not None:
                 continue
             have = {m for (r, m) in self.rows if r == rsc}
             targets = [m for m in sorted(self.nodes) if m not in have and
                        "EVACUATE" not in self.nodes[m]["flags"] and m not in self.offline_until]
-            if not targets:
+            if not targets or node in self._fault("block-evacuation"):
                 self.record("no-target", resource=rsc, node=node)
+                warnings.append({"ret_code": _signed(WARN_NOT_EVACUATING), "message":
+                                 "Resource '%s' cannot be evacuated as no available storage pool was found" % rsc})
                 continue
             self.rows[(rsc, targets[0])] = {"disk": "Inconsistent", "flags": [], "delete_at": None,
                                             "sync_until": now + self.sync_seconds, "source": node}
             self.record("replica-created", resource=rsc, node=targets[0], source=node)
+        return warnings
 
     # ---- REST views --------------------------------------------------------------------
     def _row(self, rsc, node, row):
@@ -175,7 +197,7 @@ class LinstorSimulator:
             flags.append("EVACUATE")
         return {"name": rsc, "node_name": node, "flags": flags, "props": {},
                 "layer_object": {"type": "DRBD", "children": [], "drbd": {"connections": conns}},
-                "state": {"in_use": False},
+                "state": {"in_use": node in self._fault("in-use")},
                 "volumes": [{"volume_number": 0, "storage_pool_name": self.pool, "provider_kind": "LVM",
                              "flags": [], "layer_data_list": [{"type": "DRBD"}, {"type": "STORAGE"}],
                              "state": state}]}
@@ -216,9 +238,9 @@ class LinstorSimulator:
                     return 500, [reply("%s of node '%s' failed: injected fault" % (op, node), error=True,
                                        cause="simulator fault 'refuse'")]
                 if op == "evacuate":
-                    self._evacuate(node)
+                    warnings = self._evacuate(node)
                     self.record("evacuate", node=node)
-                    return 200, [reply("Node '%s' is being evacuated." % node)]
+                    return 200, [reply("Node '%s' is being evacuated." % node)] + warnings
                 if not set(self.nodes[node]["flags"]) & {"EVACUATE", "EVICTED"}:
                     return 400, [reply("Node '%s' is neither evicted nor evacuated." % node, error=True,
                                        correction="Only evicted or evacuated nodes can be restored.")]

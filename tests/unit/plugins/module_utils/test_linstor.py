@@ -31,6 +31,21 @@ def test_error_bit_of_signed_ret_codes():
                                        "correction: Only evicted or evacuated nodes can be restored."]
 
 
+def test_not_evacuating_warnings_are_found_among_the_replies():
+    warn = (0x8000000000000000 | 1020) - (1 << 64)  # ApiConsts.WARN_NOT_EVACUATING, signed
+    replies = [{"ret_code": 0x0000000000C00001, "message": "Node 'w' is being evacuated."},
+               {"ret_code": warn, "message": "Resource 'pvc-a' cannot be evacuated as no available storage pool was found"},
+               {"ret_code": (0x8000000000000000 | 3) - (1 << 64), "message": "another warning"},
+               {"ret_code": ERROR, "message": "an error"}]
+    assert L.not_evacuating(replies) == ["Resource 'pvc-a' cannot be evacuated as no available storage pool was found"]
+    assert L.not_evacuating([]) == [] and not L.is_error(replies[1])
+
+
+def test_a_replica_in_use_says_so():
+    row = dict(rsc(flags=["EVACUATE"]), state={"in_use": True})
+    assert L.resource_state(row)["state"] == "UpToDate, Evacuating, InUse"
+
+
 @pytest.mark.parametrize("resource,faulty,state", [
     (rsc(), False, "UpToDate"),
     (rsc(vols=[vol("Outdated")]), True, "Outdated"),
