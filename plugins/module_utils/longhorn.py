@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
 
@@ -43,6 +44,24 @@ KNOWN_SETTINGS = {
 DETACHED_ONLY = ("taint-toleration",)
 
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# A data-engine-specific setting's JSON holds a string for each engine its default lists
+# (longhorn-manager types.ParseDataEngineSpecificSetting: "mismatched data engines").
+DATA_ENGINES = ("v1", "v2")
+_GO_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def go_int(text, trim=True):
+    """An integer as longhorn-manager reads one (parseSettingSingleInt: strings.TrimSpace,
+    then strconv.ParseInt(value, 10, 64)): an optional sign and ASCII digits, no
+    underscores, within int64; a per-engine JSON value is not trimmed. Raise ValueError."""
+    if trim:
+        text = text.strip()
+    if not _GO_INT.match(text):
+        raise ValueError(text)
+    number = int(text)
+    if not -(1 << 63) <= number < (1 << 63):
+        raise ValueError(text)
+    return number
 
 
 def parse_tolerations(name, text):
@@ -90,7 +109,7 @@ def with_toleration(value, taint):
     return tolerations_text(have + [want])
 
 
-def _scalar(name, value):
+def _scalar(name, value, trim=True):
     """The meaning of one scalar value of setting ``name``, or raise ValueError."""
     kind, constraint, _per_engine = KNOWN_SETTINGS[name]
     text = value if isinstance(value, str) else json.dumps(value)
@@ -108,9 +127,10 @@ def _scalar(name, value):
         if isinstance(value, bool):
             raise ValueError("%s: %r is not an integer" % (name, value))
         try:
-            number = int(text.strip())
+            number = value if isinstance(value, int) else go_int(text, trim)
         except ValueError:
-            raise ValueError("%s: %r is not an integer" % (name, value))
+            raise ValueError("%s: %r is not an integer (an optional sign and digits, as Longhorn parses it)"
+                             % (name, value))
         low, high = constraint
         if number < low or (high is not None and number > high):
             allowed = "%d to %d" % (low, high) if high is not None else "%d or more" % low
@@ -130,19 +150,26 @@ def meaning(name, value):
         raise ValueError("%s: not a setting this module knows; known: %s"
                          % (name, ", ".join(sorted(KNOWN_SETTINGS))))
     per_engine = KNOWN_SETTINGS[name][2]
+    trim = True
     if per_engine and isinstance(value, str) and value.strip().startswith("{"):
         try:
             engines = json.loads(value)
         except ValueError:
             raise ValueError("%s: %r is neither a value nor per-engine JSON" % (name, value))
-        value = engines
+        if not isinstance(engines, dict) or any(not isinstance(v, str) for v in engines.values()):
+            raise ValueError("%s: %r: per-engine JSON holds a string for each engine, as Longhorn reads it"
+                             " (%s)" % (name, value, json.dumps(dict((e, "2") for e in DATA_ENGINES))))
+        value, trim = engines, False  # Longhorn does not trim the values inside the JSON
     if isinstance(value, dict):
         if not per_engine:
             raise ValueError("%s: takes one value, not one per data engine" % name)
-        values = set(_scalar(name, v) for v in value.values())
+        if sorted(value) != sorted(DATA_ENGINES):
+            raise ValueError("%s: a value for each data engine, %s (Longhorn refuses mismatched data engines);"
+                             " got %s" % (name, " and ".join(DATA_ENGINES), ", ".join(sorted(value)) or "none"))
+        values = set(_scalar(name, v, trim) for v in value.values())
         if len(values) == 1:
             return values.pop()  # the same on every engine: means that value
-        return dict((k, _scalar(name, v)) for k, v in value.items())
+        return dict((k, _scalar(name, v, trim)) for k, v in value.items())
     return _scalar(name, value)
 
 

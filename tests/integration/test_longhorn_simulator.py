@@ -51,3 +51,29 @@ def test_second_replica_with_worker_1_cordoned(longhorn, soft):
     refused = sim.cluster.kubectl("delete", "replicas.longhorn.io", only[0], "-n", "longhorn-system", check=False)
     assert refused.returncode != 0
     assert "it is the only healthy replica of volume pvc-arr" in refused.stderr, refused.stderr
+
+
+def test_the_webhook_refuses_the_values_longhorn_refuses(longhorn):
+    """As longhorn-manager v1.10 parses settings (types.ValidateSetting): integers by
+    strconv.ParseInt (no "1_0"), a data-engine-specific value as JSON with a string for
+    each engine its default lists, JSON nowhere else."""
+    refused = {
+        ("concurrent-replica-rebuild-per-node-limit", "1_0"): 'strconv.ParseInt: parsing "1_0": invalid syntax',
+        ("default-replica-count", '{"v1":"2"}'): "mismatched data engines for setting default-replica-count",
+        ("default-replica-count", '{"v1":2,"v2":2}'): "cannot unmarshal number",
+        ("replica-auto-balance", '{"v1":"disabled","v2":"disabled"}'):
+            "JSON-formatted value is not supported for non-data-engine-specific setting replica-auto-balance",
+    }
+    before = longhorn.settings()
+    for (name, value), refusal in refused.items():
+        r = longhorn.cluster.kubectl("patch", "settings.longhorn.io", name, "-n", "longhorn-system", "--type=merge",
+                                     "-p", json.dumps({"value": value}), check=False)
+        assert r.returncode != 0 and refusal in r.stderr, (name, value, r.stderr)
+    assert longhorn.settings() == before
+    # what Longhorn does accept: a sign and spaces around an integer
+    r = longhorn.cluster.kubectl("patch", "settings.longhorn.io", "concurrent-replica-rebuild-per-node-limit", "-n",
+                                 "longhorn-system", "--type=merge", "-p", json.dumps({"value": "+3"}), check=False)
+    assert r.returncode == 0, r.stderr
+    longhorn.cluster.kubectl("patch", "settings.longhorn.io", "concurrent-replica-rebuild-per-node-limit", "-n",
+                             "longhorn-system", "--type=merge", "-p",
+                             json.dumps({"value": before["concurrent-replica-rebuild-per-node-limit"]}))

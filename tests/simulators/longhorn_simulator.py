@@ -74,6 +74,7 @@ import http.server
 import json
 import os
 import random
+import re
 import signal
 import ssl
 import string
@@ -163,15 +164,24 @@ def setting_error(name: str, value) -> str | None:
         return f"setting {name} is not supported"
     if not isinstance(value, str):
         return f"value of setting {name} must be a string"
-    values = [value]
-    if name in ENGINE_SPECIFIC and value.strip().startswith("{"):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return f"invalid JSON value {value!r} for setting {name}"
-        if not isinstance(parsed, dict) or not parsed or set(parsed) - {"v1", "v2"}:
-            return f"value of setting {name} must map data engines v1 / v2 to values"
-        values = list(parsed.values())
+    values, trim = [value], True
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):  # types.IsJSONFormat: the value unmarshals into a map
+        if name not in ENGINE_SPECIFIC:
+            return f"JSON-formatted value is not supported for non-data-engine-specific setting {name}"
+        # types.ParseDataEngineSpecificSetting: map[DataEngineType]string, one entry for
+        # each engine the default lists, values not trimmed
+        if any(not isinstance(v, str) for v in parsed.values()):
+            return f"failed to parse JSON-formatted value {value}: json: cannot unmarshal number into a string"
+        unknown = sorted(set(parsed) - {"v1", "v2"})
+        if unknown:
+            return f"data engine {unknown[0]} is not supported for setting {name}"
+        if set(parsed) != {"v1", "v2"}:
+            return f"mismatched data engines for setting {name}"
+        values, trim = list(parsed.values()), False
     definition = SETTINGS[name]
     for v in values:
         v = "%s" % (v,)
@@ -186,10 +196,13 @@ def setting_error(name: str, value) -> str | None:
             return (f"value {v} of setting {name} is not one of the options: "
                     + ", ".join(definition[1:]))
         if definition[0] == "int":
-            try:
-                n = int(v)
-            except ValueError:
-                return f"value {v} of setting {name} is not an integer"
+            # parseSettingSingleInt: strings.TrimSpace (not inside JSON), then
+            # strconv.ParseInt(v, 10, 64): a sign and ASCII digits, no "1_0", within int64
+            text = v.strip() if trim else v
+            n = int(text) if re.match(r"^[+-]?[0-9]+$", text) else None
+            if n is None or not -(1 << 63) <= n < (1 << 63):
+                return (f"value {v} of settings {name} is invalid: failed to parse single int value {v}:"
+                        f" strconv.ParseInt: parsing {json.dumps(text)}: invalid syntax")
             low, high = definition[1], definition[2]
             if n < low or (high is not None and n > high):
                 bound = f"between {low} and {high}" if high is not None else f"at least {low}"

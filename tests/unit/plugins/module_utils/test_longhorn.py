@@ -41,6 +41,12 @@ def test_same_meaning_in_other_forms(name, stored, wanted):
     assert meaning(name, stored) == meaning(name, wanted)
 
 
+def test_integers_longhorn_accepts():
+    # strings.TrimSpace, then strconv.ParseInt: a sign, leading zeros and spaces around are fine
+    for text, number in (("+3", 3), (" 3 ", 3), ("03", 3), ("-0", 0)):
+        assert meaning("replica-replenishment-wait-interval", text) == number
+
+
 @pytest.mark.parametrize("wanted, message", [
     ({"default-replica-count": 25}, "default-replica-count: 25 is out of range; allowed: 1 to 20"),
     ({"default-replica-count": "two"}, "default-replica-count: 'two' is not an integer"),
@@ -51,6 +57,15 @@ def test_same_meaning_in_other_forms(name, stored, wanted):
     ({"replica-count": 2}, "replica-count: not a setting this module knows; known: concurrent-replica"),
     ({"replica-auto-balance": '{"v1":"disabled"}'}, "is not allowed"),
     ({"default-replica-count": True}, "is not an integer"),
+    # as longhorn-manager parses them (strconv.ParseInt base 10; ParseDataEngineSpecificSetting)
+    ({"concurrent-replica-rebuild-per-node-limit": "1_0"}, "'1_0' is not an integer (an optional sign and digits"),
+    ({"concurrent-replica-rebuild-per-node-limit": "\u0663"}, "is not an integer"),
+    ({"concurrent-replica-rebuild-per-node-limit": "3.0"}, "is not an integer"),
+    ({"default-replica-count": '{"v1":"2"}'},
+     "default-replica-count: a value for each data engine, v1 and v2 (Longhorn refuses mismatched data engines); got v1"),
+    ({"default-replica-count": {"v1": 2, "v3": 2}}, "a value for each data engine, v1 and v2"),
+    ({"default-replica-count": '{"v1":2,"v2":2}'}, "per-engine JSON holds a string for each engine"),
+    ({"default-replica-count": '{"v1":" 2","v2":"2"}'}, "' 2' is not an integer"),
 ])
 def test_validation_names_setting_and_allowed_values(wanted, message):
     errors = validate(wanted)
