@@ -11,6 +11,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import field
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import (
     app_targets,
     overlay_targets,
+    overlay_workloads,
     stage_overlay_files,
     written_files,
 )
@@ -18,6 +19,6 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import (
 
 class FilterModule(object):
     def filters(self):
-        return {"overlay_targets": overlay_targets, "app_targets": app_targets,
+        return {"overlay_targets": overlay_targets, "overlay_workloads": overlay_workloads, "app_targets": app_targets,
                 "written_files": written_files, "stage_overlay_files": stage_overlay_files,
                 "fields_patch": fields_patch}

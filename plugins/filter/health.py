@@ -10,15 +10,21 @@ __metaclass__ = type
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import parse_probe
 
 
-def http_probe_errors(probes, field="http_probe"):
+def http_probe_errors(probes, field="http_probe", per_workload=False, workloads=None):
     """The input errors of HTTP probes, each naming its field; [] when all are valid.
-    ``probes`` is one probe (a mapping or a ``service:port/path`` string) or a mapping of
-    ``namespace/workload`` to one."""
-    if isinstance(probes, dict) and probes and "service" not in probes and "port" not in probes:
-        items = [("%s[%s]" % (field, key), value) for key, value in sorted(probes.items())]
-    else:
+    ``probes`` is one probe (a mapping or a ``service:port/path`` string), or with
+    ``per_workload`` a mapping of ``namespace/workload`` to one, whose keys must be among
+    ``workloads`` when that list is given."""
+    if not per_workload:
         items = [(field, probes)]
+    elif not isinstance(probes, dict):
+        return ["%s: a mapping of namespace/workload to a probe; got %r" % (field, probes)]
+    else:
+        items = [("%s[%s]" % (field, key), value) for key, value in sorted(probes.items())]
     errors = []
+    if per_workload and workloads is not None:
+        errors += ["%s: %s is not a workload of the drill; they are: %s" % (field, key, ", ".join(workloads) or "none")
+                   for key in sorted(probes) if key not in workloads]
     for name, value in items:
         try:
             parse_probe(value, name)

@@ -47,7 +47,7 @@ def _read(module, target, before):
     slices = module.list("EndpointSlice", "discovery.k8s.io/v1", namespace=ns) if services else []
     result = None
     if target["probe"]:
-        result = module.raw_get(probe_path(ns, target["probe"]))
+        result = module.proxy_get(probe_path(ns, target["probe"]))
     checks = app_checks(target["name"], ns, pods, services, slices, before=before,
                         probe=target["probe"], probe_result=result)
     return pods, checks
@@ -68,9 +68,9 @@ def run_app_health_info(module, clock=time.monotonic, sleep=time.sleep):
             checks += found
         failed = [c for c in checks if not c["passed"]]
         # a restart is never undone by waiting: only readiness, endpoints and the probe are waited for
-        final = [c for c in failed if "no container restarted" in c["name"]]
+        final = [c for c in failed if c.get("final")]
         if not failed or final or clock() >= deadline:
             break
-        sleep(min(p["poll_interval"], max(0.0, deadline - clock())))
-    module.exit_json(changed=False, checks=checks, passed=not failed, restarts=restart_counts(pods),
-                     reads=reads)
+        sleep(min(max(1, p["poll_interval"]), max(0.0, deadline - clock())))
+    module.exit_json(changed=False, checks=[dict((k, v) for k, v in c.items() if k != "final") for c in checks],
+                     passed=not failed, restarts=restart_counts(pods), reads=reads)

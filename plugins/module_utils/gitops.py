@@ -16,6 +16,19 @@ import os
 OVERLAY_FILES = ("kustomization.yaml", "patch-affinity.yaml")
 
 
+def overlay_workloads(unguarded, primary):
+    """The unguarded workloads (placement audit rows) the primary-lane overlay can guard.
+
+    Left out, for a person to pin by hand (the audit's report names every unguarded one):
+    a bare Pod (no template to patch); one whose own spec keeps it off ``primary`` (bound
+    or pinned to the secondary: the lane affinity would leave it no node); and one with
+    required node affinity of its own (the overlay's nodeSelectorTerms would replace its
+    terms, as a strategic merge replaces that list)."""
+    return [w for w in unguarded or []
+            if w.get("kind") != "Pod" and w.get("pinning") not in ("affinity", "nodeName")
+            and primary not in (w.get("kept_off") or {})]
+
+
 def overlay_targets(workloads, repo, overlay_dir):
     """The overlay files of every workload: {workload, template, dest}."""
     return [{"workload": w, "template": f + ".j2",

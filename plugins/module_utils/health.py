@@ -52,9 +52,11 @@ def parse_probe(value, field="http_probe"):
     if port in (None, ""):
         raise ValueError("%s.port: the Service's port (number or name) is required" % field)
     port = "%s" % port
+    if port.isdigit() and not 1 <= int(port) <= 65535:
+        raise ValueError("%s.port: %s is not a port (1-65535)" % (field, port))
     path = value.get("path") or "/"
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ValueError("%s.path: must start with /; got %r" % (field, path))
+    if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+        raise ValueError("%s.path: must start with / and hold no spaces (URL-encode them); got %r" % (field, path))
     scheme = value.get("scheme") or "http"
     if scheme not in ("http", "https"):
         raise ValueError("%s.scheme: %r; allowed: http, https" % (field, scheme))
@@ -124,8 +126,9 @@ def restart_check(app, pods, before):
                 found.append("%s/%s restarted %d time%s" % (p["metadata"]["name"], s["name"], grew, "" if grew == 1 else "s"))
             elif reason == "CrashLoopBackOff":
                 found.append("%s/%s in CrashLoopBackOff" % (p["metadata"]["name"], s["name"]))
+    # final: waiting cannot undo a restart (app_health_info stops waiting on it)
     return {"name": "%s: no container restarted since the run began" % app, "passed": not found,
-            "detail": "; ".join(found) or "none"}
+            "detail": "; ".join(found) or "none", "final": True}
 
 
 def selects(selector, labels):

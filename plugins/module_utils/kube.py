@@ -386,6 +386,22 @@ class K8sHaModule(object):
             status, _message = self._refusal(e, "Cannot read %s" % path)
             return status, "%s" % (getattr(e, "body", "") or e,)
 
+    def proxy_get(self, path):
+        """GET through a proxy subresource (``/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/...``):
+        ``(HTTP status, body text)`` as the proxied server or the API server answered, any
+        status (an app's own 401 or 500 is an answer, not a refused credential: the reads
+        before it already used the credential). Fails only when no HTTP answer came."""
+        dynamic = self.client.client
+        try:
+            response = dynamic.request("get", path, serialize=False)
+            data = getattr(response, "data", b"")
+            return response.status, data.decode("utf-8", "replace") if isinstance(data, bytes) else "%s" % (data,)
+        except Exception as e:  # pylint: disable=broad-except
+            status = getattr(e, "status", None)
+            if status is None:
+                self.fail_api("Cannot GET %s" % path, e)
+            return status, api_error_message(e)
+
     def _refusal(self, exc, action):
         """``(HTTP status, the server's message)`` of a refused request. A request that got
         no HTTP answer, or whose credential was refused (401), fails the module: nothing

@@ -64,11 +64,15 @@ WARN_NOT_EVACUATING = MASK_WARN | 1020
 
 
 def not_evacuating(replies):
-    """The messages of the replies that say a resource will not be evacuated."""
+    """The messages of the replies that say a resource will not be evacuated. The same
+    warning about a snapshot ("Snapshot '<s>' of resource ...") is left out: a snapshot
+    left behind does not keep the node's resource rows, which the wait counts."""
     out = []
     for r in replies or []:
         code = (r.get("ret_code", 0) if isinstance(r, dict) else 0) & 0xFFFFFFFFFFFFFFFF
-        if code & MASK_ERROR == MASK_WARN and code & 0x3FFFFFF == 1020:
+        text = (r.get("message") or "") if isinstance(r, dict) else ""
+        # the level bits, and the code in the low bits (object and operation bits aside)
+        if code & MASK_ERROR == MASK_WARN and code & 0x7FFF == 1020 and not text.startswith("Snapshot "):
             out.append(reply_text(r))
     return out
 

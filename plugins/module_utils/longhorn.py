@@ -56,7 +56,7 @@ def go_int(text, trim=True):
     underscores, within int64; a per-engine JSON value is not trimmed. Raise ValueError."""
     if trim:
         text = text.strip()
-    if not _GO_INT.match(text):
+    if not _GO_INT.fullmatch(text):  # fullmatch: "$" alone would let a trailing newline through
         raise ValueError(text)
     number = int(text)
     if not -(1 << 63) <= number < (1 << 63):
@@ -127,7 +127,7 @@ def _scalar(name, value, trim=True):
         if isinstance(value, bool):
             raise ValueError("%s: %r is not an integer" % (name, value))
         try:
-            number = value if isinstance(value, int) else go_int(text, trim)
+            number = go_int("%d" % value) if isinstance(value, int) else go_int(text, trim)
         except ValueError:
             raise ValueError("%s: %r is not an integer (an optional sign and digits, as Longhorn parses it)"
                              % (name, value))

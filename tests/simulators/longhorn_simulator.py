@@ -199,7 +199,7 @@ def setting_error(name: str, value) -> str | None:
             # parseSettingSingleInt: strings.TrimSpace (not inside JSON), then
             # strconv.ParseInt(v, 10, 64): a sign and ASCII digits, no "1_0", within int64
             text = v.strip() if trim else v
-            n = int(text) if re.match(r"^[+-]?[0-9]+$", text) else None
+            n = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else None
             if n is None or not -(1 << 63) <= n < (1 << 63):
                 return (f"value {v} of settings {name} is invalid: failed to parse single int value {v}:"
                         f" strconv.ParseInt: parsing {json.dumps(text)}: invalid syntax")

@@ -51,3 +51,16 @@ def test_stage_overlays_layer_dual_lane_on_primary_only_and_replace_whole_fields
     second = stage_overlay_files("/repo", "apps/overlays", "apps/base", "web", "2", patch)
     assert second[0]["dest"] == "/repo/apps/overlays/web/dual-lane/kustomization.yaml"
     assert yaml.safe_load(second[0]["content"])["resources"] == ["../primary-only"]
+
+
+def test_overlays_only_for_the_unguarded_an_overlay_can_guard():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.gitops import overlay_workloads
+    rows = [
+        {"kind": "Deployment", "name": "qdrant", "pinning": "none", "kept_off": {}},
+        {"kind": "Deployment", "name": "anywhere", "pinning": "nodeSelector", "kept_off": {}},  # os=linux
+        {"kind": "Deployment", "name": "arch", "pinning": "affinity", "kept_off": {}},  # its terms would be replaced
+        {"kind": "Deployment", "name": "on-w1", "pinning": "nodeSelector", "kept_off": {"miniserver": ["nodeSelector"]}},
+        {"kind": "Pod", "name": "stray", "pinning": "nodeName", "kept_off": {"miniserver": ["nodeName is worker-1"]}},
+        {"kind": "CronJob", "name": "backup", "pinning": "none"},
+    ]
+    assert [w["name"] for w in overlay_workloads(rows, "miniserver")] == ["qdrant", "anywhere", "backup"]

@@ -51,6 +51,8 @@ def test_a_probe_from_a_string_or_a_mapping():
     ({"port": 80}, "http_probe.service: the name of a Service"),
     ({"service": "web"}, "http_probe.port: the Service's port"),
     ({"service": "web", "port": 80, "path": "healthz"}, "http_probe.path: must start with /"),
+    ({"service": "web", "port": 80, "path": "/a b"}, "http_probe.path: must start with / and hold no spaces"),
+    ({"service": "web", "port": 99999}, "http_probe.port: 99999 is not a port (1-65535)"),
     ({"service": "web", "port": 80, "scheme": "ftp"}, "http_probe.scheme: 'ftp'; allowed: http, https"),
     ({"service": "web", "port": 80, "status": "ok"}, "http_probe.status: an HTTP status"),
     ({"service": "web", "port": 80, "url": "x"}, "http_probe: unknown key url; allowed: service, port, path"),
@@ -70,6 +72,7 @@ def test_the_service_proxy_path():
 def test_restarts_count_from_the_baseline_and_a_new_pod_from_zero():
     before = restart_counts([pod("web-a", restarts=2)])
     assert restart_check("web", [pod("web-a", restarts=2)], before)["passed"]
+    assert restart_check("web", [], before)["final"]  # waiting cannot undo a restart
     grew = restart_check("web", [pod("web-a", restarts=3), pod("web-b", restarts=1)], before)
     assert not grew["passed"]
     assert grew["detail"] == "web-a/web restarted 1 time; web-b/web restarted 1 time"
@@ -122,7 +125,7 @@ class FakeModule(object):
         self.calls.append(kind)
         return self.reads[0][kind]
 
-    def raw_get(self, path):
+    def proxy_get(self, path):
         self.calls.append(path)
         return self.reads.pop(0)["probe"]
 
@@ -152,9 +155,20 @@ def test_the_filters_name_a_bad_probe_and_build_the_apps():
     assert http_probe_errors({"service": "web", "port": 80}) == []
     assert http_probe_errors("web") == [
         "http_probe: 'web' is not [http:|https:]service:port[/path] (for example web:80/healthz)"]
-    assert http_probe_errors({"media/sonarr": "sonarr:8989/", "media/radarr": "radarr"}, "active_passive_http_probes") == [
+    # one probe where one is expected: a per-workload mapping is not a probe
+    assert http_probe_errors({"apps/web": "web:80/"}) == [
+        "http_probe: unknown key apps/web; allowed: service, port, path, status, scheme"]
+    drill = ["media/radarr", "media/sonarr"]
+    assert http_probe_errors({"media/sonarr": "sonarr:8989/", "media/radarr": "radarr"}, "active_passive_http_probes",
+                             True, drill) == [
         "active_passive_http_probes[media/radarr]: 'radarr' is not [http:|https:]service:port[/path]"
         " (for example web:80/healthz)"]
+    # a single probe where a mapping per workload is expected; a workload the drill does not watch
+    assert http_probe_errors({"service": "web", "port": 80}, "p", True, drill)[0] == \
+        "p: port is not a workload of the drill; they are: media/radarr, media/sonarr"
+    assert http_probe_errors({"media/sonar": "sonarr:8989/"}, "p", True, drill) == [
+        "p: media/sonar is not a workload of the drill; they are: media/radarr, media/sonarr"]
+    assert http_probe_errors("sonarr:8989/", "p", True) == ["p: a mapping of namespace/workload to a probe; got 'sonarr:8989/'"]
     sonarr = {"metadata": {"namespace": "media", "name": "sonarr"}, "spec": {"selector": {"matchLabels": {"app": "sonarr"}}}}
     assert health_apps([sonarr], {"media/sonarr": "sonarr:8989/"}) == [
         {"namespace": "media", "name": "media/sonarr", "selector": {"app": "sonarr"}, "http_probe": "sonarr:8989/"}]

@@ -36,8 +36,12 @@ def test_not_evacuating_warnings_are_found_among_the_replies():
     replies = [{"ret_code": 0x0000000000C00001, "message": "Node 'w' is being evacuated."},
                {"ret_code": warn, "message": "Resource 'pvc-a' cannot be evacuated as no available storage pool was found"},
                {"ret_code": (0x8000000000000000 | 3) - (1 << 64), "message": "another warning"},
-               {"ret_code": ERROR, "message": "an error"}]
-    assert L.not_evacuating(replies) == ["Resource 'pvc-a' cannot be evacuated as no available storage pool was found"]
+               {"ret_code": ERROR, "message": "an error"},
+               {"ret_code": warn, "message": "Snapshot 's1' of resource pvc-a' cannot be evacuated ..."},
+               {"ret_code": warn | 0x0000000000C00000, "message": "Resource 'pvc-b' cannot be evacuated as it is not a"
+                " DRBD resource"}]
+    assert L.not_evacuating(replies) == ["Resource 'pvc-a' cannot be evacuated as no available storage pool was found",
+                                         "Resource 'pvc-b' cannot be evacuated as it is not a DRBD resource"]
     assert L.not_evacuating([]) == [] and not L.is_error(replies[1])
 
 

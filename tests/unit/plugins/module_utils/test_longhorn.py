@@ -66,6 +66,8 @@ def test_integers_longhorn_accepts():
     ({"default-replica-count": {"v1": 2, "v3": 2}}, "a value for each data engine, v1 and v2"),
     ({"default-replica-count": '{"v1":2,"v2":2}'}, "per-engine JSON holds a string for each engine"),
     ({"default-replica-count": '{"v1":" 2","v2":"2"}'}, "' 2' is not an integer"),
+    ({"default-replica-count": '{"v1":"2\\n","v2":"2"}'}, "is not an integer"),
+    ({"concurrent-replica-rebuild-per-node-limit": 1 << 63}, "is not an integer"),
 ])
 def test_validation_names_setting_and_allowed_values(wanted, message):
     errors = validate(wanted)
