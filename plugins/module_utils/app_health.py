@@ -39,12 +39,20 @@ def _targets(module):
     return out
 
 
-def _read(module, target, before):
+def _read(module, target, before, listed):
+    """One read of ``target``; ``listed`` keeps this round's namespace-wide LISTs, so apps
+    that share a namespace share its Services and EndpointSlices."""
     ns = target["namespace"]
+
+    def in_namespace(kind, api_version="v1"):
+        if (kind, ns) not in listed:
+            listed[(kind, ns)] = module.list(kind, api_version, namespace=ns)
+        return listed[(kind, ns)]
+
     pods = module.list("Pod", namespace=ns, label_selector=",".join(
         "%s=%s" % kv for kv in sorted(target["selector"].items())))
-    services = services_of(module.list("Service", namespace=ns), live(pods))
-    slices = module.list("EndpointSlice", "discovery.k8s.io/v1", namespace=ns) if services else []
+    services = services_of(in_namespace("Service"), live(pods))
+    slices = in_namespace("EndpointSlice", "discovery.k8s.io/v1") if services else []
     result = None
     if target["probe"]:
         result = module.proxy_get(probe_path(ns, target["probe"]))
@@ -61,9 +69,9 @@ def run_app_health_info(module, clock=time.monotonic, sleep=time.sleep):
     reads = 0
     while True:
         reads += 1
-        pods, checks = [], []
+        pods, checks, listed = [], [], {}
         for t in targets:
-            mine, found = _read(module, t, before)
+            mine, found = _read(module, t, before, listed)
             pods += mine
             checks += found
         failed = [c for c in checks if not c["passed"]]

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import pod_ready
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import claims_of
 
 
@@ -30,11 +31,6 @@ def owned_pods(deployment, replicasets, pods):
                    if any(o.get("controller") and o.get("kind") == "ReplicaSet" and o.get("name") in mine
                           for o in p["metadata"].get("ownerReferences") or [])),
                   key=lambda p: p["metadata"]["name"])
-
-
-def _ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions") or [])
 
 
 def pod_line(pod):
@@ -105,7 +101,7 @@ def phase(giver_pods, busy, taker, taker_pods, replicas):
         return "stopping", "waiting for the old writer to go: " + ", ".join(pod_line(p) for p in giver_pods)
     if busy:
         return "detaching", "waiting for the volumes to detach: " + "; ".join(busy)
-    ready = [p for p in taker_pods if _ready(p) and not p["metadata"].get("deletionTimestamp")]
+    ready = [p for p in taker_pods if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
     if int(taker.get("spec", {}).get("replicas", 1)) != replicas or len(ready) != replicas or len(taker_pods) != replicas:
         return "starting", "%s: %d of %d Ready%s" % (
             taker["metadata"]["name"], len(ready), replicas,

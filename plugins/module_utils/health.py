@@ -98,14 +98,15 @@ def restart_counts(pods):
                 for p in pods)
 
 
-def _ready(pod):
+def pod_ready(pod):
+    """The pod's Ready condition is True."""
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def ready_check(app, pods):
     pods = live(pods)
-    waiting = sorted(p["metadata"]["name"] for p in pods if not _ready(p))
+    waiting = sorted(p["metadata"]["name"] for p in pods if not pod_ready(p))
     if not pods:
         return {"name": "%s: its pods Ready" % app, "passed": False, "detail": "no live pod"}
     return {"name": "%s: its pods Ready" % app, "passed": not waiting,
@@ -155,7 +156,7 @@ def endpoints_check(app, service, slices, pods):
             ref = e.get("targetRef") or {}
             if ref.get("kind", "Pod") == "Pod" and ref.get("name"):
                 ready.add(ref["name"])
-    selected = [p for p in live(pods) if selects(service["spec"].get("selector"), p["metadata"].get("labels")) and _ready(p)]
+    selected = [p for p in live(pods) if selects(service["spec"].get("selector"), p["metadata"].get("labels")) and pod_ready(p)]
     missing = sorted(p["metadata"]["name"] for p in selected if p["metadata"]["name"] not in ready)
     check = {"name": "%s: Service %s has ready endpoints" % (app, name)}
     if count == 0:
