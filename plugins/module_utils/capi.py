@@ -231,6 +231,99 @@ def select(machines, nodes, scope="all", wanted=None, max_unavailable=1):
     return machine, why, errors
 
 
+# ---- CAPI's own remediation ---------------------------------------------------------------
+# A MachineHealthCheck whose checks fail marks the Machine (HealthCheckSucceeded False, then
+# OwnerRemediated False) and the Machine's owner acts on it: the MachineSet deletes it
+# (machineset_controller.reconcileUnhealthyMachines), a KubeadmControlPlane replaces it, a
+# remediation template's controller does what it does. None of them evacuates LINSTOR first,
+# so on this no-spare topology CAPI's remediation of the run's machine races the run.
+# CAPI v1.11: machinehealthcheck_controller.patchUnhealthyTargets, machinehealthcheck_targets
+# getMachinesFromMHC (the selector plus the cluster-name label) and shouldSkipRemediation.
+SKIP_REMEDIATION = "cluster.x-k8s.io/skip-remediation"
+PAUSED = "cluster.x-k8s.io/paused"
+OWNER_REMEDIATED = "OwnerRemediated"
+EXTERNALLY_REMEDIATED = "ExternallyRemediated"
+# The Talos control plane provider (v0.5.x) has no remediation: an OwnerRemediated False on
+# its Machines waits for an owner that never acts.
+NON_REMEDIATING_CONTROL_PLANES = ("TalosControlPlane",)
+
+
+def _requirement(expr, labels):
+    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return key in labels and labels[key] in values
+    if op == "NotIn":
+        return key not in labels or labels[key] not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    return False  # an operator the API server would refuse: select nothing
+
+
+def label_selects(selector, labels):
+    """metav1.LabelSelectorAsSelector: an empty selector selects everything."""
+    selector, labels = selector or {}, labels or {}
+    return (all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+            and all(_requirement(e, labels) for e in selector.get("matchExpressions") or []))
+
+
+def remediation_template(mhc):
+    """The MachineHealthCheck's external remediation template's name, or None
+    (v1beta2 ``spec.remediation.templateRef``, v1beta1 ``spec.remediationTemplate``)."""
+    ref = _get(mhc, "spec", "remediation", "templateRef") or _get(mhc, "spec", "remediationTemplate") or {}
+    return ref.get("name") or None
+
+
+def capi_remediation_errors(machine, mhcs, cluster, control_plane_kind):
+    """Why CAPI's own remediation could act on ``machine`` while the run evacuates it,
+    as refusals; empty when it cannot.
+
+    ``mhcs`` are the MachineHealthChecks of the machine's namespace, ``cluster`` the
+    Cluster object, ``control_plane_kind`` the kind its controlPlaneRef names."""
+    name = machine["metadata"]["name"]
+    ns = machine["metadata"].get("namespace") or ""
+    cluster_name = _get(cluster, "metadata", "name")
+    owner_acts = not (is_control_plane(machine) and control_plane_kind in NON_REMEDIATING_CONTROL_PLANES)
+    conds = conditions(machine)
+    errors = []
+    owner = conds.get(OWNER_REMEDIATED)
+    if owner_acts and owner is not None and owner.get("status") == "False":
+        errors.append("machine %s: CAPI is remediating it itself (OwnerRemediated False%s): its owner deletes the"
+                      " Machine without the LINSTOR evacuation, and this run would race it. Let CAPI's"
+                      " remediation finish (or pause the Cluster), then run again"
+                      % (name, ", %s" % owner["reason"] if owner.get("reason") else ""))
+    external = conds.get(EXTERNALLY_REMEDIATED)
+    if external is not None and external.get("status") == "False":
+        errors.append("machine %s: an external remediation request is in flight (ExternallyRemediated False%s);"
+                      " let it finish, then run again"
+                      % (name, ", %s" % external["reason"] if external.get("reason") else ""))
+    annotations = _get(machine, "metadata", "annotations") or {}
+    if errors or _get(cluster, "spec", "paused") is True or PAUSED in annotations or SKIP_REMEDIATION in annotations:
+        return errors
+    labels = dict(_get(machine, "metadata", "labels") or {})
+    for mhc in sorted(mhcs or [], key=lambda x: x["metadata"]["name"]):
+        if _get(mhc, "spec", "clusterName") != cluster_name or PAUSED in (_get(mhc, "metadata", "annotations") or {}):
+            continue
+        selector = dict(_get(mhc, "spec", "selector") or {})
+        selector["matchLabels"] = dict(selector.get("matchLabels") or {}, **{CLUSTER_LABEL: cluster_name})
+        if not label_selects(selector, labels):
+            continue
+        template = remediation_template(mhc)
+        if template is None and not owner_acts:
+            continue
+        errors.append(
+            "machine %s is watched by MachineHealthCheck %s/%s: when its checks fail, %s replaces the Machine"
+            " without the LINSTOR evacuation, racing this run. Take the machine out of CAPI's remediation"
+            " for the run (the run deletes it; its replacement is watched again): kubectl -n %s annotate"
+            " machine %s %s=" % (
+                name, ns, mhc["metadata"]["name"],
+                "remediation template %s" % template if template else
+                "its control plane (%s)" % control_plane_kind if is_control_plane(machine) else "its MachineSet",
+                ns, name, SKIP_REMEDIATION))
+    return errors
+
+
 def address(machine, node):
     """The node IP talosctl should use: the Machine's InternalIP, else ExternalIP, else
     the Node's InternalIP."""

@@ -50,6 +50,12 @@ class Remediation(Steps):
         machines, nodes = self.machines_and_nodes()
         return cluster, tcp, mds, machines, nodes
 
+    def health_checks(self):
+        """The namespace's MachineHealthChecks (none where CAPI serves no such kind)."""
+        if not self.m.served("MachineHealthCheck", self.version):
+            return []
+        return self.m.list("MachineHealthCheck", self.version, namespace=self.p["namespace"])
+
     def machines_and_nodes(self):
         """The cluster's Machines and every Node by name: one LIST each."""
         machines = self.m.list("Machine", self.version, namespace=self.p["namespace"],
@@ -64,6 +70,9 @@ class Remediation(Steps):
             self.fail("refusing to remediate: " + "; ".join(errors), guards=errors)
         machine, why, errors = rules.select(machines, nodes, self.p["scope"], self.p["machine"],
                                             self.p["max_concurrent_unavailable"])
+        if not errors and machine is not None:
+            errors = rules.capi_remediation_errors(machine, self.health_checks(), cluster,
+                                                   rules.control_plane_ref(cluster)[0])
         if errors:
             self.fail("refusing to remediate: " + "; ".join(errors), guards=errors)
         return tcp, machines, nodes, machine, why

@@ -25,6 +25,13 @@ description:
     C(cluster.x-k8s.io/remediate-machine), a HealthCheckSucceeded, NodeHealthy or
     NodeReady condition is False or Unknown (either API version's conditions), or its node
     is not Ready or gone. Control plane machines come first, one machine at a time."
+  - "CAPI's own remediation: the selected machine is refused while a MachineHealthCheck of
+    its cluster selects it and could have its owner replace it without the LINSTOR
+    evacuation (not when the check or the Cluster is paused, or the Machine carries
+    C(cluster.x-k8s.io/paused) or C(cluster.x-k8s.io/skip-remediation); not for a
+    TalosControlPlane machine, whose provider remediates nothing), and while CAPI's
+    remediation of it has started (OwnerRemediated or ExternallyRemediated False). The
+    message gives the C(kubectl annotate) command that takes the machine out of the check."
   - "C(select) stops there and returns the machine, its node name and IP (the Machine's
     InternalIP, else ExternalIP, else the Node's InternalIP): the runbook's steps 1 and 2,
     so the LINSTOR evacuation can run before anything destructive."

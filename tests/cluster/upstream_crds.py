@@ -40,7 +40,8 @@ SOURCES = {
     # kustomization adds (no CAPI controller runs here to serve it): strategy None
     "capi": ("sigs.k8s.io/cluster-api", "CAPI_VERSION",
              ["config/crd/bases/cluster.x-k8s.io_%s.yaml" % k
-              for k in ("clusters", "machines", "machinesets", "machinedeployments")], "capi-crds", None),
+              for k in ("clusters", "machines", "machinesets", "machinedeployments", "machinehealthchecks")],
+             "capi-crds", None),
     "capi-v1beta1-machinedeployments": ("sigs.k8s.io/cluster-api", "CAPI_V1BETA1_VERSION",
                                         ["config/crd/bases/cluster.x-k8s.io_machinedeployments.yaml"],
                                         "capi-crds", None),

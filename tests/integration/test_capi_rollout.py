@@ -372,3 +372,56 @@ def test_the_workflow_templates_lease_steps_and_the_playbook_exclude_each_other(
         assert c.get_json("lease", MUTEX, "-n", "homelab")["spec"]["holderIdentity"] == "awx-job-7"
     finally:
         c.kubectl("delete", "workflowtemplate", "capi-rollout-lease", "-n", "argo", check=False)
+
+
+# --- CAPI's own remediation racing the run (issue 20.2) --------------------------------------
+
+WORKERS_MHC = {
+    "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineHealthCheck",
+    "metadata": {"name": "homelab-workers", "namespace": "homelab"},
+    "spec": {"clusterName": "homelab",
+             "selector": {"matchLabels": {"cluster.x-k8s.io/deployment-name": "homelab-workers"}},
+             "checks": {"unhealthyNodeConditions": [
+                 {"type": "Ready", "status": "Unknown", "timeoutSeconds": 300},
+                 {"type": "Ready", "status": "False", "timeoutSeconds": 300}]}}}
+
+
+def test_a_health_check_that_would_have_capi_replace_the_machine_stops_the_plan_until_the_machine_is_excluded(rig):
+    import shlex  # pylint: disable=import-outside-toplevel
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    c.kubectl("apply", "-f", "-", input=json.dumps(WORKERS_MHC))
+    target = on_node(sim, "worker-1")
+    try:
+        # the strict simulator: a worker the health check finds unhealthy is deleted by its
+        # MachineSet at once, and nothing evacuates LINSTOR first
+        other = on_node(sim, "worker-2")
+        c.kubectl("annotate", "machines.cluster.x-k8s.io", other, "-n", "homelab", "cluster.x-k8s.io/remediate-machine=")
+        sim.wait("the MachineSet deleted " + other, lambda: sim.machine(other) is None)
+        assert [e["machine"] for e in sim.events("machineset-remediated")] == [other]
+        assert linstor.puts() == [] and linstor.nodes["worker-2"]["flags"] == []
+        sim.adopt_replacements()
+
+        # the run's machine: its kubelet is gone; the health check's 300 s have not run out
+        c.node_down("worker-1")
+        sim.wait("worker-1 not Ready", lambda: not c.node_ready("worker-1"), timeout=90)
+        offset = audit_size(c)
+        check = run(check=True)
+        assert check.rc != 0
+        assert ("machine %s is watched by MachineHealthCheck homelab/homelab-workers: when its checks fail, its"
+                " MachineSet replaces the Machine without the LINSTOR evacuation, racing this run." % target
+                in check.stdout), check.stdout[-3000:]
+        assert writes(c, offset) == [] and linstor.puts() == []
+        command = re.search(r"kubectl -n homelab annotate machine \S+ cluster\.x-k8s\.io/skip-remediation=",
+                            check.stdout).group(0)
+        assert command == "kubectl -n homelab annotate machine %s cluster.x-k8s.io/skip-remediation=" % target
+        c.kubectl(*shlex.split(command)[1:])  # what the message tells the operator to run, as given
+        plan = plan_of(run, run(check=True))
+        assert plan["items"][1] == {"step": "delete-machine", "machine": target,
+                                    "uid": sim.machine(target)["metadata"]["uid"]}
+        assert not [e for e in sim.events("mhc-unhealthy", "machineset-remediated") if e["machine"] == target]
+    finally:
+        c.kubectl("delete", "machinehealthchecks.cluster.x-k8s.io", "--all", "-n", "homelab", check=False)
+        c.kubectl("annotate", "machines.cluster.x-k8s.io", target, "-n", "homelab",
+                  "cluster.x-k8s.io/skip-remediation-", check=False)
+        c.node_up("worker-1")
+        sim.wait("worker-1 Ready", lambda: c.node_ready("worker-1"), timeout=90)

@@ -71,7 +71,7 @@ def test_check_then_one_at_a_time_idempotent_and_rollback(opted_in, run_playbook
     assert writes(c, offset, "volumes") == []
 
     undo = run_playbook(c, PLAYBOOK, extra_vars={"replicas_args": dict(FAST, replicas=1)})
-    assert undo.rc == 0 and undo.result["done"] == VOLUMES
+    assert undo.rc == 0 and undo.result["done"] == VOLUMES, undo.stdout[-3000:]
     assert set(counts(sim).values()) == {1}
     assert sim.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
 

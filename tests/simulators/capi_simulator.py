@@ -23,6 +23,8 @@ writes passes the same schemas the real controllers' writes do:
 - **Status of the owners**: TalosControlPlane ``readyReplicas`` and ``unavailableReplicas``
   (v1alpha3); MachineDeployment ``readyReplicas``, ``availableReplicas`` and
   ``upToDateReplicas`` (v1beta2, where ``unavailableReplicas`` is only a deprecated field).
+- **CAPI's own remediation**: a MachineHealthCheck marks the Machines it selects that fail its
+  checks, and the MachineSet deletes such a worker at once (``_health_checks``).
 - **Faults** (``set_fault``): ``stuck-deleting`` - these Machines keep their finalizer
   (a drain or volume detach that never ends).
 
@@ -33,6 +35,7 @@ tells its writes from the module's.
 
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import string
@@ -51,6 +54,9 @@ TCP_GROUP, TCP_VERSION = "controlplane.cluster.x-k8s.io", "v1alpha3"
 NODE_ANN, IP_ANN = "sim.homelab.k8s-ha/node", "sim.homelab.k8s-ha/ip"
 CP_LABEL, SET_LABEL, MD_LABEL = "cluster.x-k8s.io/control-plane", "cluster.x-k8s.io/set-name", \
     "cluster.x-k8s.io/deployment-name"
+CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
+PAUSED, SKIP_REMEDIATION = "cluster.x-k8s.io/paused", "cluster.x-k8s.io/skip-remediation"
+REMEDIATE_ANN = "cluster.x-k8s.io/remediate-machine"
 FIXTURES = HERE.parent / "fixtures"
 USER = "capi-sim"
 
@@ -62,6 +68,35 @@ def _ready(node):
 
 def _stamp():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _epoch(stamp):
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _condition(ctype, ok, reason, message, old):
+    """A metav1.Condition; its lastTransitionTime kept while its status stays."""
+    status = "True" if ok else "False"
+    before = old.get(ctype) or {}
+    return {"type": ctype, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": before["lastTransitionTime"] if before.get("status") == status
+            and before.get("lastTransitionTime") else _stamp()}
+
+
+def _selects(selector, labels):
+    """metav1.LabelSelectorAsSelector's match (an unknown operator selects nothing)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        ok = {"In": key in labels and labels.get(key) in values,
+              "NotIn": key not in labels or labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}.get(op, False)
+        if not ok:
+            return False
+    return True
 
 
 class CapiSimulator:
@@ -106,6 +141,7 @@ class CapiSimulator:
         if self._thread:
             self._thread.join(timeout=10)
         c = self.cluster
+        c.kubectl("delete", "machinehealthchecks.%s" % GROUP, "--all", "-n", self.ns, check=False)
         for kind in ("machines", "machinesets", "machinedeployments", "clusters"):
             names = c.kubectl("get", "%s.%s" % (kind, GROUP), "-n", self.ns, "-o", "name", check=False).stdout.split()
             for name in names:
@@ -201,7 +237,103 @@ class CapiSimulator:
                         addresses=[{"type": "Hostname", "address": node_name}, {"type": "InternalIP", "address": ip}],
                         conditions=conds)
             self._status("machines", m, want)
+        self._health_checks(nodes)
         self._owners(self.machines(), nodes)
+
+    # ---- CAPI's own remediation ----------------------------------------------------------
+    def _health_checks(self, nodes):
+        """MachineHealthChecks and what the MachineSet does with their verdict, for the rules
+        runbook 004 meets (CAPI v1.11):
+
+        - targets: the Machines the MHC's selector plus the cluster-name label select
+          (getMachinesFromMHC), minus those annotated ``cluster.x-k8s.io/paused`` or
+          ``cluster.x-k8s.io/skip-remediation`` (shouldSkipRemediation); nothing while the
+          MHC is paused or the Cluster's ``spec.paused`` is true (IsPaused);
+        - unhealthy (healthCheckTarget.needsRemediation): the ``remediate-machine``
+          annotation, a nodeRef whose Node is gone, a node condition in
+          ``spec.checks.unhealthyNodeConditions`` held past its ``timeoutSeconds``, no node
+          after ``spec.checks.nodeStartupTimeoutSeconds``; HealthCheckSucceeded False with
+          that reason, else True;
+        - an unhealthy target gets OwnerRemediated False (WaitingForRemediation) unless a
+          remediation template is set (then ExternallyRemediated False and no deletion here)
+          (patchUnhealthyTargets). The RemediationAllowed short-circuit (triggerIf) is not
+          modelled: every unhealthy target is remediated, which is stricter;
+        - the MachineSet (reconcileUnhealthyMachines) deletes a worker Machine with
+          HealthCheckSucceeded False and OwnerRemediated False at once (maxInFlight not
+          modelled: unlimited, CAPI's default), and drops OwnerRemediated from a Machine whose
+          HealthCheckSucceeded is True again. The Talos control plane provider remediates
+          nothing, so a control plane Machine keeps its OwnerRemediated False."""
+        mhcs = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "machinehealthchecks")["items"]
+        if not mhcs:
+            return
+        clusters = {c["metadata"]["name"]: c for c in self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "clusters")["items"]}
+        now = time.time()
+        for m in self.machines():
+            meta = m["metadata"]
+            ann = meta.get("annotations") or {}
+            labels = meta.get("labels") or {}
+            if meta.get("deletionTimestamp") or PAUSED in ann or SKIP_REMEDIATION in ann:
+                continue
+            watching = [h for h in mhcs if PAUSED not in (h["metadata"].get("annotations") or {})
+                        and h["spec"].get("clusterName") in clusters
+                        and not clusters[h["spec"]["clusterName"]]["spec"].get("paused")
+                        and labels.get(CLUSTER_LABEL) == h["spec"]["clusterName"]
+                        and _selects(h["spec"].get("selector") or {}, labels)]
+            if not watching:
+                continue
+            status = dict(m.get("status") or {})
+            conds = {c["type"]: c for c in status.get("conditions") or []}
+            reason, message = self._unhealthy(m, watching[0], nodes, now)
+            want = dict(conds)
+            want["HealthCheckSucceeded"] = _condition(
+                "HealthCheckSucceeded", reason is None, reason or "HealthCheckSucceeded",
+                "" if reason is None else "Health check failed: %s" % message, conds)
+            template = ((watching[0]["spec"].get("remediation") or {}).get("templateRef") or {}).get("name")
+            if reason is not None and template:
+                want.setdefault("ExternallyRemediated", _condition(
+                    "ExternallyRemediated", False, "WaitingForRemediation", "", conds))
+            elif reason is not None and want.get("OwnerRemediated", {}).get("status") != "False":
+                want["OwnerRemediated"] = _condition("OwnerRemediated", False, "WaitingForRemediation",
+                                                     "Waiting for remediation", conds)
+            elif reason is None:
+                want.pop("OwnerRemediated", None)
+            if want != conds:
+                self._status("machines", m, dict(status, conditions=list(want.values())))
+                if reason is not None and "OwnerRemediated" not in conds:
+                    self.record("mhc-unhealthy", machine=meta["name"], reason=reason,
+                                mhc=watching[0]["metadata"]["name"])
+            worker = SET_LABEL in labels or MD_LABEL in labels
+            if worker and reason is not None and not template:
+                self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", meta["name"])
+                self.record("machineset-remediated", machine=meta["name"],
+                            node=(status.get("nodeRef") or {}).get("name"))
+
+    @staticmethod
+    def _unhealthy(machine, mhc, nodes, now):
+        """healthCheckTarget.needsRemediation: (reason, message) of why ``machine`` fails
+        ``mhc``'s checks (CAPI's condition reasons), or (None, None)."""
+        if REMEDIATE_ANN in (machine["metadata"].get("annotations") or {}):
+            return "HasRemediateAnnotation", "marked for remediation via %s annotation" % REMEDIATE_ANN
+        checks = mhc["spec"].get("checks") or {}
+        node_name = ((machine.get("status") or {}).get("nodeRef") or {}).get("name")
+        if node_name and node_name not in nodes:
+            return "NodeDeleted", "Node %s has been deleted" % node_name
+        if not node_name:
+            startup = checks.get("nodeStartupTimeoutSeconds")
+            created = _epoch(machine["metadata"].get("creationTimestamp"))
+            if startup and created is not None and now - created > startup:
+                return "NodeStartupTimeout", "Node failed to report startup in %ss" % startup
+            return None, None
+        for want in checks.get("unhealthyNodeConditions") or []:
+            got = next((c for c in (nodes[node_name].get("status") or {}).get("conditions") or []
+                        if c.get("type") == want.get("type")), None)
+            since = _epoch((got or {}).get("lastTransitionTime"))
+            if got is not None and got.get("status") == want.get("status") and since is not None \
+                    and now - since > (want.get("timeoutSeconds") or 0):
+                return "UnhealthyNode", "Condition %s on Node is reporting status %s for more than %ss" % (
+                    want["type"], want["status"], want.get("timeoutSeconds") or 0)
+        return None, None
 
     def _deleting(self, m, nodes):
         name = m["metadata"]["name"]

@@ -266,3 +266,80 @@ def test_the_refusal_names_the_workflow_and_what_to_do():
     assert msg.startswith("runbook 004's own remediation is in flight: Workflow argo/r1 (Running) holds the mutex "
                           + MUTEX + ". ")
     assert "argo stop <name>" in msg
+
+
+# ---- CAPI's own remediation (capi_remediation_errors) ---------------------------------------
+
+CLUSTER = {"metadata": {"name": "homelab"}, "spec": {}}
+
+
+def mhc(name="workers", selector=None, cluster="homelab", template=None, paused=False):
+    spec = {"clusterName": cluster,
+            "selector": selector if selector is not None else {"matchLabels": {C.MD_LABEL: "homelab-workers"}}}
+    if template:
+        spec["remediation"] = {"templateRef": {"kind": "Metal3RemediationTemplate", "name": template}}
+    meta = {"name": name, "namespace": "homelab"}
+    if paused:
+        meta["annotations"] = {C.PAUSED: ""}
+    return {"metadata": meta, "spec": spec}
+
+
+def in_ns(m, annotations=None, conditions=()):
+    m["metadata"]["namespace"] = "homelab"
+    if annotations:
+        m["metadata"]["annotations"] = annotations
+    m["status"]["conditions"] = m["status"].get("conditions", []) + list(conditions)
+    return m
+
+
+def test_a_health_check_that_selects_the_worker_refuses_with_the_command_that_excludes_it():
+    w = in_ns(machine("w1", "worker-1"))
+    errs = C.capi_remediation_errors(w, [mhc()], CLUSTER, "TalosControlPlane")
+    assert errs == [
+        "machine w1 is watched by MachineHealthCheck homelab/workers: when its checks fail, its MachineSet"
+        " replaces the Machine without the LINSTOR evacuation, racing this run. Take the machine out of"
+        " CAPI's remediation for the run (the run deletes it; its replacement is watched again):"
+        " kubectl -n homelab annotate machine w1 cluster.x-k8s.io/skip-remediation="]
+    # an empty selector selects every Machine of its cluster; a template names who replaces it
+    assert "remediation template m3" in C.capi_remediation_errors(
+        w, [mhc(selector={}, template="m3")], CLUSTER, "TalosControlPlane")[0]
+    # expressions as metav1.LabelSelector has them
+    expr = {"matchExpressions": [{"key": C.MD_LABEL, "operator": "In", "values": ["homelab-workers"]}]}
+    assert len(C.capi_remediation_errors(w, [mhc(selector=expr)], CLUSTER, "TalosControlPlane")) == 1
+    expr["matchExpressions"][0]["operator"] = "NotIn"
+    assert C.capi_remediation_errors(w, [mhc(selector=expr)], CLUSTER, "TalosControlPlane") == []
+
+
+@pytest.mark.parametrize("case", ["skip", "machine-paused", "cluster-paused", "mhc-paused", "other-cluster",
+                                  "other-selector"])
+def test_no_refusal_where_capi_would_leave_the_machine_alone(case):
+    ann = {"skip": {C.SKIP_REMEDIATION: ""}, "machine-paused": {C.PAUSED: ""}}.get(case)
+    w = in_ns(machine("w1", "worker-1"), annotations=ann)
+    cluster = {"metadata": {"name": "homelab"}, "spec": {"paused": case == "cluster-paused"}}
+    check = mhc(paused=case == "mhc-paused", cluster="other" if case == "other-cluster" else "homelab",
+                selector={"matchLabels": {C.MD_LABEL: "gpu"}} if case == "other-selector" else None)
+    assert C.capi_remediation_errors(w, [check], cluster, "TalosControlPlane") == []
+
+
+def test_a_talos_control_plane_remediates_nothing_but_a_kubeadm_one_does():
+    cp = in_ns(machine("cp1", "cp-1", cp=True))
+    everything = mhc(selector={})
+    assert C.capi_remediation_errors(cp, [everything], CLUSTER, "TalosControlPlane") == []
+    assert "its control plane (KubeadmControlPlane)" in C.capi_remediation_errors(
+        cp, [everything], CLUSTER, "KubeadmControlPlane")[0]
+    marked = in_ns(machine("cp1", "cp-1", cp=True), conditions=[
+        {"type": "OwnerRemediated", "status": "False", "reason": "WaitingForRemediation"}])
+    assert C.capi_remediation_errors(marked, [], CLUSTER, "TalosControlPlane") == []
+
+
+def test_a_remediation_capi_has_started_refuses_even_when_the_machine_is_excluded_now():
+    w = in_ns(machine("w1", "worker-1"), annotations={C.SKIP_REMEDIATION: ""}, conditions=[
+        {"type": "OwnerRemediated", "status": "False", "reason": "RemediationDeferred"}])
+    errs = C.capi_remediation_errors(w, [], CLUSTER, "TalosControlPlane")
+    assert errs == ["machine w1: CAPI is remediating it itself (OwnerRemediated False, RemediationDeferred): its"
+                    " owner deletes the Machine without the LINSTOR evacuation, and this run would race it. Let"
+                    " CAPI's remediation finish (or pause the Cluster), then run again"]
+    ext = in_ns(machine("w1", "worker-1"), conditions=[
+        {"type": "ExternallyRemediated", "status": "False", "reason": "WaitingForRemediation"}])
+    assert C.capi_remediation_errors(ext, [], CLUSTER, "TalosControlPlane")[0].startswith(
+        "machine w1: an external remediation request is in flight")
