@@ -17,6 +17,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
     Watch,
+    auto_balance,
     node_eligibility,
     plan,
     plan_lines,
@@ -42,6 +43,8 @@ class Run(object):
         self.events = []
         self.done = []
         self.rollback = {}
+        self.balance_setting = "disabled"
+        self.held = {}  # volume -> its replicaAutoBalance before the module held it off
 
     def log(self, volume, message):
         self.events.append({"t": round(time.monotonic() - self.t0, 1), "volume": volume,
@@ -53,6 +56,7 @@ class Run(object):
                 m.list("Engine", API, namespace=self.ns))
 
     def fail(self, msg, steps, stopped=None):
+        self.release()
         self.module.fail_json(msg=msg, plan=steps, plan_lines=plan_lines(steps), done=self.done,
                               remaining=[s["volume"] for s in steps
                                          if s["changes"] and s["volume"] not in self.done],
@@ -88,6 +92,7 @@ class Run(object):
         current, busy = self.current()
         settings = dict((s["metadata"]["name"], s.get("value", ""))
                         for s in m.list("Setting", API, namespace=self.ns))
+        self.balance_setting = settings.get("replica-auto-balance", "disabled")
         eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings,
                                        p["if_uncordoned"])
         all_views = [current[n] for n in sorted(current)]
@@ -128,20 +133,52 @@ class Run(object):
                 # the guard's read is the state before the patch: what the watch counts from
                 watches[s["volume"]] = Watch(before[s["volume"]], s["to"])
             self.wait(watches, steps)
+            self.release()
         m.exit_with(tracker, done=self.done, rollback=self.rollback, events=self.events, **result)
 
     def patch(self, step, steps):
+        """numberOfReplicas to the step's count. Going down to the replicas the plan keeps,
+        replica auto-balance is held off for the volume in the same write
+        (``replicaAutoBalance: disabled``) until its wait is over: else longhorn-manager
+        removes an extra replica of its own choosing (perhaps the one the plan keeps)
+        while the module deletes the other, and the volume is left with none."""
         name, target = step["volume"], step["to"]
+        hold = bool(step.get("remove")) and target < step["from"]
 
         def mutate(obj):
-            obj.setdefault("spec", {})["numberOfReplicas"] = target
+            spec = obj.setdefault("spec", {})
+            spec["numberOfReplicas"] = target
+            if hold and auto_balance(spec.get("replicaAutoBalance"), self.balance_setting) != "disabled":
+                spec["replicaAutoBalance"] = "disabled"
             return obj
         try:
-            before, _after = self.module.update("Volume", API, name, mutate, namespace=self.ns)
+            before, after = self.module.update("Volume", API, name, mutate, namespace=self.ns)
         except (ConflictRetriesExhausted, ObjectNotFound) as e:
             self.fail("Stopped at %s: %s" % (name, e), steps,
                       stopped={"volumes": [name], "reason": str(e), "patched": False})
         self.rollback[name] = int(before.get("spec", {}).get("numberOfReplicas") or 0)
+        was = before.get("spec", {}).get("replicaAutoBalance")
+        if after.get("spec", {}).get("replicaAutoBalance") != was:
+            self.held[name] = was
+            self.log(name, "replicaAutoBalance %s -> disabled until the change is done (Longhorn would pick"
+                           " the replica to remove itself)" % (was or "not set"))
+
+    def release(self):
+        """Give each volume held off from auto-balance its replicaAutoBalance back."""
+        for name, was in sorted(self.held.items()):
+            def mutate(obj, was=was):
+                spec = obj.setdefault("spec", {})
+                if was is None:
+                    spec.pop("replicaAutoBalance", None)
+                else:
+                    spec["replicaAutoBalance"] = was
+                return obj
+            try:
+                self.module.update("Volume", API, name, mutate, namespace=self.ns)
+                self.log(name, "replicaAutoBalance back to %s" % (was or "not set"))
+            except (ConflictRetriesExhausted, ObjectNotFound) as e:
+                self.log(name, "replicaAutoBalance NOT put back to %s: %s" % (was or "not set", e))
+            del self.held[name]
 
     def remove(self, step, before, steps):
         """Delete the replicas the plan does not keep, after numberOfReplicas went down (so

@@ -168,6 +168,18 @@ def node_eligibility(longhorn_nodes, kube_nodes, settings, if_uncordoned=()):
     return out
 
 
+def auto_balance(volume_value, setting_value):
+    """The replica auto-balance in force for a volume: its own ``spec.replicaAutoBalance``
+    unless empty or ``ignored``, else the ``replica-auto-balance`` setting (the volume
+    controller's getVolumeReplicaAutoBalance). Anything but ``disabled`` lets
+    longhorn-manager remove an extra healthy replica itself, one of its choosing
+    (cleanupAutoBalancedReplicas), racing the module's own choice of survivors."""
+    value = "%s" % (volume_value or "")
+    if value in ("", "ignored"):
+        value = engine_value(setting_value or "disabled")
+    return value
+
+
 def survivors(view, want, keep_on=()):
     """(keep, remove) when ``view``'s volume goes down to ``want`` replicas: Longhorn does
     not remove an extra healthy replica by itself (longhorn-manager's volume controller,
@@ -288,6 +300,12 @@ class Watch(object):
 
     def observe(self, view):
         name = view["name"]
+        if view["state"] != "attached":
+            # longhorn-manager rebuilds only while a volume is attached (replenishReplicas) and
+            # fails a rebuilding replica when it detaches (closeVolumeDependentResources)
+            return "failed", ("%s: the volume is %s, no longer attached; Longhorn rebuilds replicas only while"
+                              " a volume is attached and fails a rebuild when it detaches"
+                              % (name, view["state"] or "in no known state"))
         self.rebuilt.update(r["name"] for r in view["replica_list"] if r["mode"] == "WO")
         newly_failed = sorted(r["name"] + " on " + (r["node"] or "no node")
                               for r in view["replica_list"]

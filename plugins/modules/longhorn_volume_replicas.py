@@ -28,7 +28,9 @@ description:
     polling every O(poll_interval) seconds up to O(wait_timeout), until the volume is
     healthy with exactly O(replicas) running replicas on as many distinct nodes.
   - The rebuild-storm guard stops the whole run when a replica fails during the wait or a
-    volume rebuilds more replicas than were added. The failure reports the volumes done,
+    volume rebuilds more replicas than were added. A volume that is no longer attached
+    during its wait stops it too (Longhorn rebuilds only while a volume is attached and
+    fails a rebuild when it detaches). The failure reports the volumes done,
     the one stopped at, those not started, and the prior counts of the patched volumes.
   - In check mode the module returns the plan (volumes, from and to, where replicas are
     and where new ones can go) and writes nothing.
@@ -77,6 +79,11 @@ options:
         eviction, data locality or replica auto-balance), so the module lowers
         C(numberOfReplicas) and then deletes the replicas it does not keep, as the plan
         names them.
+      - Where replica auto-balance is on for a volume (its C(replicaAutoBalance), else the
+        C(replica-auto-balance) setting), Longhorn would remove an extra replica of its own
+        choosing at the same time. So the write that lowers C(numberOfReplicas) also sets
+        C(replicaAutoBalance) to C(disabled) for that volume, and the volume gets its own
+        value back once its wait is over (or the run stops); the events say both.
       - Kept first are replicas on these nodes, then the one on the node the volume is
         attached to, then running ones, then by name. A failed replica is never kept.
       - With O(keep_on) set, a volume without a healthy replica on any of these nodes is a

@@ -36,6 +36,14 @@ def counts(sim):
     return {k: v["spec"]["numberOfReplicas"] for k, v in sim.volumes().items()}
 
 
+def up_to_two_with(sim, run_playbook, **faults):
+    """The run to two replicas per volume with ``faults`` set; (run, audit offset before it)."""
+    sim.set_faults(**faults)
+    offset = audit_size(sim.cluster)
+    return run_playbook(sim.cluster, PLAYBOOK, extra_vars={"replicas_args": dict(FAST, replicas=2),
+                                                           "may_fail": True}), offset
+
+
 def test_check_then_one_at_a_time_idempotent_and_rollback(opted_in, run_playbook):
     sim = opted_in
     c = sim.cluster
@@ -72,6 +80,14 @@ def test_check_then_one_at_a_time_idempotent_and_rollback(opted_in, run_playbook
 
     undo = run_playbook(c, PLAYBOOK, extra_vars={"replicas_args": dict(FAST, replicas=1)})
     assert undo.rc == 0 and undo.result["done"] == VOLUMES, undo.stdout[-3000:]
+    # the fixture's replica-auto-balance is best-effort: Longhorn would remove an extra replica
+    # of its own choosing while the module deletes the other one, so each volume is held off
+    # auto-balance while it goes down, and given its own value back after
+    arr = [e["message"] for e in undo.result["events"] if e["volume"] == "pvc-arr"]
+    assert arr[:2] == ["replicaAutoBalance not set -> disabled until the change is done (Longhorn would pick"
+                       " the replica to remove itself)", "numberOfReplicas 2 -> 1"]
+    assert arr[-1] == "replicaAutoBalance back to not set"
+    assert not any("replicaAutoBalance" in v["spec"] for v in sim.volumes().values())
     assert set(counts(sim).values()) == {1}
     assert sim.replica_nodes() == {v: ["miniserver"] for v in VOLUMES}
 
@@ -79,9 +95,7 @@ def test_check_then_one_at_a_time_idempotent_and_rollback(opted_in, run_playbook
 def test_failing_rebuild_stops_the_run_after_that_volume(opted_in, run_playbook):
     sim = opted_in
     c = sim.cluster
-    sim.set_faults(fail_rebuild=["pvc-arr-lts"])
-    offset = audit_size(c)
-    run = run_playbook(c, PLAYBOOK, extra_vars={"replicas_args": dict(FAST, replicas=2), "may_fail": True})
+    run, offset = up_to_two_with(sim, run_playbook, fail_rebuild=["pvc-arr-lts"])
     r = run.result
     assert r["failed"] is True and r["done"] == ["pvc-arr"]
     assert r["stopped"] == {"volumes": ["pvc-arr-lts"], "patched": True, "reason": r["stopped"]["reason"]}
@@ -134,3 +148,24 @@ def test_refuses_before_any_write(opted_in, run_playbook, setup, message):
     assert run.result["failed"] is True
     assert run.result["msg"].startswith("Nothing was changed: ") and message in run.result["msg"]
     assert writes(c, offset, "volumes") == []
+
+
+def test_a_volume_that_detaches_during_its_rebuild_stops_the_run_there(opted_in, run_playbook):
+    """longhorn-manager rebuilds only while a volume is attached (replenishReplicas) and fails
+    the rebuilding replica when the volume detaches (closeVolumeDependentResources); the
+    simulator does the same, so the run stops at that volume, saying why."""
+    sim = opted_in
+    c = sim.cluster
+    run, offset = up_to_two_with(sim, run_playbook, detach_on_rebuild=["pvc-arr-lts"])
+    r = run.result
+    assert r["failed"] is True and r["done"] == ["pvc-arr"], run.stdout[-3000:]
+    assert r["stopped"]["volumes"] == ["pvc-arr-lts"]
+    assert r["stopped"]["reason"].startswith("pvc-arr-lts: the volume is detach")
+    assert "Longhorn rebuilds replicas only while a volume is attached" in r["msg"]
+    assert r["rollback"] == {"pvc-arr": 1, "pvc-arr-lts": 1}
+    lts = [e for e in sim.history() if e.get("volume") == "pvc-arr-lts"]
+    assert [e["event"] for e in lts if e["event"] in ("rebuild-start", "detached", "rebuild-failed")][:3] == [
+        "rebuild-start", "detached", "rebuild-failed"]
+    assert next(e for e in lts if e["event"] == "rebuild-failed")["why"] == "the volume detached during the rebuild"
+    # the volumes after it were never touched
+    assert sorted(e["objectRef"]["name"] for e in writes(c, offset, "volumes")) == ["pvc-arr", "pvc-arr-lts"]

@@ -41,7 +41,10 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
   ``refuse-settings`` - the webhook refuses changes to these settings with HTTP 422, as
   Longhorn refuses some settings while volumes are attached;
-  ``stuck-attached`` - these volumes never detach (a stuck VolumeAttachment).
+  ``stuck-attached`` - these volumes never detach (a stuck VolumeAttachment);
+  ``detach-on-rebuild`` - these volumes detach as a rebuild of theirs starts (their
+  workload stopped), which fails the rebuilding replica (closeVolumeDependentResources);
+  a volume with replicas gets no new ones while detached (replenishReplicas).
 
 The controller is event-driven, as longhorn-manager's informers are: a watch on each kind it
 reads (its own CRs, the fault ConfigMap, Kubernetes nodes, PersistentVolumes, pods) wakes
@@ -589,7 +592,11 @@ class Simulator:
             engine = self._create("engines", "Engine", f"{vname}-e-0", {"longhornvolume": vname},
                                   {"volumeName": vname, "nodeID": node_id})
             engine["status"] = {}
-        modes = dict((engine.get("status") or {}).get("replicaModeMap") or {})
+        # the engine controller drops the entries of replicas that are gone from its
+        # replicaModeMap (replenishReplicas waits for that: hasEngineStatusSynced)
+        names = set(r["metadata"]["name"] for r in mine)
+        modes = dict((k, v) for k, v in ((engine.get("status") or {}).get("replicaModeMap") or {}).items()
+                     if k in names)
         rebuild = dict((engine.get("status") or {}).get("rebuildStatus") or {})
         down = faults.get("down-nodes", set())
         fresh = not mine and not modes  # a new volume: its replicas start in sync
@@ -598,6 +605,13 @@ class Simulator:
         for r in mine:
             if r["spec"].get("nodeID") in down and not r["spec"].get("failedAt"):
                 self._fail(r, modes, rebuild, "node down")
+        # closeVolumeDependentResources: when the volume detaches, a replica that never became
+        # healthy and has not failed (one being rebuilt) is marked failed
+        if not node_id:
+            for r in mine:
+                if not r["spec"].get("healthyAt") and not r["spec"].get("failedAt") and modes.get(
+                        r["metadata"]["name"]) == "WO":
+                    self._fail(r, modes, rebuild, "the volume detached during the rebuild")
         # rebuild progress
         for r in mine:
             rname = r["metadata"]["name"]
@@ -631,6 +645,8 @@ class Simulator:
         wait = int(_engine_value(settings["replica-replenishment-wait-interval"]) or 0)
         scheduled = {"type": "Scheduled", "status": "True", "reason": "", "message": ""}
         for _i in range(wanted - len(active)):
+            if mine and not node_id:
+                break  # replenishReplicas: a volume with replicas gets more only while attached
             if recently_failed and any(t - self.rebuilds.get("failed:" + r["metadata"]["name"], t) < wait
                                        for r in recently_failed):
                 break  # Longhorn waits for the failed replica before replenishing
@@ -673,7 +689,7 @@ class Simulator:
                        if other["spec"].get("volumeName") != vname and other["spec"].get("nodeID") == node
                        and _mode_of(engines, other) == "WO")
             busy += sum(1 for x in active if x["spec"]["nodeID"] == node and modes.get(x["metadata"]["name"]) == "WO")
-            if limit == 0 or busy >= limit or not any(m == "RW" for m in modes.values()):
+            if limit == 0 or busy >= limit or not any(m == "RW" for m in modes.values()) or not node_id:
                 continue
             fail = (vname in faults.get("loop-rebuild", set())
                     or (vname in faults.get("fail-rebuild", set()) and vname not in self.failed_once))
@@ -684,6 +700,12 @@ class Simulator:
             rebuild[_address(rname)] = {"isRebuilding": True, "progress": 0, "state": "in_progress",
                                         "error": "", "fromReplicaAddress": _address(_source(modes, rname))}
             self.record("rebuild-start", volume=vname, replica=rname, node=node)
+            if vname in faults.get("detach-on-rebuild", set()):
+                # its workload stops right then: the volume detaches (as _attachment does)
+                self._spec("volumes", volume, {"nodeID": ""})
+                node_id = ""
+                self.record("detached", volume=vname, node=volume["status"].get("currentNodeID") if volume.get(
+                    "status") else None, why="fault detach-on-rebuild")
 
         # a healthy volume drops its failed replicas
         rw = sum(1 for r in active if modes.get(r["metadata"]["name"]) == "RW")
@@ -926,7 +948,7 @@ class Running:
     # -- what tests drive and observe --------------------------------------------------
     def set_faults(self, **faults):
         """Set the fault ConfigMap (fail_rebuild, loop_rebuild, down_nodes,
-        refuse_settings, stuck_attached: lists of names) and wait until the simulator has read it."""
+        refuse_settings, stuck_attached, detach_on_rebuild: lists of names) and wait until the simulator has read it."""
         data = {k.replace("_", "-"): ",".join(v) for k, v in faults.items()}
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": FAULTS_CONFIGMAP, "namespace": self.ns}, "data": data}

@@ -215,6 +215,19 @@ def test_watch_stops_on_a_failed_rebuild():
     assert w.observe(failed) == ("failed", "pvc-a: a rebuild failed: replica pvc-a-r-2 on worker-1")
 
 
+def test_watch_stops_when_the_volume_detaches_during_the_change():
+    w = Watch(one_volume()[0], 2)
+    reps = [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1", failed=True)]
+    detached = views([volume("pvc-a", 2, state="detached", robustness="unknown")], reps,
+                     [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "ERR"})])[0]
+    # the detach is the cause; the failed replica is its effect
+    assert w.observe(detached) == ("failed", "pvc-a: the volume is detached, no longer attached; Longhorn rebuilds"
+                                             " replicas only while a volume is attached and fails a rebuild when it"
+                                             " detaches")
+    assert Watch(one_volume()[0], 2).observe(dict(detached, state="detaching"))[1].startswith(
+        "pvc-a: the volume is detaching, no longer attached")
+
+
 def test_watch_stops_on_a_repeated_rebuild():
     w = Watch(one_volume()[0], 2)
     first = views([volume("pvc-a", 2, robustness="degraded")],
@@ -261,3 +274,12 @@ def test_merge_results_keeps_every_prior_count_a_failed_batch_included():
     assert merged["done"] == ["a"]
     assert [(e["batch"], e["volume"]) for e in merged["events"]] == [(1, "a"), (2, "b")]
     assert merge_results([]) == {"rollback": {}, "done": [], "events": []}
+
+
+def test_auto_balance_the_volume_overrides_the_setting_unless_ignored():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import auto_balance
+    assert auto_balance(None, "best-effort") == "best-effort"
+    assert auto_balance("ignored", '{"v1":"least-effort"}') == "least-effort"
+    assert auto_balance("disabled", "best-effort") == "disabled"
+    assert auto_balance("best-effort", "disabled") == "best-effort"
+    assert auto_balance("", None) == "disabled"
