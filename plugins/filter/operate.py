@@ -37,6 +37,14 @@ def semaphore_write_errors(results):
         raise AnsibleFilterError("semaphore_write_errors: %s" % e)
 
 
+def semaphore_dangling(results):
+    """The settings ids that name no object of the project (operate.semaphore_dangling)."""
+    try:
+        return operate.semaphore_dangling(results)
+    except (TypeError, AttributeError) as e:
+        raise AnsibleFilterError("semaphore_dangling: %s" % e)
+
+
 # --- AWX ---
 def awx_objects(catalog, settings):
     """The awx.awx module parameters of the catalog's AWX objects (operate.awx_objects)."""
@@ -49,4 +57,5 @@ def awx_objects(catalog, settings):
 class FilterModule(object):
     def filters(self):
         return {"semaphore_templates": semaphore_templates, "semaphore_sync_plan": semaphore_sync_plan,
-                "semaphore_write_errors": semaphore_write_errors, "awx_objects": awx_objects}
+                "semaphore_write_errors": semaphore_write_errors, "semaphore_dangling": semaphore_dangling,
+                "awx_objects": awx_objects}

@@ -276,6 +276,19 @@ def semaphore_write_errors(results):
     return out
 
 
+def semaphore_dangling(results):
+    """``<kind> <id> (<setting>: HTTP <status>)`` of each settings id that names no object of
+    the project: registered ansible.builtin.uri results of GETs whose ``item`` has
+    ``setting``, ``kind`` and ``id`` (read for those and the status only)."""
+    out = []
+    for result in results or []:
+        if result.get("status") == 200:
+            continue
+        item = result.get("item") or {}
+        out.append("%s %s (%s: HTTP %s)" % (item.get("kind"), item.get("id"), item.get("setting"), result.get("status")))
+    return out
+
+
 # --- AWX ---
 # AWX (awx.awx 24.6.1) objects of operate/catalog.yml, as the parameters of the awx.awx
 # modules awx/configure.yml calls: one project (this repository), one inventory with a

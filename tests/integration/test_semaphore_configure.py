@@ -23,6 +23,8 @@ TOKEN = "sem-token-7f3c9a1e0b5d4e2f8a6c"
 PROJECT = 4
 IDS = {"semaphore_project_id": PROJECT, "semaphore_inventory_id": 2, "semaphore_repository_id": 3,
        "semaphore_environment_id": 5}
+# what project PROJECT holds besides templates: the objects IDS name, and a view
+RESOURCES = {"inventory": [2], "repositories": [3], "environment": [5], "views": [7]}
 CATALOG = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
 
 
@@ -69,7 +71,7 @@ def configure(sim, tmp_path, token=TOKEN, **extra_vars):
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):
     """The first run against an empty project: (run, simulator)."""
-    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,)).start()
+    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,), resources=RESOURCES).start()
     run = configure(sim, tmp_path_factory.mktemp("first"))
     yield run, sim
     sim.stop()
@@ -78,7 +80,7 @@ def first(tmp_path_factory):
 @pytest.fixture
 def configured(first):
     """A simulator holding what the first run stored, and no request yet."""
-    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,)).start()
+    sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,), resources=RESOURCES).start()
     sim.templates = copy.deepcopy(first[1].templates)
     sim.next_id = first[1].next_id
     yield sim
@@ -160,3 +162,44 @@ def test_missing_settings_are_named(configured, tmp_path):
     assert run.rc != 0
     assert "Missing Semaphore settings: inventory_id, environment_id" in run.stdout + run.stderr, run
     assert configured.requests == []
+
+
+@pytest.mark.parametrize("role", ["guest", "task_runner"])
+def test_a_token_that_may_not_write_stops_before_any_write_naming_its_role(configured, tmp_path, role):
+    configured.role = role
+    name = sorted(configured.by_name())[0]
+    original = configured.by_name()[name]["description"]
+    configured.edit(name, description="edited by hand")
+    run = configure(configured, tmp_path)
+    assert run.rc != 0 and run.changed == 0, run
+    assert ("The API token's user has the role %s in project %d: it may read templates but not create or change"
+            " them (Semaphore answers HTTP 403)." % (role, PROJECT)) in " ".join(run.stdout.split()), run
+    assert configured.writes() == []
+    # with nothing to write, the same token may check that nothing differs
+    configured.edit(name, description=original)
+    ok = configure(configured, tmp_path)
+    assert ok.rc == 0 and ok.changed == 0 and configured.writes() == [], ok
+    assert "0 created, 0 updated, %d unchanged" % len(expected_names()) in ok.stdout
+    # an admin user writes whatever its role
+    configured.edit(name, description="edited by hand")
+    configured.admin = True
+    fixed = configure(configured, tmp_path)
+    assert fixed.rc == 0 and fixed.changed == 1 and [r["status"] for r in configured.writes()] == [204], fixed
+
+
+def test_an_id_the_project_does_not_have_is_named_before_any_write(configured, tmp_path):
+    run = configure(configured, tmp_path, semaphore_repository_id=9, semaphore_view_id=8)
+    assert run.rc != 0 and run.changed == 0, run
+    assert ("Semaphore project %d has no repositories 9 (semaphore_repository_id: HTTP 404); no views 8"
+            " (semaphore_view_id: HTTP 404)." % PROJECT) in " ".join(run.stdout.split()), run
+    assert configured.writes() == []
+    # the strict simulator: Semaphore's database refuses such a template with a bare 400
+    stored = next(iter(configured.by_name().values()))
+    tpl = dict({k: v for k, v in stored.items() if k in configured.schema["properties"] and v is not None},
+               repository_id=9)
+    assert configured.handle("PUT", "/api/project/%d/templates/%d" % (PROJECT, tpl["id"]), tpl,
+                             "Bearer " + TOKEN) == (400, None)
+    assert configured.handle("POST", "/api/project/%d/templates" % PROJECT, dict(tpl, name="x"),
+                             "Bearer " + TOKEN) == (400, None)
+    assert configured.handle("PUT", "/api/project/%d/templates/%d" % (PROJECT, tpl["id"]), dict(tpl, repository_id=3),
+                             "Bearer " + TOKEN) == (204, None)

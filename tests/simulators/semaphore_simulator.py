@@ -22,6 +22,15 @@ TemplateRequest, stricter than Semaphore, which ignores unknown fields): 400 wit
 ``{"error": ..., "errors": [...]}`` on any violation. Unknown projects, templates and
 paths are 404.
 
+As Semaphore's project middleware does, a write (POST, PUT) needs a role with
+CanManageProjectResources (``owner`` or ``manager``) or an admin user: else 403 with no
+body; ``GET /api/user`` and ``GET /api/project/{id}/role`` say who the token is.
+``GET /api/project/{id}/{inventory|repositories|environment|views}/{item}`` is 200 for
+the ids given as ``resources`` and 404 with no body for any other, and a template whose
+``inventory_id``, ``repository_id``, ``environment_id`` or ``view_id`` names an id the
+project lacks is refused with 400 and no body, as the SQL store's foreign keys make it
+(``helpers.WriteError``'s default).
+
 Every request is logged (``requests``: method, path, status, body, t) so tests can assert
 that a second run sent no POST or PUT; ``edit`` changes a template behind the client's
 back, as a person in the web UI would.
@@ -68,11 +77,25 @@ def schema_errors(body, schema=None):
     return out
 
 
+# db/ProjectUser.go: the project roles and what each may do (CanManageProjectResources is
+# what creating and changing templates takes)
+CAN_RUN_TASKS, CAN_UPDATE_PROJECT, CAN_MANAGE_RESOURCES, CAN_MANAGE_USERS = 1, 2, 4, 8
+ROLE_PERMISSIONS = {"owner": CAN_RUN_TASKS | CAN_MANAGE_RESOURCES | CAN_UPDATE_PROJECT | CAN_MANAGE_USERS,
+                    "manager": CAN_RUN_TASKS | CAN_MANAGE_RESOURCES, "task_runner": CAN_RUN_TASKS, "guest": 0}
+# a template's references to other objects of its project: the URL path of each kind
+REFERENCES = {"inventory_id": "inventory", "repository_id": "repositories", "environment_id": "environment",
+              "view_id": "views"}
+
+
 class SemaphoreSimulator:
-    def __init__(self, token, projects=(1,), port=0):
-        """``token``: the API token that authenticates; ``projects``: the project ids."""
+    def __init__(self, token, projects=(1,), port=0, role="manager", admin=False, resources=None):
+        """``token``: the API token that authenticates, of a user with ``role`` in every project
+        of ``projects`` (the ids), or a Semaphore admin; ``resources``: the ids of each kind
+        (``inventory``, ``repositories``, ``environment``, ``views``) that every project has."""
         self.token = token
         self.projects = set(projects)
+        self.role, self.admin = role, admin
+        self.resources = {k: set(v) for k, v in (resources or {}).items()}
         self.schema = json.loads(SCHEMA_PATH.read_text())
         self.lock = threading.RLock()
         self.t0 = time.monotonic()
@@ -114,6 +137,12 @@ class SemaphoreSimulator:
             return {t["name"]: copy.deepcopy(t) for t in sorted(self.templates.values(), key=lambda t: t["id"])
                     if project_id is None or t["project_id"] == project_id}
 
+    def _dangling(self, body):
+        """The references of a template body to objects its project does not have (the SQL
+        store's foreign keys on project__template; 0 or null is no reference)."""
+        return [field for field, kind in REFERENCES.items()
+                if body.get(field) and body[field] not in self.resources.get(kind, set())]
+
     # ---- HTTP --------------------------------------------------------------------------
     def _authorized(self, header):
         words = (header or "").split(" ", 1)
@@ -125,11 +154,27 @@ class SemaphoreSimulator:
         if not self._authorized(authorization):
             return 401, None
         with self.lock:
-            if parts[:2] != ["api", "project"] or len(parts) < 4 or parts[3] != "templates" or len(parts) > 5:
+            if parts == ["api", "user"] and method == "GET":
+                return 200, {"id": 1, "username": "automation", "admin": self.admin}
+            if parts[:2] != ["api", "project"] or len(parts) < 4:
                 return 404, {"error": "no such endpoint %s %s" % (method, url.path)}
             if not parts[2].isdigit() or int(parts[2]) not in self.projects:
                 return 404, {"error": "project not found"}
             project_id = int(parts[2])
+            # ProjectMiddleware + GetMustCanMiddleware(CanManageProjectResources): a GET is for
+            # any member; a write needs the permission (or an admin), else 403 with no body
+            if method not in ("GET", "HEAD") and not self.admin and not (
+                    ROLE_PERMISSIONS.get(self.role, 0) & CAN_MANAGE_RESOURCES):
+                return 403, None
+            if parts[3:] == ["role"] and method == "GET":
+                return 200, {"role": self.role, "permissions": ROLE_PERMISSIONS.get(self.role, 0)}
+            if len(parts) == 5 and parts[3] in REFERENCES.values() and method == "GET":
+                # InventoryMiddleware and its kin: an id the project does not have is 404, no body
+                if parts[4].isdigit() and int(parts[4]) in self.resources.get(parts[3], set()):
+                    return 200, {"id": int(parts[4]), "project_id": project_id}
+                return 404, None
+            if parts[3] != "templates" or len(parts) > 5:
+                return 404, {"error": "no such endpoint %s %s" % (method, url.path)}
             if len(parts) == 4:
                 if method == "GET":
                     listed = []
@@ -141,6 +186,8 @@ class SemaphoreSimulator:
                     errors = schema_errors(body, self.schema)
                     if errors:
                         return 400, {"error": "invalid template", "errors": errors}
+                    if self._dangling(body):
+                        return 400, None  # the SQL store's foreign key refuses it; WriteError's default
                     return 201, self.add(project_id, body)
                 return 405, {"error": "method not allowed"}
             if not parts[4].isdigit() or int(parts[4]) not in self.templates \
@@ -157,6 +204,8 @@ class SemaphoreSimulator:
                     return 400, {"error": "template id in URL and in body must be the same"}
                 if body.get("project_id") != project_id:
                     return 400, {"error": "You can not move template to other project"}
+                if self._dangling(body):
+                    return 400, None
                 self.templates[template_id] = self._stored(body, template_id, project_id)
                 return 204, None
             return 405, {"error": "method not allowed"}
@@ -220,8 +269,12 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=3000)
     ap.add_argument("--token", default="simulator-token")
     ap.add_argument("--projects", default="1", help="project ids, comma separated")
+    ap.add_argument("--role", default="manager", choices=sorted(ROLE_PERMISSIONS))
+    ap.add_argument("--resources", default='{"inventory": [1], "repositories": [1], "environment": [1]}',
+                    help="JSON: the ids of each kind every project has")
     a = ap.parse_args(argv)
-    sim = SemaphoreSimulator(a.token, [int(p) for p in a.projects.split(",")], port=a.port).start()
+    sim = SemaphoreSimulator(a.token, [int(p) for p in a.projects.split(",")], port=a.port, role=a.role,
+                             resources=json.loads(a.resources)).start()
     print("ready %s" % sim.url, flush=True)
     try:
         while True:

@@ -272,6 +272,16 @@ def test_write_errors_name_the_template_and_never_the_request():
     assert "s3cret" not in json.dumps(lines)
 
 
+def test_dangling_names_each_setting_whose_object_is_missing_and_never_the_request():
+    results = [{"item": {"setting": "semaphore_inventory_id", "kind": "inventory", "id": "2"}, "status": 200},
+               {"item": {"setting": "semaphore_repository_id", "kind": "repositories", "id": "9"}, "status": 404,
+                "invocation": {"module_args": {"headers": {"Authorization": "Bearer s3cret"}}}},
+               {"item": {"setting": "semaphore_view_id", "kind": "views", "id": "8"}, "status": -1}]
+    lines = operate.semaphore_dangling(results)
+    assert lines == ["repositories 9 (semaphore_repository_id: HTTP 404)", "views 8 (semaphore_view_id: HTTP -1)"]
+    assert operate_filters.FilterModule().filters()["semaphore_dangling"](results[:1]) == []
+
+
 def test_the_filters_are_registered():
     filters = operate_filters.FilterModule().filters()
     assert filters["semaphore_templates"](CATALOG, SETTINGS) == templates()
