@@ -22,6 +22,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes im
     plan,
     plan_lines,
     plan_tracker,
+    rebuilds_disabled,
     rebuilds_in_flight,
     rebuilds_text,
     select,
@@ -110,6 +111,9 @@ class Run(object):
         problems = [x for s in changing for x in s["problems"]]
         if busy and changing:
             problems.insert(0, rebuilds_text(busy))
+        disabled = rebuilds_disabled(steps, settings)
+        if disabled:
+            problems.insert(0, disabled)
         result = dict(plan=steps, plan_lines=plan_lines(steps), nodes=eligibility)
         if problems:
             m.fail_json(msg="Nothing was changed: " + " | ".join(problems), **result)

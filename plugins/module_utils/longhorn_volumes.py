@@ -255,6 +255,19 @@ def plan(selected, target, eligibility, keep_on=()):
     return steps
 
 
+def rebuilds_disabled(steps, settings):
+    """The problem, or None, when the plan adds replicas while
+    ``concurrent-replica-rebuild-per-node-limit`` is 0: longhorn-manager then creates no
+    replica for a volume that has any (replenishReplicas returns at once), so the run would
+    wait its whole wait_timeout for nothing."""
+    value = engine_value(settings.get("concurrent-replica-rebuild-per-node-limit", "5")).strip()
+    adding = [s["volume"] for s in steps if s.get("changes") and s.get("add_count", 0) > 0]
+    if value != "0" or not adding:
+        return None
+    return ("concurrent-replica-rebuild-per-node-limit is 0, so Longhorn rebuilds no replica of a volume that has one"
+            " (%s would get none); set it to 1 first (longhorn_settings)" % ", ".join(adding))
+
+
 def plan_tracker(steps):
     tracker = DifferenceTracker()
     for s in steps:

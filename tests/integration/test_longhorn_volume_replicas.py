@@ -124,12 +124,17 @@ def test_looping_rebuild_is_stopped_as_a_storm(opted_in, run_playbook):
     ("cordoned", "worker-1 (the node is cordoned and disable-scheduling-on-cordoned-node is true)"),
     ("down", "worker-1 (the node is not Ready (NodeDown))"),
     ("rebuilding", "a rebuild is in flight: pvc-homarr rebuilding"),
+    ("limit-0", "concurrent-replica-rebuild-per-node-limit is 0, so Longhorn rebuilds no replica of a volume that"
+                " has one (pvc-arr, pvc-arr-lts would get none); set it to 1 first (longhorn_settings)"),
 ])
 def test_refuses_before_any_write(opted_in, run_playbook, setup, message):
     sim = opted_in
     c = sim.cluster
     if setup == "cordoned":
         c.kubectl("cordon", "worker-1")
+    elif setup == "limit-0":  # replenishReplicas then creates no replica for a volume that has one
+        c.kubectl("patch", "settings.longhorn.io", "concurrent-replica-rebuild-per-node-limit", "-n",
+                  "longhorn-system", "--type=merge", "-p", '{"value": "0"}')
     elif setup == "down":
         sim.set_faults(down_nodes=["worker-1"])
     else:  # somebody else's change is rebuilding right now (and rebuilds slowly)
@@ -139,7 +144,7 @@ def test_refuses_before_any_write(opted_in, run_playbook, setup, message):
         sim.wait("a rebuild in flight", lambda: any(
             "WO" in (e.get("status", {}).get("replicaModeMap") or {}).values()
             for e in c.get_json("engines.longhorn.io", "-n", "longhorn-system")["items"]))
-    sim.wait("Longhorn sees it", lambda: setup == "rebuilding" or any(
+    sim.wait("Longhorn sees it", lambda: setup in ("rebuilding", "limit-0") or any(
         cond["status"] == "False" for n in c.get_json("nodes.longhorn.io", "-n", "longhorn-system")["items"]
         for cond in n.get("status", {}).get("conditions", [])))
     offset = audit_size(c)

@@ -19,8 +19,10 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   a node without a replica of the volume first, the same node again only when
   ``replica-soft-anti-affinity`` is true) and rebuilt: the engine shows it ``WO`` with
   ``rebuildStatus`` progress for ``--rebuild-seconds``, then ``RW``. At most
-  ``concurrent-replica-rebuild-per-node-limit`` rebuilds run per node (0: none). Extra
-  replicas are removed. ``status.robustness`` is healthy / degraded / faulted from the
+  ``concurrent-replica-rebuild-per-node-limit`` rebuilds run per node, counted on the
+  replica's node across volumes (CanStartRebuildingReplica); with 0, or while one of its
+  rebuilds is in flight, a volume that has replicas gets no new one (replenishReplicas).
+  An extra healthy replica is removed only as cleanupExtraHealthyReplicas does. ``status.robustness`` is healthy / degraded / faulted from the
   ``RW`` count; ``status.kubernetesStatus`` comes from the PersistentVolume whose CSI
   volume handle is the volume.
 - **Attachment** (what the CSI attacher and Longhorn's attachment controller do together):
@@ -644,9 +646,12 @@ class Simulator:
                            and vname not in faults.get("loop-rebuild", set())]
         wait = int(_engine_value(settings["replica-replenishment-wait-interval"]) or 0)
         scheduled = {"type": "Scheduled", "status": "True", "reason": "", "message": ""}
+        limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
         for _i in range(wanted - len(active)):
             if mine and not node_id:
                 break  # replenishReplicas: a volume with replicas gets more only while attached
+            if mine and (limit == 0 or "WO" in modes.values()):
+                break  # replenishReplicas: limit 0 disables rebuilds; none while one is in flight
             if recently_failed and any(t - self.rebuilds.get("failed:" + r["metadata"]["name"], t) < wait
                                        for r in recently_failed):
                 break  # Longhorn waits for the failed replica before replenishing
@@ -678,8 +683,7 @@ class Simulator:
                         node=extra["spec"]["nodeID"], why="extra healthy replica")
             active.remove(extra)
 
-        # start waiting rebuilds within the per-node limit
-        limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
+        # start waiting rebuilds within the per-node limit (CanStartRebuildingReplica)
         for r in active:
             rname = r["metadata"]["name"]
             if modes.get(rname) != "pending":
@@ -689,7 +693,7 @@ class Simulator:
                        if other["spec"].get("volumeName") != vname and other["spec"].get("nodeID") == node
                        and _mode_of(engines, other) == "WO")
             busy += sum(1 for x in active if x["spec"]["nodeID"] == node and modes.get(x["metadata"]["name"]) == "WO")
-            if limit == 0 or busy >= limit or not any(m == "RW" for m in modes.values()) or not node_id:
+            if (limit > 0 and busy >= limit) or not any(m == "RW" for m in modes.values()) or not node_id:
                 continue
             fail = (vname in faults.get("loop-rebuild", set())
                     or (vname in faults.get("fail-rebuild", set()) and vname not in self.failed_once))

@@ -283,3 +283,16 @@ def test_auto_balance_the_volume_overrides_the_setting_unless_ignored():
     assert auto_balance("disabled", "best-effort") == "disabled"
     assert auto_balance("best-effort", "disabled") == "best-effort"
     assert auto_balance("", None) == "disabled"
+
+
+def test_rebuilds_disabled_only_when_the_plan_adds_replicas():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import rebuilds_disabled
+    up = [{"volume": "a", "changes": True, "add_count": 1}, {"volume": "b", "changes": False, "add_count": 1}]
+    down = [{"volume": "a", "changes": True, "remove_count": 1}]
+    assert rebuilds_disabled(up, {"concurrent-replica-rebuild-per-node-limit": "0"}) == (
+        "concurrent-replica-rebuild-per-node-limit is 0, so Longhorn rebuilds no replica of a volume that has one"
+        " (a would get none); set it to 1 first (longhorn_settings)")
+    assert rebuilds_disabled(up, {"concurrent-replica-rebuild-per-node-limit": '{"v1":"0"}'}) is not None
+    assert rebuilds_disabled(up, {"concurrent-replica-rebuild-per-node-limit": "1"}) is None
+    assert rebuilds_disabled(down, {"concurrent-replica-rebuild-per-node-limit": "0"}) is None
+    assert rebuilds_disabled(up, {}) is None
