@@ -21,6 +21,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import requirement_matches
+
 CP_LABEL = "cluster.x-k8s.io/control-plane"
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
 MD_LABEL = "cluster.x-k8s.io/deployment-name"
@@ -248,24 +250,12 @@ EXTERNALLY_REMEDIATED = "ExternallyRemediated"
 NON_REMEDIATING_CONTROL_PLANES = ("TalosControlPlane",)
 
 
-def _requirement(expr, labels):
-    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-    if op == "In":
-        return key in labels and labels[key] in values
-    if op == "NotIn":
-        return key not in labels or labels[key] not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
-    return False  # an operator the API server would refuse: select nothing
-
-
 def label_selects(selector, labels):
-    """metav1.LabelSelectorAsSelector: an empty selector selects everything."""
+    """metav1.LabelSelectorAsSelector: an empty selector selects everything (label-selector
+    expressions share In / NotIn / Exists / DoesNotExist with node selectors)."""
     selector, labels = selector or {}, labels or {}
     return (all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
-            and all(_requirement(e, labels) for e in selector.get("matchExpressions") or []))
+            and all(requirement_matches(e, labels) for e in selector.get("matchExpressions") or []))
 
 
 def remediation_template(mhc):
