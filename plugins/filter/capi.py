@@ -56,9 +56,27 @@ def capi_steps_result(results, names=None):
         raise AnsibleFilterError("capi_steps_result: %s" % e)
 
 
+def capi_carry_missing(node, carry):
+    """What ``node`` (a Node, or None) lacks of ``carry`` (capi.carry_missing), as text:
+    empty when it has every label and taint."""
+    if not node:
+        return "the node is gone"
+    missing = capi.carry_missing(node, carry)
+    return capi.carry_text(missing) if any(missing.values()) else ""
+
+
+def capi_carry_lacking(node, carry):
+    """What ``node`` lacks of ``carry`` (capi.carry_missing: labels, taints), or None when
+    there is no such Node (not registered again yet)."""
+    if not node:
+        return None
+    return capi.carry_missing(node, carry)
+
+
 class FilterModule(object):
     def filters(self):
         return {"capi_sync_wave_errors": capi_sync_wave_errors, "capi_rollout_plan": capi_rollout_plan,
                 "capi_lock_name": capi_lock_name, "capi_steps_result": capi_steps_result,
+                "capi_carry_missing": capi_carry_missing, "capi_carry_lacking": capi_carry_lacking, "capi_carry_text": capi.carry_text,
                 "capi_remediation_workflows": capi_remediation_workflows,
                 "capi_workflow_guard_message": capi_workflow_guard_message}

@@ -314,6 +314,56 @@ def capi_remediation_errors(machine, mhcs, cluster, control_plane_kind):
     return errors
 
 
+# --- CAPI's drain before it deletes the Machine -------------------------------------------
+EXCLUDE_NODE_DRAINING = "machine.cluster.x-k8s.io/exclude-node-draining"
+
+
+def node_deletion_allowed(machine, machines):
+    """``machine_controller.isDeleteNodeAllowed`` (v1.11): CAPI drains and deletes the
+    Machine's Node only when it has a nodeRef and another control plane Machine of the
+    cluster is not being deleted (with none, ``errNoControlPlaneNodes``)."""
+    name = machine["metadata"]["name"]
+    return bool(node_name(machine)) and any(
+        is_control_plane(m) and not deleting(m) and m["metadata"]["name"] != name for m in machines or [])
+
+
+def drain_errors(machine, machines, pods, pdbs):
+    """Pods on the Machine's node that CAPI's drain (``drainNode``: the Eviction API, so
+    PodDisruptionBudgets hold) could not evict now: a budget that selects the pod allows
+    no disruption. The drain would retry until ``nodeDrainTimeout`` (none by default)
+    with the node already evacuated in LINSTOR, so the run refuses before any write.
+
+    ``pods`` are the pods on the node, ``pdbs`` the cluster's PodDisruptionBudgets.
+    DaemonSet and mirror pods, finished pods and pods already terminating are not evicted
+    (``GetPodsForEviction``); nothing is drained when the Machine carries
+    ``exclude-node-draining`` or CAPI does not delete its Node."""
+    annotations = _get(machine, "metadata", "annotations") or {}
+    if EXCLUDE_NODE_DRAINING in annotations or not node_deletion_allowed(machine, machines):
+        return []
+    errors = []
+    for pod in sorted(pods or [], key=lambda p: (p["metadata"].get("namespace"), p["metadata"]["name"])):
+        meta = pod["metadata"]
+        if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []) \
+                or "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) \
+                or meta.get("deletionTimestamp") or _get(pod, "status", "phase") in ("Succeeded", "Failed"):
+            continue
+        for pdb in pdbs or []:
+            if pdb["metadata"].get("namespace") != meta.get("namespace"):
+                continue
+            selector = _get(pdb, "spec", "selector")
+            if selector is None or not label_selects(selector, meta.get("labels")):
+                continue  # a budget without a selector selects no pod (policy/v1)
+            if (_get(pdb, "status", "disruptionsAllowed") or 0) < 1:
+                errors.append(
+                    "CAPI drains node %s before it deletes Machine %s, and PodDisruptionBudget %s/%s allows no"
+                    " disruption of pod %s/%s now (disruptionsAllowed 0): the drain would wait with the node"
+                    " already evacuated. Let the budget allow one (another replica Ready elsewhere, or a lower"
+                    " minAvailable), then run again" % (
+                        node_name(machine), machine["metadata"]["name"], meta["namespace"], pdb["metadata"]["name"],
+                        meta["namespace"], meta["name"]))
+    return errors
+
+
 def address(machine, node):
     """The node IP talosctl should use: the Machine's InternalIP, else ExternalIP, else
     the Node's InternalIP."""
@@ -335,6 +385,89 @@ def resolve(machine, nodes):
     if not ip:
         return name, None, "machine %s (node %s) has no InternalIP or ExternalIP address" % (mname, name)
     return name, ip, None
+
+
+# --- what a Node loses when CAPI deletes it ---------------------------------------------
+# machine_controller.reconcileDelete deletes the Machine's Node (deleteNode) once it is
+# drained, unless no other control plane Machine is left (isDeleteNodeAllowed). The host's
+# kubelet then registers a new Node object of the same name, with only the labels it sets
+# itself, and CAPI syncs the labels of its own domains from the Machine
+# (machine_controller_noderef.getManagedLabels). Every other label and taint - a lane, a
+# role, a GPU taint a person or this collection put there - is gone, and the scheduler
+# may place pods on the bare node. So a remediation records them before the delete and
+# puts them back once the node is registered again.
+
+# the labels a kubelet sets on the Node it registers (kubelet's initialNode,
+# k8s.io/api/core/v1 well_known_labels.go)
+KUBELET_LABELS = ("kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+                  "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "node.kubernetes.io/instance-type",
+                  "beta.kubernetes.io/instance-type", "topology.kubernetes.io/region",
+                  "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+                  "failure-domain.beta.kubernetes.io/zone")
+# label domains CAPI syncs from the Machine (NodeRoleLabelPrefix, NodeRestrictionLabelDomain,
+# ManagedNodeLabelDomain, and their subdomains)
+CAPI_LABEL_DOMAINS = ("node-role.kubernetes.io", "node-restriction.kubernetes.io", "node.cluster.x-k8s.io")
+# taint domains controllers own (the node lifecycle controller's not-ready, unreachable,
+# unschedulable...; the cloud provider's; CAPI's uninitialized and outdated-revision)
+CONTROLLER_TAINT_DOMAINS = ("node.kubernetes.io", "node.cloudprovider.kubernetes.io", "node.cluster.x-k8s.io")
+
+
+def _domain(key):
+    return key.split("/", 1)[0] if "/" in key else ""
+
+
+def _in_domains(key, domains):
+    d = _domain(key)
+    return any(d == x or d.endswith("." + x) for x in domains)
+
+
+def node_carry(node):
+    """The labels and taints of ``node`` that a new registration of it would not bring
+    back: ``{"labels": {key: value}, "taints": [taint]}`` (taints without timeAdded)."""
+    meta = (node or {}).get("metadata") or {}
+    labels = dict((k, v) for k, v in sorted((meta.get("labels") or {}).items())
+                  if k not in KUBELET_LABELS and not _in_domains(k, CAPI_LABEL_DOMAINS))
+    taints = [dict((k, t[k]) for k in ("key", "value", "effect") if t.get(k) not in (None, ""))
+              for t in ((node or {}).get("spec") or {}).get("taints") or []
+              if not _in_domains(t.get("key", ""), CONTROLLER_TAINT_DOMAINS)]
+    return {"labels": labels, "taints": taints}
+
+
+def _same_taint(a, b):
+    return (a.get("key"), a.get("value") or "", a.get("effect")) == (b.get("key"), b.get("value") or "", b.get("effect"))
+
+
+def carry_missing(node, carry):
+    """What of ``carry`` (node_carry of the old Node) ``node`` lacks: the same shape."""
+    meta = (node or {}).get("metadata") or {}
+    labels = meta.get("labels") or {}
+    taints = ((node or {}).get("spec") or {}).get("taints") or []
+    return {"labels": dict((k, v) for k, v in sorted(((carry or {}).get("labels") or {}).items())
+                           if labels.get(k) != v),
+            "taints": [t for t in (carry or {}).get("taints") or [] if not any(_same_taint(t, x) for x in taints)]}
+
+
+def with_carry(node, carry):
+    """``node`` with ``carry``'s labels set and its missing taints added (pure; the
+    mutate of a read-modify-write). A taint of the same key and effect but another value
+    is replaced, as ``kubectl taint --overwrite`` does."""
+    missing = carry_missing(node, carry)
+    meta = node.setdefault("metadata", {})
+    meta["labels"] = dict(meta.get("labels") or {}, **missing["labels"])
+    spec = node.setdefault("spec", {})
+    taints = [t for t in spec.get("taints") or []
+              if not any((t.get("key"), t.get("effect")) == (m["key"], m["effect"]) for m in missing["taints"])]
+    spec["taints"] = taints + [dict(t) for t in missing["taints"]]
+    return node
+
+
+def carry_text(carry):
+    """``carry`` as a person reads it: ``labels a=b, c=d; taints k=v:NoSchedule``."""
+    labels = ", ".join("%s=%s" % kv for kv in sorted(((carry or {}).get("labels") or {}).items()))
+    taints = ", ".join("%s%s:%s" % (t["key"], ("=" + t["value"]) if t.get("value") else "", t["effect"])
+                       for t in (carry or {}).get("taints") or [])
+    parts = (["labels " + labels] if labels else []) + (["taints " + taints] if taints else [])
+    return "; ".join(parts) or "nothing"
 
 
 def talosctl_argv(talosctl, ip, mode, timeout, talosconfig=None):
@@ -450,8 +583,11 @@ def rollout_plan(cluster, target, waiting, linstor, pool, evacuate=None):
         step += 1
     items.append({"step": "delete-machine", "machine": machine["name"], "uid": machine.get("uid")})
     report.append("  %d. delete Machine %s and wait until it is gone" % (step, machine["name"]))
-    items.append({"step": "reboot", "node": node, "command": target["talosctl"]})
-    report.append("  %d. reboot: %s; wait until %s is Ready" % (step + 1, " ".join(target["talosctl"]), node))
+    carry = target.get("carry") or {"labels": {}, "taints": []}
+    items.append({"step": "reboot", "node": node, "command": target["talosctl"], "carry": carry})
+    report.append("  %d. reboot: %s; wait until %s is Ready, and put back on it what a Node CAPI deleted with"
+                  " its Machine lacks when it registers again: %s"
+                  % (step + 1, " ".join(target["talosctl"]), node, carry_text(carry)))
     step += 2
     if linstor:
         items.append({"step": "linstor-restore-settle", "node": node})

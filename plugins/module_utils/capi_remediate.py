@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi as rules
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import lock_from
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import ConflictError, NotFoundError
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import ConflictError, NotFoundError, ObjectNotFound
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.steps import Steps
 
 GROUP = "cluster.x-k8s.io"
@@ -73,6 +73,10 @@ class Remediation(Steps):
         if not errors and machine is not None:
             errors = rules.capi_remediation_errors(machine, self.health_checks(), cluster,
                                                    rules.control_plane_ref(cluster)[0])
+        if not errors and machine is not None and rules.node_deletion_allowed(machine, machines):
+            errors = rules.drain_errors(machine, machines, self.m.list(
+                "Pod", "v1", field_selector="spec.nodeName=" + rules.node_name(machine)),
+                self.m.list("PodDisruptionBudget", "policy/v1"))
         if errors:
             self.fail("refusing to remediate: " + "; ".join(errors), guards=errors)
         return tcp, machines, nodes, machine, why
@@ -103,9 +107,10 @@ class Remediation(Steps):
             self.fail("cannot remediate %s: %s" % (mname, error))
         argv = self.argv(ip)
         control_plane = rules.is_control_plane(machine)
+        carry = rules.node_carry(nodes.get(node))
         result.update(machine={"name": mname, "uid": machine["metadata"].get("uid"),
                                "control_plane": control_plane, "reasons": why},
-                      node=node, ip=ip, talosctl=argv)
+                      node=node, ip=ip, talosctl=argv, carry=carry)
         self.say("selected %s (node %s, %s): %s" % (mname, node, ip, ", ".join(why)))
         if p["action"] == "select":
             result["changed"] = False
@@ -131,7 +136,7 @@ class Remediation(Steps):
         if p["step"] == "delete":
             return self.exit(result)
         self._reboot(result, node, ip, argv)
-        self._node_ready(result, node, timeouts["ready_timeout"])
+        self._node_ready(result, node, timeouts["ready_timeout"], carry)
         self._rollout(result, mname, node, control_plane, timeouts["rollout_timeout"])
         return self.exit(result)
 
@@ -160,12 +165,14 @@ class Remediation(Steps):
                 self._reboot(result, node, ip, argv)
         elif self.m.check_mode:
             if step == "node_ready":
-                self.say("check mode: node %s Ready=%s; not waiting" % (node, rules.node_ready(nodes.get(node))))
+                missing = rules.carry_missing(nodes.get(node), p["carry"])
+                self.say("check mode: node %s Ready=%s; not waiting; it lacks %s" % (
+                    node, rules.node_ready(nodes.get(node)), rules.carry_text(missing)))
             else:
                 down, result["replacement"] = rules.rollout_state(machines, nodes, control_plane, node, mname)
                 self.say("check mode: %s; not waiting" % _down_text(down))
         elif step == "node_ready":
-            self._node_ready(result, node, timeouts["ready_timeout"])
+            self._node_ready(result, node, timeouts["ready_timeout"], p["carry"])
         else:
             self._rollout(result, mname, node, control_plane, timeouts["rollout_timeout"])
         return self.exit(result)
@@ -178,9 +185,32 @@ class Remediation(Steps):
                       **result)
         self.say("talosctl reboot %s done" % ip)
 
-    def _node_ready(self, result, node, timeout):
-        ready, _state = self.wait("node %s Ready" % node, lambda: rules.node_ready(
-            self.m.get("Node", "v1", node)), lambda s: s == "True", timeout)
+    def _node_ready(self, result, node, timeout, carry=None):
+        """Wait until ``node`` is Ready. As soon as its Node object exists again (a new
+        registration, when CAPI deleted it with the Machine), put back what it lacks of
+        ``carry`` (read-modify-write with resourceVersion), before it is Ready, so that
+        the scheduler never sees the node without its taints for longer than it must."""
+        restored = {"labels": {}, "taints": []}
+        result["restored"] = restored
+
+        def state():
+            current = self.m.get("Node", "v1", node)
+            if current is not None and carry and any(rules.carry_missing(current, carry).values()):
+                try:
+                    before, _after = self.m.update("Node", "v1", node, lambda n: rules.with_carry(n, carry))
+                except ObjectNotFound:
+                    return rules.node_ready(None)
+                missing = rules.carry_missing(before, carry)
+                restored["labels"].update(missing["labels"])
+                restored["taints"].extend(t for t in missing["taints"] if t not in restored["taints"])
+                self.say("node %s registered again without %s: put back" % (node, rules.carry_text(missing)))
+                current = self.m.get("Node", "v1", node)
+            return rules.node_ready(current)
+
+        ready, _state = self.wait("node %s Ready" % node, state, lambda s: s == "True", timeout)
+        if any(restored.values()):
+            self.tracker.add("node %s labels and taints" % node, "lacking %s" % rules.carry_text(restored),
+                             "put back")
         if not ready:
             self.fail("node %s is not Ready %s after its reboot" % (node, self.p["ready_timeout"]), **result)
         self.say("node %s Ready" % node)

@@ -85,6 +85,20 @@ options:
   ip:
     description: The address talosctl reboots (the C(delete) step's RV(ip)); required for O(step=reboot).
     type: str
+  carry:
+    description:
+      - The labels and taints to put back on the node once it has registered again (the C(delete) step's RV(carry)).
+      - CAPI deletes a worker's Node with its Machine, and the host registers a new one with only the kubelet's labels.
+      - For O(step=node_ready); O(step=all) takes them from the node itself before the delete.
+    type: dict
+    suboptions:
+      labels:
+        description: Label keys and values.
+        type: dict
+      taints:
+        description: Taints (C(key), C(value), C(effect)).
+        type: list
+        elements: dict
   control_plane:
     description:
       - Whether the remediated machine was a control plane machine (C(control_plane) of the C(delete) step's RV(machine)).
@@ -190,6 +204,16 @@ ip:
   description: The address talosctl uses.
   returned: when a machine is selected
   type: str
+carry:
+  description:
+    - The node's labels and taints that a new registration of it would not bring back (C(labels), C(taints)).
+    - Everything but the kubelet's own labels, the label domains CAPI syncs from the Machine, and controllers' taints.
+  returned: when a machine is selected
+  type: dict
+restored:
+  description: What O(step=node_ready) (or C(all)) put back on the node (C(labels), C(taints)); empty when nothing was missing.
+  returned: when the node_ready step ran
+  type: dict
 talosctl:
   description: The reboot command.
   returned: when a machine is selected
@@ -229,6 +253,7 @@ def main():
         step=dict(type="str", choices=["all", "delete", "reboot", "node_ready", "rollout"], default="all"),
         node=dict(type="str"),
         ip=dict(type="str"),
+        carry=dict(type="dict", options=dict(labels=dict(type="dict"), taints=dict(type="list", elements="dict"))),
         control_plane=dict(type="bool"),
         scope=dict(type="str", choices=["all", "control_plane", "workers"], default="all"),
         max_concurrent_unavailable=dict(type="int", default=1),

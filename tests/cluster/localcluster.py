@@ -602,6 +602,9 @@ class LocalCluster:
         self.unload_fixture()
         log(f"loading fixture {name}")
         self.kubectl("apply", "--server-side", "-f", str(folder))
+        st = self._state()
+        st["fixture"] = folder.name
+        self.state_file.write_text(json.dumps(st, indent=2))
         for node in self.get_json("nodes")["items"]:
             if node["metadata"].get("annotations", {}).get(KWOK_ANNOTATION) == "fake":
                 self.manage_node(node["metadata"]["name"])
@@ -694,15 +697,37 @@ class LocalCluster:
         log(f"node {node} down (its kubelet, kwok, stopped)")
 
     def node_up(self, node: str) -> None:
-        """``node``'s kubelet comes back: kwok takes its Lease and marks it Ready."""
+        """``node``'s kubelet comes back: kwok takes its Lease and marks it Ready.
+
+        A Node object that was deleted meanwhile (CAPI's ``deleteNode`` when its Machine
+        went) is registered again first, as a starting kubelet registers its node: with
+        only the labels the kubelet sets itself (``kubernetes.io/hostname``, ``/os``,
+        ``/arch``; kubelet's ``initialNode``), no taints, not cordoned. Labels and taints
+        a person or a playbook put on the old Node are gone. The fixture label is the
+        harness's own (so that unloading the fixture finds the node); kwok takes over
+        the rest, as for any fixture node."""
         st = self._state()
         st["down"] = [n for n in st.get("down", []) if n != node]
         self.state_file.write_text(json.dumps(st, indent=2))
+        if self.api_get(f"/api/v1/nodes/{node}")[0] == 404:
+            self.register_node(node, st.get("fixture"))
         self.manage_node(node)
         log(f"node {node} up (kwok started again)")
 
     def node_ready(self, node: str) -> bool:
-        return _ready(self.get_json("node", node))
+        """Whether ``node`` is Ready; False while it has no Node object (deleted, not registered yet)."""
+        status, body = self.api_get(f"/api/v1/nodes/{node}")
+        return status == 200 and _ready(json.loads(body))
+
+    def register_node(self, node: str, fixture: str | None) -> None:
+        """Create ``node`` as its kubelet registers it (see ``node_up``)."""
+        labels = {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+        if fixture:
+            labels[FIXTURE_LABEL] = fixture
+        self.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "labels": labels, "annotations": {KWOK_ANNOTATION: "fake"}}}))
+        log(f"node {node} registered again (kubelet labels only)")
 
 
 def _lifecycle_taints(node: dict) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from observe import audit_size, writes
+from observe import LANE_TAINT, LANES, audit_size, writes
 from upstream_crds import fetch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +131,11 @@ def test_remediation_one_step_per_call(talos_capi, run_playbook, talos):
     gone), reboot, node_ready, rollout; each later step from the delete step's result."""
     sim, c = talos_capi, talos_capi.cluster
     target = on_node(sim, "worker-1")
+    # worker-1 in its lane, as runbook 000 leaves it (a label and a taint the kubelet does not set)
+    lane = "%s=%s" % (LANES["label"], LANES["secondary"])
+    c.kubectl("label", "node", "worker-1", lane, "--overwrite")
+    c.kubectl("taint", "node", "worker-1", lane + ":" + LANES["effect"], "--overwrite")
+    uid = c.get_json("node", "worker-1")["metadata"]["uid"]
     sim.mark_unhealthy(target)
     offset = audit_size(c)
     r = remediate(run_playbook, sim, talos, action="remediate", step="reboot", machine=target, node="worker-1")
@@ -145,17 +150,38 @@ def test_remediation_one_step_per_call(talos_capi, run_playbook, talos):
     assert sim.machine(target) is None and talos.calls() == []
     assert (deleted["node"], deleted["ip"], deleted["machine"]["control_plane"]) == ("worker-1", "10.10.0.21", False)
     assert deleted["events"][-1]["event"] == "Machine %s deleted" % target and "replacement" not in deleted
+    assert deleted["carry"] == {"labels": {"homelab.k8s-ha/fixture": "talos-capi", LANES["label"]: LANES["secondary"]},
+                                "taints": [LANE_TAINT]}
+    # CAPI drained the node and deleted the Node object with the Machine (reconcileDelete)
+    assert [e["event"] for e in sim.events("node-drained", "node-deleted") if e["node"] == "worker-1"] == [
+        "node-drained", "node-deleted"]
     after = dict(machine=target, node=deleted["node"])
     r = remediate(run_playbook, sim, talos, action="remediate", step="reboot", ip=deleted["ip"], **after)
     assert not r.get("failed") and r["changed"] is True, r.get("msg")
     assert [x["argv"][-6:-4] for x in talos.calls()] == [["10.10.0.21", "reboot"]]
+    # the host registered a new Node: without the carry, node_ready finds it bare and leaves it so
     r = remediate(run_playbook, sim, talos, action="remediate", step="node_ready", **after)
     assert not r.get("failed") and r["changed"] is False and r["events"][-1]["event"] == "node worker-1 Ready"
+    node = c.get_json("node", "worker-1")
+    assert node["metadata"]["uid"] != uid
+    assert LANES["label"] not in node["metadata"]["labels"] and LANE_TAINT not in [
+        {k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"].get("taints") or []]
+    # with the delete step's carry (what capi_rollout passes), it puts the lane back
+    r = remediate(run_playbook, sim, talos, action="remediate", step="node_ready", carry=deleted["carry"], **after)
+    assert not r.get("failed") and r["changed"] is True, r.get("msg")
+    assert r["restored"] == {"labels": {LANES["label"]: LANES["secondary"]}, "taints": [LANE_TAINT]}
+    node = c.get_json("node", "worker-1")
+    assert node["metadata"]["labels"][LANES["label"]] == LANES["secondary"]
+    assert LANE_TAINT in [{k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]]
+    again = remediate(run_playbook, sim, talos, action="remediate", step="node_ready", carry=deleted["carry"], **after)
+    assert again["changed"] is False and again["restored"] == {"labels": {}, "taints": []}
     r = remediate(run_playbook, sim, talos, action="remediate", step="rollout", control_plane=False, **after)
     assert not r.get("failed"), (r.get("msg"), r.get("events"))
     assert r["replacement"] and r["replacement"] != target
     assert sim.machine(r["replacement"])["status"]["nodeRef"]["name"] == "worker-1"
     assert [e["verb"] for e in machine_deletes(c, offset)] == ["delete"]
+    c.kubectl("label", "node", "worker-1", LANES["label"] + "-")
+    c.kubectl("taint", "node", "worker-1", "%s:%s-" % (LANES["label"], LANES["effect"]))
 
 
 def test_a_machine_that_never_finishes_deleting_is_not_rebooted(talos_capi, run_playbook, talos):
@@ -224,3 +250,50 @@ def test_v1beta1_field_paths(talos_capi, run_playbook, talos):
                           "metadata": {"name": "homelab-workers", "namespace": "homelab",
                                        "labels": before["metadata"].get("labels") or {}},
                           "spec": before["spec"]})
+
+
+def test_a_pod_a_budget_holds_on_the_node_stops_the_remediation_before_any_write(talos_capi, run_playbook, talos):
+    """CAPI drains a worker's node through the Eviction API before it deletes the Machine
+    (reconcileDelete): a PodDisruptionBudget that allows no disruption holds the drain, and
+    the Machine stays deleting, with the node already evacuated in LINSTOR. So the module
+    refuses before any write, naming the budget and the pod; once the budget allows one,
+    the same call goes on. The simulator's drain is held the same way (the negative case)."""
+    sim, c = talos_capi, talos_capi.cluster
+    db = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "db", "namespace": "homelab"},
+          "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                   "template": {"metadata": {"labels": {"app": "db"}},
+                                "spec": {"nodeSelector": {"kubernetes.io/hostname": "worker-2"},
+                                         "containers": [{"name": "db", "image": "postgres:16"}]}}}}
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db", "namespace": "homelab"},
+           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}
+    c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [db, pdb]}))
+    target = on_node(sim, "worker-2")
+    try:
+        sim.wait("db Running on worker-2 and its budget at 0", lambda: any(
+            p["status"].get("phase") == "Running" for p in c.get_json("pods", "-n", "homelab", "-l", "app=db")["items"])
+            and c.get_json("pdb", "db", "-n", "homelab").get("status", {}).get("currentHealthy") == 1)
+        pod = c.get_json("pods", "-n", "homelab", "-l", "app=db")["items"][0]["metadata"]["name"]
+        sim.mark_unhealthy(target)
+        offset = audit_size(c)
+        r = remediate(run_playbook, sim, talos, action="remediate", machine=target)
+        assert r["failed"] is True, r
+        assert ("CAPI drains node worker-2 before it deletes Machine %s, and PodDisruptionBudget homelab/db allows no"
+                " disruption of pod homelab/%s now (disruptionsAllowed 0)" % (target, pod)) in r["msg"], r["msg"]
+        assert writes(c, offset) == [] and talos.calls() == []
+
+        # the negative case: the Machine deleted anyway (as CAPI's own remediation would) stays
+        # deleting while the budget holds the drain
+        c.kubectl("delete", "machine", target, "-n", "homelab", "--wait=false")
+        sim.wait("the eviction refused", lambda: [e for e in sim.events("eviction-refused") if e["machine"] == target])
+        assert sim.machine(target) is not None and not [e for e in sim.events("node-deleted") if e["machine"] == target]
+        # the budget allows one: the drain goes on, the Node goes with the Machine
+        c.kubectl("patch", "pdb", "db", "-n", "homelab", "--type=merge", "-p", '{"spec":{"minAvailable":0}}')
+        sim.wait("the machine gone", lambda: sim.machine(target) is None)
+        assert [e["pod"] for e in sim.events("pod-evicted") if e["machine"] == target] == ["homelab/" + pod]
+        assert [e["node"] for e in sim.events("node-deleted") if e["machine"] == target] == ["worker-2"]
+    finally:
+        c.kubectl("delete", "deployment,pdb", "db", "-n", "homelab", "--ignore-not-found")
+        for m in sim.machines():
+            sim.mark_unhealthy(m["metadata"]["name"], healthy=True)
+        sim.wait("the replacement made", lambda: sim.machine(target) is None, timeout=30)
+        sim.adopt_replacements()

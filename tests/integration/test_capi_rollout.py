@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from linstor_simulator import LinstorSimulator
-from observe import audit_size, evidence_runner, newest_evidence, writes
+from observe import LANE_TAINT, LANES, audit_size, evidence_runner, newest_evidence, writes
 from proof import described, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ def rig(talos_capi, run_playbook, tmp_path):
 
     r = Rig()
     r.sim, r.c, r.linstor, r.run = sim, c, linstor, run
+    r.talosconfig = talosconfig
     r.talos_calls = lambda: [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
     r.machine_deletes = lambda since: [e for e in writes(c, since, "machines") if e["verb"] == "delete"]
     yield r
@@ -84,6 +85,12 @@ def plan_of(run, check):
 def test_happy_path_in_the_runbooks_order(rig):
     sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
     target = on_node(sim, "worker-1")
+    # worker-1 in its lane, as runbook 000 leaves it: CAPI deletes the Node with the Machine, and
+    # the new registration has neither the lane label nor the taint unless the run puts them back
+    lane = "%s=%s" % (LANES["label"], LANES["secondary"])
+    c.kubectl("label", "node", "worker-1", lane, "--overwrite")
+    c.kubectl("taint", "node", "worker-1", lane + ":" + LANES["effect"], "--overwrite")
+    uid = c.get_json("node", "worker-1")["metadata"]["uid"]
     sim.mark_unhealthy(target)
     offset = audit_size(c)
     check = run(check=True)
@@ -95,6 +102,12 @@ def test_happy_path_in_the_runbooks_order(rig):
     assert plan["items"][0] == {"step": "linstor-evacuate", "node": "worker-1", "storage_pool": "lvm-thick",
                                 "resources": ["pvc-a", "pvc-b"]}
     assert plan["items"][1]["machine"] == target
+    assert plan["items"][2]["carry"] == {"labels": {"homelab.k8s-ha/fixture": "talos-capi", LANES["label"]: LANES["secondary"]},
+                                         "taints": [LANE_TAINT]}
+    said = " ".join(check.stdout.split())
+    assert ("wait until worker-1 is Ready, and put back on it what a Node CAPI deleted with its Machine lacks when it"
+            " registers again: labels homelab.k8s-ha/fixture=talos-capi, %s; taints %s:%s" % (lane, lane, LANES["effect"])) \
+        in said, said[-3000:]
     assert "node evacuate worker-1" in "\n".join(plan["report"])
 
     start = linstor.now()
@@ -102,7 +115,16 @@ def test_happy_path_in_the_runbooks_order(rig):
     assert apply.rc == 0, apply.stdout[-4000:]
     folder = newest_evidence(run.evidence, "capi_rollout")
     verify = json.loads((folder / "verify.json").read_text())
-    assert [x["passed"] for x in verify["checks"]] == [True, True, True]
+    assert [x["passed"] for x in verify["checks"]] == [True, True, True, True], verify
+    assert verify["checks"][1] == {"name": "node worker-1 carries its labels and taints again", "passed": True,
+                                   "detail": "labels homelab.k8s-ha/fixture=talos-capi, %s; taints %s:%s"
+                                   % (lane, lane, LANES["effect"])}
+    # a new Node object (CAPI deleted the old one), with the lane back
+    node = c.get_json("node", "worker-1")
+    assert node["metadata"]["uid"] != uid and node["metadata"]["labels"][LANES["label"]] == LANES["secondary"]
+    assert LANE_TAINT in [{k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]]
+    assert [e["event"] for e in sim.events("node-drained", "node-deleted") if e["node"] == "worker-1"] == [
+        "node-drained", "node-deleted"]
     after = json.loads((folder / "after.json").read_text())
     replacement = after["replacement"]
     assert replacement and sim.machine(target) is None
@@ -141,6 +163,8 @@ def test_happy_path_in_the_runbooks_order(rig):
     record("capi_rollout, happy path", "no rollback: CAPI replaced the Machine (a deleted Machine does not come "
            "back) and the run restored the LINSTOR node itself", check_writes=check_writes,
            again_writes=simulated_writes(rig, offset, puts, calls))
+    c.kubectl("label", "node", "worker-1", LANES["label"] + "-")
+    c.kubectl("taint", "node", "worker-1", "%s:%s-" % (LANES["label"], LANES["effect"]))
 
 
 def simulated_writes(rig, offset, puts, calls):
@@ -222,6 +246,66 @@ def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_roll
            rollback_diff=["LINSTOR node %s: flags were %s, are %s" % (n, flags_before.get(n), flags_after.get(n))
                           for n in sorted(set(flags_before) | set(flags_after))
                           if flags_before.get(n) != flags_after.get(n)])
+
+
+def test_a_run_stopped_after_the_delete_leaves_the_nodes_lane_to_its_rollback(rig):
+    """talosctl fails after CAPI deleted the Machine and its Node: the run stops with worker-1
+    evacuated in LINSTOR and, once the host has registered the node again, without its lane
+    label and taint. The rollback that run's report names restores the LINSTOR node and puts
+    the lane back."""
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    target = on_node(sim, "worker-1")
+    lane = "%s=%s" % (LANES["label"], LANES["secondary"])
+    c.kubectl("label", "node", "worker-1", lane, "--overwrite")
+    c.kubectl("taint", "node", "worker-1", lane + ":" + LANES["effect"], "--overwrite")
+    sim.mark_unhealthy(target)
+    config = json.loads(rig.talosconfig.read_text())
+    rig.talosconfig.write_text(json.dumps(dict(config, fault="fail")))
+    try:
+        plan = plan_of(run, run(check=True))
+        stopped = run(approve_plan=plan["id"])
+    finally:
+        rig.talosconfig.write_text(json.dumps(config))
+    assert stopped.rc != 0 and "talosctl reboot of worker-1 (10.10.0.21) failed" in stopped.stdout, stopped.stdout[-3000:]
+    assert sim.machine(target) is None and c.api_get("/api/v1/nodes/worker-1")[0] == 404
+    run_dir = newest_evidence(run.evidence, "capi_rollout")
+    record_ = json.loads((run_dir / "rollback.json").read_text())
+    assert record_["linstor_node"] == "worker-1"
+    assert record_["node_carry"] == {"node": "worker-1", "labels": {"homelab.k8s-ha/fixture": "talos-capi",
+                                                                    LANES["label"]: LANES["secondary"]},
+                                     "taints": [LANE_TAINT]}
+    report = " ".join((run_dir / "report.md").read_text().split())
+    assert "after CAPI deleted the Machine and its Node: the node registers again without its labels and taints, " \
+           "which the rollback puts back" in report, report
+
+    # before the host is back, the rollback's plan says it cannot put the lane back yet
+    check = run(ROLLBACK, check=True, rollback_from=str(run_dir))
+    assert check.rc == 0, check.stdout[-3000:]
+    assert "node worker-1 has not registered again yet (CAPI deleted it with the Machine): run this rollback " \
+           "again once it has" in " ".join(check.stdout.split())
+    # the host comes back: its kubelet registers a bare Node, CAPI's replacement takes it
+    sim.adopt_replacements()
+    assert LANES["label"] not in c.get_json("node", "worker-1")["metadata"]["labels"]
+    puts, offset = len(linstor.puts()), audit_size(c)
+    check = run(ROLLBACK, check=True, rollback_from=str(run_dir))
+    assert check.rc == 0 and writes(c, offset) == [] and len(linstor.puts()) == puts, check.stdout[-3000:]
+    undo = json.loads((newest_evidence(run.evidence, "capi_rollout_rollback") / "plan.json").read_text())
+    assert undo["items"] == [
+        {"object": "LinstorNode/worker-1", "action": "restore", "flags": ["EVACUATE"], "then": "settle"},
+        {"object": "Node/worker-1", "action": "put back", "labels": {LANES["label"]: LANES["secondary"]},
+         "taints": [LANE_TAINT]}]
+    done = run(ROLLBACK, rollback_from=str(run_dir), approve_plan=undo["id"])
+    assert done.rc == 0, done.stdout[-3000:]
+    verify = json.loads((newest_evidence(run.evidence, "capi_rollout_rollback") / "verify.json").read_text())
+    assert [ch["name"] for ch in verify["checks"] if ch["passed"]] == [
+        "LINSTOR node worker-1 restored", "LINSTOR settled and no faulty resource",
+        "node worker-1 carries its labels and taints again"], verify
+    node = c.get_json("node", "worker-1")
+    assert node["metadata"]["labels"][LANES["label"]] == LANES["secondary"]
+    assert LANE_TAINT in [{k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]]
+    assert linstor.nodes["worker-1"]["flags"] == []
+    c.kubectl("label", "node", "worker-1", LANES["label"] + "-")
+    c.kubectl("taint", "node", "worker-1", "%s:%s-" % (LANES["label"], LANES["effect"]))
 
 
 def test_a_resync_that_never_settles_fails_explicitly_after_the_reboot(rig):

@@ -13,8 +13,12 @@ writes passes the same schemas the real controllers' writes do:
   ``status.addresses`` (InternalIP) and a ``NodeHealthy`` condition that follows its
   Node's Ready condition. Conditions others set (HealthCheckSucceeded, as a
   MachineHealthCheck would) are kept.
-- **Machine deletion**: a Machine with a deletionTimestamp is drained the CAPI way in
-  short (its node is cordoned), then its finalizer is removed and it is gone. Its owner
+- **Machine deletion** (``reconcileDelete``, see ``_deleting``): while another control
+  plane Machine remains, the node is cordoned and drained through the Eviction API
+  (PodDisruptionBudgets hold it), its volumes must detach, and the Node object is
+  deleted; then the finalizer is removed and the Machine is gone. The host's kubelet
+  registers a new Node on its next start (``localcluster.node_up``), without the
+  labels and taints the old one had. Its owner
   (the TalosControlPlane, or the MachineSet named by ``cluster.x-k8s.io/set-name``)
   creates a replacement Machine at once, phase Provisioning, without a node. In this
   no-spare topology the replacement takes the same host: once that node has been
@@ -57,12 +61,20 @@ CP_LABEL, SET_LABEL, MD_LABEL = "cluster.x-k8s.io/control-plane", "cluster.x-k8s
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
 PAUSED, SKIP_REMEDIATION = "cluster.x-k8s.io/paused", "cluster.x-k8s.io/skip-remediation"
 REMEDIATE_ANN = "cluster.x-k8s.io/remediate-machine"
+EXCLUDE_DRAIN = "machine.cluster.x-k8s.io/exclude-node-draining"
+EXCLUDE_VOLUMES = "machine.cluster.x-k8s.io/exclude-wait-for-node-volume-detach"
 FIXTURES = HERE.parent / "fixtures"
 USER = "capi-sim"
 
 
 def _ready(node):
     return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def _unreachable(node):
+    """``noderefutil.IsNodeUnreachable``: its Ready condition is Unknown."""
+    return any(c.get("type") == "Ready" and c.get("status") == "Unknown"
                for c in (node.get("status") or {}).get("conditions") or [])
 
 
@@ -129,6 +141,7 @@ class CapiSimulator:
         api = config.new_client_from_config(str(kubeconfig))
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
+        self.storage = client.StorageV1Api(api)
         c.kubectl("apply", "-f", str(FIXTURES / "talos-capi-objects"))
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -336,16 +349,40 @@ class CapiSimulator:
         return None, None
 
     def _deleting(self, m, nodes):
+        """``machine_controller.reconcileDelete`` (v1.11), without hooks and timeouts: when
+        ``isDeleteNodeAllowed`` (a nodeRef, and not the cluster's last control plane
+        Machine), drain the node (``drainNode``: cordon, evict through the Eviction API,
+        so PodDisruptionBudgets hold it, again each pass until no pod is left), wait for
+        its volumes to detach (``shouldWaitForNodeVolumes``), and delete the Node
+        (``deleteNode``); then remove the finalizer. The Machine annotations
+        ``exclude-node-draining`` and ``exclude-wait-for-node-volume-detach`` skip a
+        step, as upstream; an unreachable node skips the volume wait, and its pods
+        already terminating longer than 1 s no longer hold the drain."""
         name = m["metadata"]["name"]
         node = ((m.get("status") or {}).get("nodeRef") or {}).get("name")
+        ann = m["metadata"].get("annotations") or {}
         if name not in self.drained:
             self.drained.add(name)
             self.record("machine-deleting", machine=name, node=node)
-            if node in nodes:
-                self.core.patch_node(node, {"spec": {"unschedulable": True}})
-                self.record("node-drained", machine=name, node=node)
         if name in (self.faults.get("stuck-deleting") or []):
             return
+        allowed = node is not None and self._delete_node_allowed(m)
+        n = nodes.get(node) if allowed else None
+        if n is not None:
+            if EXCLUDE_DRAIN not in ann and not self._drain(name, n):
+                return
+            if EXCLUDE_VOLUMES not in ann and not _unreachable(n) and self._attached(n):
+                self._once("volumes-attached", machine=name, node=node)
+                return
+        if n is not None:
+            from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+            try:
+                self.core.delete_node(node)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+            self.record("node-deleted", machine=name, node=node)
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", name,
                                                    {"metadata": {"finalizers": None}})
         self.record("machine-deleted", machine=name, node=node)
@@ -366,6 +403,69 @@ class CapiSimulator:
         self.pending[new] = {"node": node, "ip": ip, "seen_down": False}
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", body)
         self.record("replacement-created", machine=new, replaces=name, node=node)
+
+    def _delete_node_allowed(self, m):
+        """``isDeleteNodeAllowed`` (v1.11): a nodeRef, and at least one control plane Machine
+        of the cluster that is not being deleted (``errNoControlPlaneNodes``); so the
+        only control plane Machine's Node is neither drained nor deleted."""
+        del m  # the nodeRef is checked by the caller
+        return any(CP_LABEL in (x["metadata"].get("labels") or {}) and not x["metadata"].get("deletionTimestamp")
+                   for x in self.machines())
+
+    def _drain(self, machine, node):
+        """One pass of ``drainNode``: cordon, then evict every pod on the node except
+        DaemonSet and mirror pods (``GetPodsForEviction``); True once none is left."""
+        from kubernetes.client.rest import ApiException as _ApiException
+
+        name = node["metadata"]["name"]
+        if not (node.get("spec") or {}).get("unschedulable"):
+            self.core.patch_node(name, {"spec": {"unschedulable": True}})
+            self.record("node-cordoned", machine=machine, node=name)
+        unreachable = _unreachable(node)
+        left = []
+        for pod in self.core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + name).items:
+            meta = pod.metadata
+            if any(o.kind == "DaemonSet" for o in meta.owner_references or []) or \
+                    "kubernetes.io/config.mirror" in (meta.annotations or {}):
+                continue
+            if pod.status.phase in ("Succeeded", "Failed"):
+                continue
+            if meta.deletion_timestamp is not None:
+                age = (datetime.datetime.now(datetime.timezone.utc) - meta.deletion_timestamp).total_seconds()
+                if not (unreachable and age > 1):
+                    left.append("%s/%s (terminating)" % (meta.namespace, meta.name))
+                continue
+            body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": meta.name, "namespace": meta.namespace}}
+            if unreachable:
+                body["deleteOptions"] = {"gracePeriodSeconds": 1}
+            try:
+                self.core.create_namespaced_pod_eviction(meta.name, meta.namespace, body)
+                self.record("pod-evicted", machine=machine, node=name, pod="%s/%s" % (meta.namespace, meta.name))
+            except _ApiException as e:
+                if e.status == 404:
+                    continue
+                # 429: a PodDisruptionBudget allows no disruption now; drainNode retries later
+                self._once("eviction-refused", machine=machine, node=name,
+                           pod="%s/%s" % (meta.namespace, meta.name), status=e.status)
+            left.append("%s/%s" % (meta.namespace, meta.name))
+        if left:
+            return False
+        self._once("node-drained", machine=machine, node=name)
+        return True
+
+    def _attached(self, node):
+        """``getAttachedVolumeInformation``: the node's ``status.volumesAttached`` and the
+        VolumeAttachments for it that are attached."""
+        name = node["metadata"]["name"]
+        if (node.get("status") or {}).get("volumesAttached"):
+            return True
+        return any(va.spec.node_name == name and va.status is not None and va.status.attached
+                   for va in self.storage.list_volume_attachment().items)
+
+    def _once(self, event, **fields):
+        if not any(e["event"] == event and all(e.get(k) == v for k, v in fields.items()) for e in self.history):
+            self.record(event, **fields)
 
     def _owners(self, machines, nodes):
         def counts(selected):
@@ -415,6 +515,13 @@ class CapiSimulator:
         rebooted (for a test that stopped before the reboot)."""
         for p in list(self.pending.values()):
             p["seen_down"] = True
+            if self.cluster.api_get("/api/v1/nodes/" + p["node"])[0] == 404:
+                # the Node went with its Machine: the host's reboot registers it again
+                try:
+                    self.cluster.node_down(p["node"])
+                except ValueError:
+                    pass  # its kwok was not running
+                self.cluster.node_up(p["node"])
         self.wait("every machine Running", lambda: all(
             (m.get("status") or {}).get("phase") == "Running" for m in self.machines()), timeout=30)
 

@@ -343,3 +343,104 @@ def test_a_remediation_capi_has_started_refuses_even_when_the_machine_is_exclude
         {"type": "ExternallyRemediated", "status": "False", "reason": "WaitingForRemediation"}])
     assert C.capi_remediation_errors(ext, [], CLUSTER, "TalosControlPlane")[0].startswith(
         "machine w1: an external remediation request is in flight")
+
+
+# --- what a Node that CAPI deleted with its Machine lacks when it registers again ----------
+LANE_TAINT = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
+
+
+def _node(labels, taints=()):
+    return {"metadata": {"name": "worker-1", "labels": dict(labels)}, "spec": {"taints": [dict(t) for t in taints]}}
+
+
+def test_the_carry_is_what_a_new_registration_would_not_bring_back():
+    node = _node({"kubernetes.io/hostname": "worker-1", "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": "a",
+                  "node-role.kubernetes.io/worker": "", "team.node.cluster.x-k8s.io/x": "y",
+                  "workload-lane": "secondary", "gpu": "true"},
+                 [dict(LANE_TAINT, timeAdded="2026-12-04T00:00:00Z"),
+                  {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+                  {"key": "node.cluster.x-k8s.io/uninitialized", "effect": "NoSchedule"},
+                  {"key": "gpu", "effect": "NoSchedule"}])
+    assert C.node_carry(node) == {"labels": {"gpu": "true", "workload-lane": "secondary"},
+                                  "taints": [LANE_TAINT, {"key": "gpu", "effect": "NoSchedule"}]}
+    assert C.node_carry(None) == {"labels": {}, "taints": []}
+
+
+def test_a_new_registration_lacks_the_carry_and_with_carry_puts_it_back_without_touching_the_rest():
+    carry = {"labels": {"workload-lane": "secondary"}, "taints": [LANE_TAINT]}
+    fresh = _node({"kubernetes.io/hostname": "worker-1"}, [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}])
+    assert C.carry_missing(fresh, carry) == carry
+    assert C.carry_text(C.carry_missing(fresh, carry)) == \
+        "labels workload-lane=secondary; taints workload-lane=secondary:NoSchedule"
+    back = C.with_carry(fresh, carry)
+    assert back["metadata"]["labels"] == {"kubernetes.io/hostname": "worker-1", "workload-lane": "secondary"}
+    assert back["spec"]["taints"] == [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}, LANE_TAINT]
+    assert C.carry_missing(back, carry) == {"labels": {}, "taints": []}
+    # a taint of the same key and effect with another value is replaced, as kubectl taint --overwrite does
+    other = _node({}, [dict(LANE_TAINT, value="primary")])
+    assert C.with_carry(other, carry)["spec"]["taints"] == [LANE_TAINT]
+    assert C.carry_text({"labels": {}, "taints": []}) == "nothing"
+
+
+def test_the_plan_says_what_the_node_gets_back():
+    carry = {"labels": {"workload-lane": "secondary"}, "taints": [LANE_TAINT]}
+    target = {"machine": {"name": "w-1", "uid": "u1", "control_plane": False, "reasons": ["phase Failed"]},
+              "node": "worker-1", "ip": "10.10.0.21", "talosctl": ["talosctl", "reboot"], "carry": carry}
+    items, report = C.rollout_plan("default/homelab", target, [], False, "lvm-thick", None)
+    assert items[1] == {"step": "reboot", "node": "worker-1", "command": ["talosctl", "reboot"], "carry": carry}
+    assert report[2] == ("  2. reboot: talosctl reboot; wait until worker-1 is Ready, and put back on it what a Node"
+                         " CAPI deleted with its Machine lacks when it registers again: labels workload-lane=secondary;"
+                         " taints workload-lane=secondary:NoSchedule")
+
+
+def _machine(name, node, cp=False, **meta):
+    labels = {C.CLUSTER_LABEL: "homelab"}
+    if cp:
+        labels[C.CP_LABEL] = ""
+    return {"metadata": dict({"name": name, "namespace": "homelab", "labels": labels}, **meta),
+            "status": {"nodeRef": {"name": node}}}
+
+
+def _pod(name, labels, **meta):
+    return {"metadata": dict({"name": name, "namespace": "apps", "labels": labels}, **meta), "status": {"phase": "Running"}}
+
+
+def _pdb(allowed, selector=None):
+    return {"metadata": {"name": "db", "namespace": "apps"},
+            "spec": {"selector": selector if selector is not None else {"matchLabels": {"app": "db"}}},
+            "status": {"disruptionsAllowed": allowed}}
+
+
+def test_a_budget_that_allows_no_disruption_of_a_pod_on_the_node_refuses_before_the_drain_would_hang():
+    worker, cp = _machine("w-1", "worker-1"), _machine("cp-1", "cp-1", cp=True)
+    pods = [_pod("db-0", {"app": "db"})]
+    errors = C.drain_errors(worker, [worker, cp], pods, [_pdb(0)])
+    assert errors == ["CAPI drains node worker-1 before it deletes Machine w-1, and PodDisruptionBudget apps/db"
+                      " allows no disruption of pod apps/db-0 now (disruptionsAllowed 0): the drain would wait with"
+                      " the node already evacuated. Let the budget allow one (another replica Ready elsewhere, or a"
+                      " lower minAvailable), then run again"]
+    assert C.drain_errors(worker, [worker, cp], pods, [_pdb(1)]) == []
+    # an empty selector selects every pod of its namespace (policy/v1); another namespace's budget none
+    assert C.drain_errors(worker, [worker, cp], pods, [_pdb(0, selector={})])
+    assert C.drain_errors(worker, [worker, cp], pods, [dict(_pdb(0), metadata={"name": "db", "namespace": "x"})]) == []
+
+
+@pytest.mark.parametrize("case", ["daemonset", "mirror", "terminating", "finished", "excluded", "last-control-plane"])
+def test_what_capis_drain_does_not_evict_does_not_refuse(case):
+    worker, cp = _machine("w-1", "worker-1"), _machine("cp-1", "cp-1", cp=True)
+    machines, target = [worker, cp], worker
+    pod = _pod("db-0", {"app": "db"})
+    if case == "daemonset":
+        pod["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent"}]
+    elif case == "mirror":
+        pod["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "x"}
+    elif case == "terminating":
+        pod["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    elif case == "finished":
+        pod["status"]["phase"] = "Succeeded"
+    elif case == "excluded":
+        worker["metadata"]["annotations"] = {C.EXCLUDE_NODE_DRAINING: ""}
+    else:  # isDeleteNodeAllowed: no other control plane Machine, so no drain and no Node deletion
+        target, machines = cp, [worker, cp]
+        pod["spec"] = {"nodeName": "cp-1"}
+    assert C.drain_errors(target, machines, [pod], [_pdb(0)]) == []
