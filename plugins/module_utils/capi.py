@@ -230,7 +230,36 @@ def select(machines, nodes, scope="all", wanted=None, max_unavailable=1):
                       % (len(down), "control plane" if cp else "worker",
                          "; ".join("%s: %s" % kv for kv in sorted(down.items())), max_unavailable,
                          machine["metadata"]["name"]))
+    if cp:
+        errors += etcd_quorum_errors(machine, peers, nodes)
     return machine, why, errors
+
+
+def etcd_quorum_errors(machine, control_plane, nodes):
+    """Whether removing ``machine``'s etcd member keeps etcd's quorum, as the
+    KubeadmControlPlane's ``canSafelyRemoveEtcdMember`` (v1.11) asks before it remediates
+    (the Talos control plane provider has no such rule): with the member gone, the healthy
+    members left must be at least a quorum of the members left, ``(n - 1) // 2 + 1``.
+
+    Every control plane Machine counts as one member (Talos runs etcd on each control
+    plane node); deleting, unhealthy and not Running ones count as unhealthy. A
+    single-member etcd has no quorum to keep: the no-spare remediation brings its one
+    member back on the same host."""
+    members = list(control_plane or [])
+    if len(members) < 2:
+        return []
+    name = machine["metadata"]["name"]
+    down = unavailable(members, nodes)
+    healthy = sorted(m["metadata"]["name"] for m in members if m["metadata"]["name"] != name
+                     and m["metadata"]["name"] not in down)
+    left = len(members) - 1
+    quorum = left // 2 + 1
+    if len(healthy) >= quorum:
+        return []
+    return ["removing control plane machine %s would leave etcd %d member(s), %d of them healthy (%s), below"
+            " its quorum of %d (KubeadmControlPlane's canSafelyRemoveEtcdMember): etcd would stop. Bring back"
+            " %s first" % (name, left, len(healthy), ", ".join(healthy) or "none", quorum,
+                           ", ".join("%s (%s)" % kv for kv in sorted(down.items()) if kv[0] != name))]
 
 
 # ---- CAPI's own remediation ---------------------------------------------------------------

@@ -444,3 +444,30 @@ def test_what_capis_drain_does_not_evict_does_not_refuse(case):
         target, machines = cp, [worker, cp]
         pod["spec"] = {"nodeName": "cp-1"}
     assert C.drain_errors(target, machines, [pod], [_pdb(0)]) == []
+
+
+def test_a_control_plane_machine_whose_removal_breaks_etcd_quorum_is_refused_whatever_the_unavailable_limit():
+    ns = nodes(node("cp-1", "False"), node("cp-2", "False"), node("cp-3"))
+    ms = [machine("cp-a", "cp-1", cp=True), machine("cp-b", "cp-2", cp=True), machine("cp-c", "cp-3", cp=True)]
+    # three members, two down: removing cp-a leaves two, one healthy, below a quorum of two
+    m, _why, errors = C.select(ms, ns, max_unavailable=3)
+    assert m["metadata"]["name"] == "cp-a"
+    assert errors == ["removing control plane machine cp-a would leave etcd 2 member(s), 1 of them healthy (cp-c),"
+                      " below its quorum of 2 (KubeadmControlPlane's canSafelyRemoveEtcdMember): etcd would stop."
+                      " Bring back cp-b (node cp-2 Ready=False) first"]
+    # one down of three: two healthy members left, quorum kept
+    ns["cp-2"] = node("cp-2")
+    assert C.select(ms, ns, max_unavailable=3)[2] == []
+
+
+@pytest.mark.parametrize("members, down, refused", [
+    (1, 1, False),  # one member: it comes back on the same host (no-spare remediation)
+    (2, 1, False),  # one left, healthy: quorum 1
+    (2, 2, True),   # one left, unhealthy
+    (4, 2, False),  # three left, two healthy: quorum 2
+    (5, 3, True),   # four left, two healthy: quorum 3
+])
+def test_etcd_quorum_after_the_removal(members, down, refused):
+    ms = [machine("cp-%d" % i, "n-%d" % i, cp=True) for i in range(members)]
+    ns = nodes(*[node("n-%d" % i, "False" if i < down else "True") for i in range(members)])
+    assert bool(C.etcd_quorum_errors(ms[0], ms, ns)) is refused
