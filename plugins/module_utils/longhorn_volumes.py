@@ -91,7 +91,8 @@ def volume_view(volume, replicas, engine):
         "node": status.get("currentNodeID") or "",
         "robustness": status.get("robustness", ""),
         "replica_list": [{"name": r["metadata"]["name"], "node": r["spec"].get("nodeID") or "",
-                          "mode": modes.get(r["metadata"]["name"], ""), "failed": _failed(r)}
+                          "mode": modes.get(r["metadata"]["name"], ""), "failed": _failed(r),
+                          "retries": int(r["spec"].get("rebuildRetryCount") or 0)}
                          for r in mine],
         "rebuilding": rebuilding(engine),
     }
@@ -303,11 +304,16 @@ class Watch(object):
 
     ``observe(view)`` returns ``("done", text)``, ``("waiting", text)`` or
     ``("failed", text)``. The rebuild-storm guard: a replica that fails during the
-    wait, or more rebuilds than replicas added, is a failure."""
+    wait, or more rebuilds than replicas added, is a failure. So is a failed replica
+    that Longhorn reuses in place (``CheckAndReuseFailedReplica``: the same replica, its
+    failedAt cleared and ``spec.rebuildRetryCount`` one up, rebuilt again, up to
+    ``FailedReplicaMaxRetryCount`` times): its failure may come and go between two reads,
+    and its name does not change, so the guard counts its retries, not only names."""
 
     def __init__(self, before, target):
         self.target = target
         self.known_failed = set(r["name"] for r in before["replica_list"] if r["failed"])
+        self.retries = dict((r["name"], r.get("retries", 0)) for r in before["replica_list"])
         self.to_add = max(0, target - len([r for r in before["replica_list"] if not r["failed"]]))
         self.rebuilt = set()
 
@@ -323,8 +329,11 @@ class Watch(object):
         newly_failed = sorted(r["name"] + " on " + (r["node"] or "no node")
                               for r in view["replica_list"]
                               if (r["failed"] or r["mode"] == "ERR") and r["name"] not in self.known_failed)
-        if newly_failed:
-            return "failed", "%s: a rebuild failed: replica %s" % (name, ", ".join(newly_failed))
+        retried = sorted("%s on %s (Longhorn retries it in place: rebuildRetryCount %d)" % (
+            r["name"], r["node"] or "no node", r.get("retries", 0))
+            for r in view["replica_list"] if r.get("retries", 0) > self.retries.get(r["name"], 0))
+        if newly_failed or retried:
+            return "failed", "%s: a rebuild failed: replica %s" % (name, ", ".join(newly_failed + retried))
         if len(self.rebuilt) > self.to_add:
             text = "%s: rebuild repeated (%d rebuilds for %d new replica(s): %s)" % (
                 name, len(self.rebuilt), self.to_add, ", ".join(sorted(self.rebuilt)))

@@ -101,6 +101,13 @@ def test_failing_rebuild_stops_the_run_after_that_volume(opted_in, run_playbook)
     assert r["stopped"] == {"volumes": ["pvc-arr-lts"], "patched": True, "reason": r["stopped"]["reason"]}
     assert "a rebuild failed: replica pvc-arr-lts-r-" in r["stopped"]["reason"]
     assert r["remaining"] == VOLUMES[1:] and r["rollback"] == {"pvc-arr": 1, "pvc-arr-lts": 1}
+    # Longhorn reused the failed replica in place (CheckAndReuseFailedReplica): the same name,
+    # one retry; the module stopped on it whether or not it read the replica while failed
+    failed = [e["replica"] for e in sim.history() if e["event"] == "rebuild-failed" and e["volume"] == "pvc-arr-lts"]
+    reused = [(e["replica"], e["retries"]) for e in sim.history()
+              if e["event"] == "replica-reused" and e["volume"] == "pvc-arr-lts"]
+    assert len(failed) == 1 and reused == [(failed[0], 1)], sim.history()
+    assert failed[0] in r["stopped"]["reason"]
     # the volumes after it were never touched
     assert sorted(e["objectRef"]["name"] for e in writes(c, offset, "volumes")) == ["pvc-arr", "pvc-arr-lts"]
     assert counts(sim) == dict({v: 1 for v in VOLUMES}, **{"pvc-arr": 2, "pvc-arr-lts": 2})

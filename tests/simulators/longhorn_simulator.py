@@ -36,10 +36,12 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
 - **Faults**, read from the ConfigMap ``longhorn-simulator`` in the Longhorn namespace
   (comma-separated names):
   ``fail-rebuild`` - the next rebuild of these volumes fails at 50 %; the replica is
-  marked failed and, as in Longhorn, a new one is tried only after
-  ``replica-replenishment-wait-interval``;
-  ``loop-rebuild`` - every rebuild of these volumes fails at 50 % and starts again at
-  once (a rebuild storm);
+  marked failed and, as in Longhorn (CheckAndReuseFailedReplica), reused in place at
+  once: same name, failedAt cleared, ``rebuildRetryCount`` one up, rebuilt again (a
+  failed replica that cannot be reused waits for ``replica-replenishment-wait-interval``
+  before a new one is created);
+  ``loop-rebuild`` - every rebuild of these volumes fails at 50 %, the replica is
+  deleted and a new one starts at once (a rebuild storm);
   ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
   ``refuse-settings`` - the webhook refuses changes to these settings with HTTP 422, as
   Longhorn refuses some settings while volumes are attached;
@@ -297,6 +299,7 @@ class Simulator:
         self.history = self.state_dir / "history.jsonl"
         self.rebuilds = {}  # replica name -> {"start": t, "fail": bool}
         self.failed_once = set()  # volumes whose one fail-rebuild fault has fired
+        self.backoff = {}  # replica -> (last reuse, seconds): the volume controller's flowcontrol.Backoff
         self.httpd = None
         self.api = None
         self.faults = {}  # the fault ConfigMap as last read (the webhook reads it too)
@@ -641,6 +644,36 @@ class Simulator:
                                             "fromReplicaAddress": _address(_source(modes, rname))}
         active = [r for r in mine if not r["spec"].get("failedAt")]
 
+        # CheckAndReuseFailedReplica (replenishReplicas): while the volume is attached and no
+        # rebuild is in flight, a failed replica on a usable node whose retries are not used up
+        # (isFailedReplicaReusable, FailedReplicaMaxRetryCount 5) is reused in place, one at a
+        # time, the latest failed first: failedAt and healthyAt cleared, rebuildRetryCount one
+        # up when its rebuild failed; not while in its backoff (NewBackOff(1m, 3m): the first
+        # reuse at once, the next after 1, 2, then 3 minutes)
+        if node_id and len(active) < wanted and "WO" not in modes.values() and int(
+                _engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0) != 0:
+            reusable = sorted((r for r in mine if r["spec"].get("failedAt") not in (None, "", "deleted")
+                               and usable.get(r["spec"].get("nodeID"))
+                               and int(r["spec"].get("rebuildRetryCount") or 0) < 5
+                               and not r["spec"].get("evictionRequested")),
+                              key=lambda r: r["spec"]["failedAt"], reverse=True)
+            for r in reusable[:1]:
+                rname = r["metadata"]["name"]
+                last, delay = self.backoff.get(rname, (None, 0))
+                if last is not None and t - last < delay:
+                    continue
+                self.backoff[rname] = (t, 60 if last is None else min(delay * 2, 180))
+                retries = int(r["spec"].get("rebuildRetryCount") or 0) + (
+                    1 if self.rebuilds.get("failed-rebuild:" + rname) else 0)
+                self._spec("replicas", r, {"failedAt": "", "healthyAt": "", "rebuildRetryCount": retries})
+                self._status("replicas", r, dict(r.get("status") or {}, currentState="running"))
+                modes[rname] = "pending"
+                self.rebuilds.pop("failed:" + rname, None)
+                self.rebuilds.pop("failed-rebuild:" + rname, None)
+                active.append(r)
+                self.record("replica-reused", volume=vname, replica=rname, node=r["spec"]["nodeID"],
+                            retries=retries)
+
         # too few: schedule and create; too many: remove
         recently_failed = [r for r in mine if r["spec"].get("failedAt") not in (None, "", "deleted")
                            and vname not in faults.get("loop-rebuild", set())]
@@ -825,6 +858,8 @@ class Simulator:
         rebuild.pop(_address(rname), None)
         self.rebuilds.pop(rname, None)
         self.rebuilds["failed:" + rname] = time.time()
+        if was == "WO":  # datastore.IsReplicaRebuildingFailed: a reuse counts a retry
+            self.rebuilds["failed-rebuild:" + rname] = True
         self._spec("replicas", r, {"failedAt": now_iso()})
         self._status("replicas", r, dict(r.get("status") or {}, currentState="error"))
         self.record("rebuild-failed" if was == "WO" else "replica-failed", volume=r["spec"]["volumeName"],

@@ -27,9 +27,10 @@ def volume(name, replicas=1, state="attached", robustness="healthy", pvc=None, n
     return {"metadata": {"name": name}, "spec": {"numberOfReplicas": replicas}, "status": status}
 
 
-def replica(name, vol, node, failed=False):
+def replica(name, vol, node, failed=False, retries=0):
     return {"metadata": {"name": name},
-            "spec": {"volumeName": vol, "nodeID": node, "failedAt": "2026-11-21T00:00:00Z" if failed else ""}}
+            "spec": {"volumeName": vol, "nodeID": node, "failedAt": "2026-11-21T00:00:00Z" if failed else "",
+                     "rebuildRetryCount": retries}}
 
 
 def engine(vol, modes, rebuilding=None):
@@ -240,6 +241,27 @@ def test_watch_stops_on_a_repeated_rebuild():
                    [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-3": "WO"})])[0]
     state, text = w.observe(second)
     assert state == "failed" and text.startswith("pvc-a: rebuild repeated (2 rebuilds for 1 new replica(s)")
+
+
+def test_watch_stops_on_a_rebuild_longhorn_retries_in_place_even_when_the_failure_went_unseen():
+    """CheckAndReuseFailedReplica: the failed replica is reused, same name, failedAt cleared,
+    rebuildRetryCount one up. Between two reads the failure can come and go: by names and
+    failedAt alone the guard would see one replica rebuilding all along."""
+    w = Watch(one_volume()[0], 2)
+    rebuilding = views([volume("pvc-a", 2, robustness="degraded")],
+                       [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1")],
+                       [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
+    assert w.observe(rebuilding)[0] == "waiting"
+    again = views([volume("pvc-a", 2, robustness="degraded")],
+                  [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1", retries=1)],
+                  [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
+    assert w.observe(again) == ("failed", "pvc-a: a rebuild failed: replica pvc-a-r-2 on worker-1 (Longhorn retries"
+                                          " it in place: rebuildRetryCount 1)")
+    # retries from before the patch are not this run's
+    before = views([volume("pvc-a", 2, robustness="degraded")],
+                   [replica("pvc-a-r-1", "pvc-a", "miniserver", retries=2)], [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
+    assert Watch(before, 2).observe(dict(rebuilding, replica_list=[
+        dict(r, retries=2) if r["name"] == "pvc-a-r-1" else r for r in rebuilding["replica_list"]]))[0] == "waiting"
 
 
 def test_watch_ignores_failures_from_before_the_patch():
