@@ -229,17 +229,18 @@ def test_watch_stops_when_the_volume_detaches_during_the_change():
         "pvc-a: the volume is detaching, no longer attached")
 
 
+def rebuilding_second(second="pvc-a-r-2", retries=0):
+    """pvc-a degraded: pvc-a-r-1 running on miniserver, ``second`` rebuilding on worker-1."""
+    return views([volume("pvc-a", 2, robustness="degraded")],
+                 [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica(second, "pvc-a", "worker-1", retries=retries)],
+                 [engine("pvc-a", {"pvc-a-r-1": "RW", second: "WO"})])[0]
+
+
 def test_watch_stops_on_a_repeated_rebuild():
     w = Watch(one_volume()[0], 2)
-    first = views([volume("pvc-a", 2, robustness="degraded")],
-                  [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1")],
-                  [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
-    assert w.observe(first)[0] == "waiting"
+    assert w.observe(rebuilding_second())[0] == "waiting"
     # the first attempt vanished unseen as failed; a second replica rebuilds: a storm
-    second = views([volume("pvc-a", 2, robustness="degraded")],
-                   [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-3", "pvc-a", "worker-1")],
-                   [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-3": "WO"})])[0]
-    state, text = w.observe(second)
+    state, text = w.observe(rebuilding_second("pvc-a-r-3"))
     assert state == "failed" and text.startswith("pvc-a: rebuild repeated (2 rebuilds for 1 new replica(s)")
 
 
@@ -248,20 +249,15 @@ def test_watch_stops_on_a_rebuild_longhorn_retries_in_place_even_when_the_failur
     rebuildRetryCount one up. Between two reads the failure can come and go: by names and
     failedAt alone the guard would see one replica rebuilding all along."""
     w = Watch(one_volume()[0], 2)
-    rebuilding = views([volume("pvc-a", 2, robustness="degraded")],
-                       [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1")],
-                       [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
-    assert w.observe(rebuilding)[0] == "waiting"
-    again = views([volume("pvc-a", 2, robustness="degraded")],
-                  [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1", retries=1)],
-                  [engine("pvc-a", {"pvc-a-r-1": "RW", "pvc-a-r-2": "WO"})])[0]
-    assert w.observe(again) == ("failed", "pvc-a: a rebuild failed: replica pvc-a-r-2 on worker-1 (Longhorn retries"
-                                          " it in place: rebuildRetryCount 1)")
-    # retries from before the patch are not this run's
+    assert w.observe(rebuilding_second())[0] == "waiting"
+    assert w.observe(rebuilding_second(retries=1)) == (
+        "failed", "pvc-a: a rebuild failed: replica pvc-a-r-2 on worker-1 (Longhorn retries it in place:"
+                  " rebuildRetryCount 1)")
+    # retries from before the change are not this run's
     before = views([volume("pvc-a", 2, robustness="degraded")],
-                   [replica("pvc-a-r-1", "pvc-a", "miniserver", retries=2)], [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
-    assert Watch(before, 2).observe(dict(rebuilding, replica_list=[
-        dict(r, retries=2) if r["name"] == "pvc-a-r-1" else r for r in rebuilding["replica_list"]]))[0] == "waiting"
+                   [replica("pvc-a-r-1", "pvc-a", "miniserver"), replica("pvc-a-r-2", "pvc-a", "worker-1", failed=True, retries=2)],
+                   [engine("pvc-a", {"pvc-a-r-1": "RW"})])[0]
+    assert Watch(before, 2).observe(rebuilding_second(retries=2))[0] == "waiting"
 
 
 def test_watch_ignores_failures_from_before_the_patch():
