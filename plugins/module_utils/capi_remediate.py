@@ -197,14 +197,13 @@ class Remediation(Steps):
             current = self.m.get("Node", "v1", node)
             if current is not None and carry and any(rules.carry_missing(current, carry).values()):
                 try:
-                    before, _after = self.m.update("Node", "v1", node, lambda n: rules.with_carry(n, carry))
+                    before, current = self.m.update("Node", "v1", node, lambda n: rules.with_carry(n, carry))
                 except ObjectNotFound:
                     return rules.node_ready(None)
                 missing = rules.carry_missing(before, carry)
                 restored["labels"].update(missing["labels"])
                 restored["taints"].extend(t for t in missing["taints"] if t not in restored["taints"])
                 self.say("node %s registered again without %s: put back" % (node, rules.carry_text(missing)))
-                current = self.m.get("Node", "v1", node)
             return rules.node_ready(current)
 
         ready, _state = self.wait("node %s Ready" % node, state, lambda s: s == "True", timeout)

@@ -51,6 +51,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "cluster"))
 
+from kubernetes.client.rest import ApiException  # noqa: E402  pylint: disable=wrong-import-position
 from localcluster import issue_cert, write_kubeconfig  # noqa: E402  pylint: disable=wrong-import-position
 
 GROUP, VERSION = "cluster.x-k8s.io", "v1beta2"
@@ -76,6 +77,14 @@ def _unreachable(node):
     """``noderefutil.IsNodeUnreachable``: its Ready condition is Unknown."""
     return any(c.get("type") == "Ready" and c.get("status") == "Unknown"
                for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def _delete_node_allowed(machines):
+    """``isDeleteNodeAllowed`` (v1.11), given a nodeRef: at least one control plane Machine
+    of the cluster that is not being deleted (``errNoControlPlaneNodes``); so the only
+    control plane Machine's Node is neither drained nor deleted."""
+    return any(CP_LABEL in (x["metadata"].get("labels") or {}) and not x["metadata"].get("deletionTimestamp")
+               for x in machines)
 
 
 def _stamp():
@@ -215,7 +224,7 @@ class CapiSimulator:
             meta = m["metadata"]
             name = meta["name"]
             if meta.get("deletionTimestamp"):
-                self._deleting(m, nodes)
+                self._deleting(m, machines, nodes)
                 continue
             status = dict(m.get("status") or {})
             ann = meta.get("annotations") or {}
@@ -348,7 +357,7 @@ class CapiSimulator:
                     want["type"], want["status"], want.get("timeoutSeconds") or 0)
         return None, None
 
-    def _deleting(self, m, nodes):
+    def _deleting(self, m, machines, nodes):
         """``machine_controller.reconcileDelete`` (v1.11), without hooks and timeouts: when
         ``isDeleteNodeAllowed`` (a nodeRef, and not the cluster's last control plane
         Machine), drain the node (``drainNode``: cordon, evict through the Eviction API,
@@ -366,17 +375,13 @@ class CapiSimulator:
             self.record("machine-deleting", machine=name, node=node)
         if name in (self.faults.get("stuck-deleting") or []):
             return
-        allowed = node is not None and self._delete_node_allowed(m)
-        n = nodes.get(node) if allowed else None
+        n = nodes.get(node) if node is not None and _delete_node_allowed(machines) else None
         if n is not None:
             if EXCLUDE_DRAIN not in ann and not self._drain(name, n):
                 return
             if EXCLUDE_VOLUMES not in ann and not _unreachable(n) and self._attached(n):
                 self._once("volumes-attached", machine=name, node=node)
                 return
-        if n is not None:
-            from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
-
             try:
                 self.core.delete_node(node)
             except ApiException as e:
@@ -404,19 +409,9 @@ class CapiSimulator:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, "machines", body)
         self.record("replacement-created", machine=new, replaces=name, node=node)
 
-    def _delete_node_allowed(self, m):
-        """``isDeleteNodeAllowed`` (v1.11): a nodeRef, and at least one control plane Machine
-        of the cluster that is not being deleted (``errNoControlPlaneNodes``); so the
-        only control plane Machine's Node is neither drained nor deleted."""
-        del m  # the nodeRef is checked by the caller
-        return any(CP_LABEL in (x["metadata"].get("labels") or {}) and not x["metadata"].get("deletionTimestamp")
-                   for x in self.machines())
-
     def _drain(self, machine, node):
         """One pass of ``drainNode``: cordon, then evict every pod on the node except
         DaemonSet and mirror pods (``GetPodsForEviction``); True once none is left."""
-        from kubernetes.client.rest import ApiException as _ApiException
-
         name = node["metadata"]["name"]
         if not (node.get("spec") or {}).get("unschedulable"):
             self.core.patch_node(name, {"spec": {"unschedulable": True}})
@@ -442,7 +437,7 @@ class CapiSimulator:
             try:
                 self.core.create_namespaced_pod_eviction(meta.name, meta.namespace, body)
                 self.record("pod-evicted", machine=machine, node=name, pod="%s/%s" % (meta.namespace, meta.name))
-            except _ApiException as e:
+            except ApiException as e:
                 if e.status == 404:
                     continue
                 # 429: a PodDisruptionBudget allows no disruption now; drainNode retries later
@@ -492,8 +487,6 @@ class CapiSimulator:
     def mark_unhealthy(self, machine, reason="UnhealthyNode", healthy=False):
         """What a MachineHealthCheck does: HealthCheckSucceeded False (or, with
         ``healthy``, the condition removed again)."""
-        from kubernetes.client.rest import ApiException
-
         for _attempt in range(20):
             m = self.machine(machine)
             status = dict(m.get("status") or {})

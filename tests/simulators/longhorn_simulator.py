@@ -650,8 +650,8 @@ class Simulator:
         # time, the latest failed first: failedAt and healthyAt cleared, rebuildRetryCount one
         # up when its rebuild failed; not while in its backoff (NewBackOff(1m, 3m): the first
         # reuse at once, the next after 1, 2, then 3 minutes)
-        if node_id and len(active) < wanted and "WO" not in modes.values() and int(
-                _engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0) != 0:
+        limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
+        if node_id and len(active) < wanted and "WO" not in modes.values() and limit != 0:
             reusable = sorted((r for r in mine if r["spec"].get("failedAt") not in (None, "", "deleted")
                                and usable.get(r["spec"].get("nodeID"))
                                and int(r["spec"].get("rebuildRetryCount") or 0) < 5
@@ -679,7 +679,6 @@ class Simulator:
                            and vname not in faults.get("loop-rebuild", set())]
         wait = int(_engine_value(settings["replica-replenishment-wait-interval"]) or 0)
         scheduled = {"type": "Scheduled", "status": "True", "reason": "", "message": ""}
-        limit = int(_engine_value(settings["concurrent-replica-rebuild-per-node-limit"]) or 0)
         for _i in range(wanted - len(active)):
             if mine and not node_id:
                 break  # replenishReplicas: a volume with replicas gets more only while attached
