@@ -53,6 +53,9 @@ DEFAULT_DIR = Path(os.environ.get("HOMELAB_CLUSTER_DIR", REPO / ".local" / "clus
 
 # Nodes carrying this annotation get a kwok process of their own (their "kubelet").
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+# what a kubelet with --enable-controller-attach-detach (its default) puts on its Node:
+# the attach/detach controller of kube-controller-manager manages only such nodes' volumes
+ATTACH_DETACH_ANNOTATION = "volumes.kubernetes.io/controller-managed-attach-detach"
 FIXTURE_LABEL = "homelab.k8s-ha/fixture"
 
 
@@ -726,7 +729,8 @@ class LocalCluster:
             labels[FIXTURE_LABEL] = fixture
         self.kubectl("create", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node, "labels": labels, "annotations": {KWOK_ANNOTATION: "fake"}}}))
+            "metadata": {"name": node, "labels": labels,
+                         "annotations": {KWOK_ANNOTATION: "fake", ATTACH_DETACH_ANNOTATION: "true"}}}))
         log(f"node {node} registered again (kubelet labels only)")
 
 

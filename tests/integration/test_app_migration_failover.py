@@ -72,6 +72,13 @@ def failover(longhorn, run_playbook, tmp_path):
     clear_lanes(c)
 
 
+def attachments(c, pv="pvc-arr"):
+    """(node, attached) of the VolumeAttachments of ``pv``."""
+    return sorted((a["spec"]["nodeName"], (a.get("status") or {}).get("attached"))
+                  for a in c.get_json("volumeattachments")["items"]
+                  if a["spec"]["source"].get("persistentVolumeName") == pv)
+
+
 def checked_then_applied(run, c, playbook=APPLY, name="app_migration", **args):
     return check_then_apply(run, c, playbook, name, **args)
 
@@ -124,6 +131,12 @@ def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
                 detached = max(e["t"] for e in events if e["event"] == "detached" and e["node"] == "miniserver")
                 assert detached < watch.first("ADDED", "notes-db-standby")
                 assert longhorn.volumes()["pvc-arr"]["status"]["currentNodeID"] == "worker-1"
+                # kube-controller-manager's VolumeAttachment moved with it: the one on miniserver
+                # was gone (detached, then released by the attacher) before the standby's pod existed
+                released = [e["t"] for e in longhorn.history() if e["event"] == "attachment-released"
+                            and e.get("volume") == "pvc-arr" and e["node"] == "miniserver"]
+                assert released and max(released) < watch.first("ADDED", "notes-db-standby")
+                longhorn.wait("pvc-arr's VolumeAttachment on worker-1 only", lambda: attachments(c) == [("worker-1", True)])
 
                 with proved(failover, c, "failback", "failback") as back:
                     verified(back)
@@ -138,7 +151,10 @@ def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
         assert c.kubectl("get", "deployment", "-n", "apps", "notes-db-primary", "notes-db-standby",
                          "--ignore-not-found", "-o", "name").stdout.strip() == ""
     assert watch.most == 1, watch.timeline
-    assert not [e for e in longhorn.history() if e["event"] == "multi-attach-refused"]
+    # the attach/detach controller never had to refuse a second node for the RWO volume
+    pods = set(name for _t, _ev, name, _n, _p in watch.timeline)
+    assert pods and not [e["message"] for e in c.get_json("events", "-n", "apps")["items"]
+                         if e["reason"] == "FailedAttachVolume" and e["involvedObject"]["name"] in pods]
 
 
 def test_strategy_b_refusals(failover, longhorn):
@@ -213,6 +229,12 @@ def test_a_volume_that_never_detaches_stops_the_failover_before_the_standby_star
         assert run.rc != 0
         assert "detaching not done within detach_timeout 5s" in run.stdout
         assert "Longhorn volume pvc-arr is attached on miniserver" in run.stdout
+        # and kube-controller-manager's VolumeAttachment, deleted but held by the attacher
+        assert "of pvc-arr on miniserver (attached: True)" in run.stdout
+        held = [a for a in c.get_json("volumeattachments")["items"]
+                if a["spec"]["source"].get("persistentVolumeName") == "pvc-arr"]
+        assert len(held) == 1 and held[0]["metadata"].get("deletionTimestamp"), held
+        assert "VolumeAttachment %s of pvc-arr on miniserver" % held[0]["metadata"]["name"] in run.stdout
         # the standby was never scaled up: no second writer, not even for a moment
         assert c.get_json("deployment", "notes-db-standby", "-n", "apps")["spec"]["replicas"] == 0
         assert not [name for _t, _ev, name, _n, _p in watch.timeline if name.startswith("notes-db-standby")]

@@ -77,3 +77,77 @@ def test_the_webhook_refuses_the_values_longhorn_refuses(longhorn):
     longhorn.cluster.kubectl("patch", "settings.longhorn.io", "concurrent-replica-rebuild-per-node-limit", "-n",
                              "longhorn-system", "--type=merge", "-p",
                              json.dumps({"value": before["concurrent-replica-rebuild-per-node-limit"]}))
+
+
+def _pod(name, node, claim):
+    """A bare pod on ``node`` (nodeName: no scheduler) that mounts ``claim``."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "attach"}},
+            "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+                     "containers": [{"name": "app", "image": "registry.example/app:1"}]}}
+
+
+def test_volume_attachments_of_the_real_attach_detach_controller_move_the_volume(longhorn):
+    """kube-controller-manager's attach/detach controller makes a VolumeAttachment for the
+    node of each pod that mounts a claim, refuses a second node for an RWO volume
+    (Multi-Attach), and deletes the VolumeAttachment when the pod goes; the simulator,
+    as the csi-attacher with Longhorn's CSI plugin, attaches and detaches the Longhorn
+    volume for them and holds a deleted one with its finalizer until the volume is free."""
+    sim, c = longhorn, longhorn.cluster
+    finalizer = "external-attacher/driver-longhorn-io"
+
+    def attachments():
+        return {(a["spec"]["nodeName"]): a for a in c.get_json("volumeattachments")["items"]
+                if a["spec"]["source"].get("persistentVolumeName") == "pvc-arr-lts"}
+
+    def volume():
+        st = sim.volumes()["pvc-arr-lts"]["status"]
+        return st["state"], st.get("currentNodeID")
+
+    try:
+        c.kubectl("apply", "-f", "-", input=json.dumps(_pod("writer-a", "miniserver", "arr-lts-config")))
+        sim.wait("the attachment on miniserver", lambda: (attachments().get("miniserver") or {}).get(
+            "status", {}).get("attached") is True)
+        va = attachments()["miniserver"]
+        assert va["spec"]["attacher"] == "driver.longhorn.io" and finalizer in va["metadata"]["finalizers"]
+        assert volume() == ("attached", "miniserver")  # the fixture had it there already: no move
+
+        # a second node for the RWO volume: the attach/detach controller refuses it
+        c.kubectl("apply", "-f", "-", input=json.dumps(_pod("writer-b", "worker-1", "arr-lts-config")))
+
+        def multi_attach():
+            return [e["message"] for e in c.get_json("events", "-n", "apps", "--field-selector",
+                                                     "involvedObject.name=writer-b")["items"]
+                    if e["reason"] == "FailedAttachVolume"]
+        sim.wait("the Multi-Attach error", multi_attach)
+        assert "Multi-Attach error for volume \"pvc-arr-lts\"" in multi_attach()[0]
+        assert "worker-1" not in attachments() and volume() == ("attached", "miniserver")
+
+        # the first writer goes: detached from miniserver first, then attached to worker-1
+        c.kubectl("delete", "pod", "writer-a", "-n", "apps", "--wait=true")
+        sim.wait("the attachment on worker-1", lambda: (attachments().get("worker-1") or {}).get(
+            "status", {}).get("attached") is True)
+        assert "miniserver" not in attachments() and volume() == ("attached", "worker-1")
+        events = [e for e in sim.history() if e.get("volume") == "pvc-arr-lts"]
+        released = [e["t"] for e in events if e["event"] == "attachment-released" and e["node"] == "miniserver"]
+        detached = [e["t"] for e in events if e["event"] == "detached" and e["node"] == "miniserver"]
+        started = [e["t"] for e in events if e["event"] == "attach-start" and e["node"] == "worker-1"]
+        assert detached and released and started and detached[0] <= released[0] < started[0], events
+
+        # a volume that never detaches: the deleted VolumeAttachment stays, attached, with the error
+        sim.set_faults(stuck_attached=["pvc-arr-lts"])
+        c.kubectl("delete", "pod", "writer-b", "-n", "apps", "--wait=true")
+        sim.wait("the detach error", lambda: (attachments().get("worker-1") or {}).get("status", {}).get(
+            "detachError"))
+        stuck = attachments()["worker-1"]
+        assert stuck["metadata"].get("deletionTimestamp") and stuck["status"]["attached"] is True
+        assert stuck["status"]["detachError"]["message"].endswith(
+            "Failed to detach volume pvc-arr-lts from node worker-1")
+        assert volume() == ("attached", "worker-1")
+        sim.set_faults()
+        sim.wait("the volume detached and its attachment gone", lambda: not attachments()
+                 and volume() == ("detached", ""))
+    finally:
+        sim.set_faults()
+        c.kubectl("delete", "pod", "-n", "apps", "-l", "homelab.k8s-ha/fixture=attach", "--wait=true")

@@ -25,14 +25,21 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   An extra healthy replica is removed only as cleanupExtraHealthyReplicas does. ``status.robustness`` is healthy / degraded / faulted from the
   ``RW`` count; ``status.kubernetesStatus`` comes from the PersistentVolume whose CSI
   volume handle is the volume.
-- **Attachment** (what the CSI attacher and Longhorn's attachment controller do together):
-  once a pod mounts a volume's claim, the volume follows the pods. It attaches to the
-  node of the oldest scheduled pod that mounts it (``attaching`` for
-  ``--attach-seconds``, then ``attached`` with ``spec.nodeID``) and detaches only when no
-  pod that mounts it is left, Terminating ones included (``detaching``, then
-  ``detached``). A pod on another node while an RWO volume is attached is recorded as
-  ``multi-attach-refused``, the Multi-Attach error a kubelet would show. A volume no pod
-  has mounted keeps the attachment of its fixture.
+- **Attachment** (Longhorn's CSI controller plugin behind the external-attacher): the real
+  attach/detach controller in kube-controller-manager creates a storage.k8s.io
+  VolumeAttachment for each volume a scheduled pod mounts on a node that carries the
+  kubelet's ``volumes.kubernetes.io/controller-managed-attach-detach`` annotation, refuses
+  a second node for an RWO volume (its Multi-Attach error event), and deletes the
+  VolumeAttachment once no pod on that node mounts it. As the csi-attacher sidecar does
+  (``csiHandler.SyncNewOrUpdatedVolumeAttachment``), the simulator puts its finalizer
+  ``external-attacher/driver-longhorn-io`` on each VolumeAttachment of
+  ``driver.longhorn.io``, attaches the volume (``ControllerPublishVolume``: ``attaching``
+  for ``--attach-seconds``, then ``attached`` with ``spec.nodeID``) and sets
+  ``status.attached``; a volume attached to another node is refused with
+  ``status.attachError``. A deleted VolumeAttachment is detached
+  (``ControllerUnpublishVolume``: ``detaching``, then ``detached``) before the finalizer
+  goes, so the object stays until the volume is free. A volume no VolumeAttachment names
+  keeps the attachment of its fixture.
 - **Faults**, read from the ConfigMap ``longhorn-simulator`` in the Longhorn namespace
   (comma-separated names):
   ``fail-rebuild`` - the next rebuild of these volumes fails at 50 %; the replica is
@@ -45,13 +52,15 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
   ``refuse-settings`` - the webhook refuses changes to these settings with HTTP 422, as
   Longhorn refuses some settings while volumes are attached;
-  ``stuck-attached`` - these volumes never detach (a stuck VolumeAttachment);
+  ``stuck-attached`` - these volumes never detach: ControllerUnpublishVolume fails, the
+  VolumeAttachment keeps its finalizer and gets ``status.detachError``;
   ``detach-on-rebuild`` - these volumes detach as a rebuild of theirs starts (their
   workload stopped), which fails the rebuilding replica (closeVolumeDependentResources);
   a volume with replicas gets no new ones while detached (replenishReplicas).
 
 The controller is event-driven, as longhorn-manager's informers are: a watch on each kind it
-reads (its own CRs, the fault ConfigMap, Kubernetes nodes, PersistentVolumes, pods) wakes
+reads (its own CRs, the fault ConfigMap, Kubernetes nodes, PersistentVolumes,
+VolumeAttachments) wakes
 it when something changes. While a rebuild or an attachment runs it reconciles every tick
 (0.2 s), so their durations hold; otherwise at least every second.
 
@@ -105,6 +114,10 @@ FIXTURE_LABEL = "homelab.k8s-ha/fixture"
 USER = "longhorn-sim"  # <pki>/longhorn-sim.crt, CN longhorn-manager-simulator
 MUTATOR, VALIDATOR = "longhorn-webhook-mutator", "longhorn-webhook-validator"
 FAULTS_CONFIGMAP = "longhorn-simulator"
+DRIVER = "driver.longhorn.io"
+# the csi-attacher's finalizer: "external-attacher/" + the driver name with every
+# character outside [A-Za-z0-9-] replaced by "-" (external-attacher's GetFinalizerName)
+ATTACHER_FINALIZER = "external-attacher/" + re.sub(r"[^A-Za-z0-9-]", "-", DRIVER)
 
 # -- the setting definitions the webhook knows (Longhorn's types, written anew here) ----
 ENGINE_SPECIFIC = {"default-replica-count"}
@@ -285,9 +298,7 @@ class Simulator:
                  idle_tick: float = 1.0):
         self.cluster_dir = Path(cluster_dir)
         self.attach_seconds = attach_seconds
-        self.followed = set()  # volumes a pod has mounted: their attachment follows pods
         self.moving = {}  # volume -> {"state": "attaching"|"detaching", "node", "since"}
-        self.refused = set()  # (volume, pod) multi-attach refusals already recorded
         self.state_dir = Path(state_dir)
         self.ns = namespace
         self.rebuild_seconds = rebuild_seconds
@@ -326,6 +337,7 @@ class Simulator:
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
+        self.storage = client.StorageV1Api(self.api)
         self.admission = client.AdmissionregistrationV1Api(self.api)
 
         self._adopt_components()
@@ -363,7 +375,7 @@ class Simulator:
         lists = [(self.core.list_namespaced_config_map, (self.ns,),
                   {"field_selector": "metadata.name=" + FAULTS_CONFIGMAP}),
                  (self.core.list_node, (), {}), (self.core.list_persistent_volume, (), {}),
-                 (self.core.list_pod_for_all_namespaces, (), {})]
+                 (self.storage.list_volume_attachment, (), {})]
         lists += [(self.custom.list_namespaced_custom_object, (GROUP, VERSION, self.ns, plural), {})
                   for plural in ("settings", "nodes", "replicas", "engines", "volumes")]
         for fn, args, kwargs in lists:
@@ -494,16 +506,22 @@ class Simulator:
         settings.update({s["metadata"]["name"]: s.get("value", "") for s in setting_objects})
         kube_nodes = {n.metadata.name: n for n in self.core.list_node().items}
         pvs = {pv.spec.csi.volume_handle: pv for pv in self.core.list_persistent_volume().items
-               if pv.spec.csi is not None and pv.spec.csi.driver == "driver.longhorn.io"}
+               if pv.spec.csi is not None and pv.spec.csi.driver == DRIVER}
+        handles = {pv.metadata.name: handle for handle, pv in pvs.items()}
+        attachments = {}  # volume -> its VolumeAttachments, oldest first
+        for va in sorted(self.storage.list_volume_attachment().items,
+                         key=lambda a: (a.metadata.creation_timestamp, a.metadata.name)):
+            handle = handles.get(va.spec.source.persistent_volume_name)
+            if va.spec.attacher == DRIVER and handle:
+                attachments.setdefault(handle, []).append(va)
         nodes = self._list("nodes")
         usable = self._reconcile_nodes(nodes, kube_nodes, settings, faults.get("down-nodes", set()))
         replicas = self._list("replicas")
         engines = {e["spec"].get("volumeName"): e for e in self._list("engines")}
-        mounts = self._mounts()
         volumes = self._list("volumes")
         self._sync_taint_toleration(settings, setting_objects, volumes)
         for volume in volumes:
-            self._attachment(volume, pvs.get(volume["metadata"]["name"]), mounts, faults)
+            self._attachment(volume, attachments.get(volume["metadata"]["name"], []), faults)
             self._reconcile_volume(volume, [r for r in replicas
                                             if r["spec"].get("volumeName") == volume["metadata"]["name"]],
                                    engines.get(volume["metadata"]["name"]), replicas, engines,
@@ -531,61 +549,86 @@ class Simulator:
             usable[name] = ready and schedulable
         return usable
 
-    def _mounts(self) -> dict:
-        """(namespace, claim) -> [(creationTimestamp, pod, node)] of the scheduled pods
-        that mount it and have not finished (Terminating ones still hold it)."""
-        out = {}
-        for pod in self.core.list_pod_for_all_namespaces().items:
-            if not pod.spec.node_name or pod.status.phase in ("Succeeded", "Failed"):
-                continue
-            for v in pod.spec.volumes or []:
-                if v.persistent_volume_claim is not None:
-                    out.setdefault((pod.metadata.namespace, v.persistent_volume_claim.claim_name), []).append(
-                        (pod.metadata.creation_timestamp.isoformat(), pod.metadata.name, pod.spec.node_name))
-        return out
-
-    def _attachment(self, volume, pv, mounts, faults) -> None:
-        """Attach a followed volume where its pods are; detach it when none is left."""
+    def _attachment(self, volume, attachments, faults) -> None:
+        """The csi-attacher and Longhorn's CSI controller plugin for one volume's
+        VolumeAttachments: detach for the deleted ones, then attach for the others."""
         vname = volume["metadata"]["name"]
-        if pv is None or pv.spec.claim_ref is None:
-            return
-        users = sorted(mounts.get((pv.spec.claim_ref.namespace, pv.spec.claim_ref.name), []))
-        if users:
-            self.followed.add(vname)
-        if vname not in self.followed:
-            return
         t = time.time()
         node = volume["spec"].get("nodeID") or ""
         moving = self.moving.get(vname)
-        if node:
-            rwo = "ReadWriteMany" not in (pv.spec.access_modes or [])
-            for _created, pod, where in users:
-                if rwo and where != node and (vname, pod) not in self.refused:
-                    self.refused.add((vname, pod))
-                    self.record("multi-attach-refused", volume=vname, pod=pod, node=where, attached=node)
-            if users or vname in faults.get("stuck-attached", set()):
-                if moving and moving["state"] == "detaching":
-                    self.moving.pop(vname)  # a pod came back before the detach finished
-                return
-            if moving is None or moving["state"] != "detaching":
-                self.moving[vname] = {"state": "detaching", "node": node, "since": t}
-                self.record("detach-start", volume=vname, node=node)
-            elif t - moving["since"] >= self.attach_seconds:
+        for va in [a for a in attachments if a.metadata.deletion_timestamp]:
+            if ATTACHER_FINALIZER not in (va.metadata.finalizers or []):
+                continue  # never ours: nothing to unpublish (csiHandler.SyncNewOrUpdatedVolumeAttachment)
+            target = va.spec.node_name
+            if node == target:
+                if vname in faults.get("stuck-attached", set()):
+                    # ControllerUnpublishVolume fails; the csi-attacher records it (markAsDetachFailed)
+                    if not (va.status and va.status.detach_error):
+                        self._va_status(va, {"detachError": {
+                            "time": now_iso(), "message": "rpc error: code = DeadlineExceeded desc = "
+                            "Failed to detach volume %s from node %s" % (vname, target)}})
+                        self.record("detach-failed", volume=vname, node=target, attachment=va.metadata.name)
+                    if moving and moving["state"] == "detaching":
+                        self.moving.pop(vname)
+                        moving = None
+                    continue
+                if moving is None or moving["state"] != "detaching" or moving["node"] != target:
+                    moving = self.moving[vname] = {"state": "detaching", "node": target, "since": t}
+                    self.record("detach-start", volume=vname, node=target, attachment=va.metadata.name)
+                    continue
+                if t - moving["since"] < self.attach_seconds:
+                    continue
                 self._spec("volumes", volume, {"nodeID": ""})
                 self.moving.pop(vname)
-                self.record("detached", volume=vname, node=node)
-            return
-        if not users:
-            self.moving.pop(vname, None)
-            return
-        target = users[0][2]
-        if moving is None or moving["state"] != "attaching" or moving["node"] != target:
-            self.moving[vname] = {"state": "attaching", "node": target, "since": t}
-            self.record("attach-start", volume=vname, node=target)
-        elif t - moving["since"] >= self.attach_seconds:
-            self._spec("volumes", volume, {"nodeID": target})
-            self.moving.pop(vname)
-            self.record("attached", volume=vname, node=target)
+                moving, node = None, ""
+                self.record("detached", volume=vname, node=target, attachment=va.metadata.name)
+            # unpublished (or never attached to that node): the csi-attacher lets the object go
+            self._va_finalizers(va, [f for f in va.metadata.finalizers if f != ATTACHER_FINALIZER])
+            self.record("attachment-released", volume=vname, node=target, attachment=va.metadata.name)
+        for va in [a for a in attachments if not a.metadata.deletion_timestamp]:
+            target = va.spec.node_name
+            if ATTACHER_FINALIZER not in (va.metadata.finalizers or []):
+                # the csi-attacher's finalizer goes on before ControllerPublishVolume (addVAFinalizer)
+                self._va_finalizers(va, list(va.metadata.finalizers or []) + [ATTACHER_FINALIZER])
+            if node and node != target:
+                # Longhorn attaches a volume to one node at a time (its attachment tickets):
+                # ControllerPublishVolume for another node times out waiting
+                # (publishVolume's waitForVolumeState) and the csi-attacher records the error
+                if not (va.status and va.status.attach_error):
+                    self._va_status(va, {"attached": False, "attachError": {
+                        "time": now_iso(), "message": "rpc error: code = DeadlineExceeded desc = "
+                        "volume %s failed to attach to node %s with attachmentID %s" % (
+                            vname, target, va.metadata.name)}})
+                    self.record("attach-refused", volume=vname, node=target, attached=node)
+                continue
+            if node == target and not (moving and moving["state"] == "attaching"):
+                if not (va.status and va.status.attached) or va.status.attach_error:
+                    self._va_status(va, {"attached": True, "attachError": None})
+                    self.record("attachment-attached", volume=vname, node=target, attachment=va.metadata.name)
+                continue
+            if moving is None or moving["state"] != "attaching" or moving["node"] != target:
+                moving = self.moving[vname] = {"state": "attaching", "node": target, "since": t}
+                self.record("attach-start", volume=vname, node=target, attachment=va.metadata.name)
+            elif t - moving["since"] >= self.attach_seconds:
+                self._spec("volumes", volume, {"nodeID": target})
+                self.moving.pop(vname)
+                moving, node = None, target
+                self.record("attached", volume=vname, node=target)
+                self._va_status(va, {"attached": True, "attachError": None})
+        if moving is not None and not any(a.spec.node_name == moving["node"] for a in attachments):
+            self.moving.pop(vname)  # its VolumeAttachment is gone: nothing attaches or detaches
+
+    def _va_finalizers(self, va, finalizers: list) -> None:
+        """Set a VolumeAttachment's finalizers: a JSON patch (the client's default for a
+        dict is a strategic merge, which merges finalizer lists and removes nothing),
+        guarded by the resourceVersion read."""
+        self.storage.patch_volume_attachment(va.metadata.name, [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": va.metadata.resource_version},
+            {"op": "add", "path": "/metadata/finalizers", "value": finalizers}])
+        va.metadata.finalizers = finalizers
+
+    def _va_status(self, va, status: dict) -> None:
+        self.storage.patch_volume_attachment_status(va.metadata.name, {"status": status})
 
     def _reconcile_volume(self, volume, mine, engine, all_replicas, engines, usable, settings,
                           faults, pvs) -> None:
@@ -972,6 +1015,13 @@ class Running:
                 {"op": "add", "path": "/metadata/labels", "value": labels},
                 {"op": "add", "path": "/metadata/annotations", "value": annotations},
                 {"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations}]))
+        # the csi-attacher is gone with it: its finalizer would hold what is left for ever
+        for va in c.get_json("volumeattachments")["items"]:
+            if va["spec"]["attacher"] == DRIVER and ATTACHER_FINALIZER in va["metadata"].get("finalizers", []):
+                c.kubectl("patch", "volumeattachment", va["metadata"]["name"], "--type=json", "-p", json.dumps([
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": va["metadata"]["resourceVersion"]},
+                    {"op": "replace", "path": "/metadata/finalizers",
+                     "value": [f for f in va["metadata"]["finalizers"] if f != ATTACHER_FINALIZER]}]), check=False)
         c.kubectl("delete", "mutatingwebhookconfiguration", MUTATOR, "--ignore-not-found")
         c.kubectl("delete", "validatingwebhookconfiguration", VALIDATOR, "--ignore-not-found")
         for kind in ("volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",
@@ -982,6 +1032,7 @@ class Running:
                 c.kubectl("delete", kind, "--all", "-n", self.ns, "--wait=true")
         c.kubectl("delete", "pvc", "-A", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
         c.kubectl("delete", "pv", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
+        c.kubectl("delete", "csidriver", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
 
     # -- what tests drive and observe --------------------------------------------------
     def set_faults(self, **faults):
