@@ -46,27 +46,6 @@ def app_targets(workloads, repo, apps_dir, isfile=os.path.isfile):
     return out
 
 
-def written_files(results, stats):
-    """What the rollback needs of every file the apply changed: path, existed, content.
-
-    ``results``: registered results of the file tasks (their ``item`` has ``dest``);
-    ``stats``: registered ``stat`` results taken before the writes."""
-    existed = dict((s["item"]["dest"], s["stat"]["exists"]) for s in stats
-                   if not s.get("skipped"))
-    out = []
-    for r in results:
-        if not r.get("changed"):
-            continue
-        path = r["item"]["dest"]
-        diff = r.get("diff") or {}
-        if isinstance(diff, list):
-            diff = diff[0] if diff else {}
-        was = existed.get(path, True)
-        out.append({"path": path, "existed": was,
-                    "content": (diff.get("before") or "") if was else ""})
-    return out
-
-
 # Runbook 002's PR template: one overlay per stage, the second layered on the first.
 STAGE_OVERLAYS = {
     "1": ("primary-only", "patch-topology-and-anti-affinity.yaml"),

@@ -13,14 +13,14 @@ short_description: Write a run's evidence folder in one step
 version_added: 0.1.0
 author:
   - homelab.k8s_ha maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - homelab.k8s_ha.controller_action
 description:
   - Writes every file of one evidence folder (the JSON records and C(report.md)) on the
     controller, in one task. The files go into a temporary folder next to O(path), which
     is then renamed to O(path). A reader never sees half a folder, and a run pays one task
     for its evidence instead of one module round trip per file.
   - The role C(homelab.k8s_ha.evidence) calls it; playbooks do not need to.
-  - This is an action plugin; it runs on the controller, where the playbooks of this
-    collection run (on C(localhost)).
   - The folder is written in check mode too. It records the run; it changes nothing the
     playbook manages. The result is never C(changed).
 options:
@@ -46,9 +46,6 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
-    support: full
 notes:
   - File names are plain names (letters, digits, C(.), C(_), C(-)), each at most once.
   - The folder gets mode C(0750) and its files C(0640).
