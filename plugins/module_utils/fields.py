@@ -204,3 +204,51 @@ def fields_patch(kind, api_version, name, fields):
                 break
             node = entry
     return patch
+
+
+# kube-scheduler 1.34 moves a pod that no event requeued back to its active queue only
+# after this long (podMaxInUnschedulablePodsDuration, 5 minutes by default).
+FLUSH_SECONDS = 300
+
+
+def stranded_pods(deployment, replicasets, pods, waited, settle=10):
+    """The pods of the Deployment's current ReplicaSet that kube-scheduler would leave
+    Pending for up to FLUSH_SECONDS although what blocked them is gone, by name.
+
+    kube-scheduler 1.34 retries a pod that InterPodAffinity rejected when an assigned pod
+    is deleted only if the deleted pod matches the rejected pod's *own* anti-affinity
+    (InterPodAffinity.isSchedulableAfterPodChange); an existing pod's required
+    anti-affinity against it is not looked at. A rollout away from required anti-affinity
+    (runbook 002's stage 2 rollback) creates new pods beside old ones that still carry it:
+    the new pod is rejected, the old pod goes, and nothing retries the new one.
+
+    Such a pod is: of the current ReplicaSet (the Deployment's revision), not assigned,
+    not being deleted, with PodScheduled False, reason Unschedulable and a message naming
+    pod anti-affinity, while no pod of an older ReplicaSet of the Deployment is left
+    (Terminating ones included). ``waited``: seconds the rollout wait has run; nothing is
+    returned before ``settle`` seconds, so the scheduler's own retries go first."""
+    if waited < settle:
+        return []
+    uid = deployment.get("metadata", {}).get("uid")
+    revision = deployment.get("metadata", {}).get("annotations", {}).get("deployment.kubernetes.io/revision")
+    owned = [rs for rs in replicasets
+             if any(o.get("uid") == uid for o in rs.get("metadata", {}).get("ownerReferences") or [])]
+    current = set(rs["metadata"]["uid"] for rs in owned
+                  if rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision") == revision)
+    older = set(rs["metadata"]["uid"] for rs in owned) - current
+    if not current:
+        return []
+
+    def owner(pod):
+        return set(o.get("uid") for o in pod.get("metadata", {}).get("ownerReferences") or [])
+
+    if any(owner(p) & older for p in pods):
+        return []
+    out = []
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("name", "")):
+        if not owner(pod) & current or pod.get("spec", {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+            continue
+        if any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+               and "anti-affinity" in (c.get("message") or "") for c in pod.get("status", {}).get("conditions") or []):
+            out.append(pod)
+    return out

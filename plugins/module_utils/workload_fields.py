@@ -12,11 +12,15 @@ import time
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import (
     fields_change,
     get_field,
+    FLUSH_SECONDS,
     rollout_state,
+    stranded_pods,
     validate,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
+    ConflictError,
     ConflictRetriesExhausted,
+    NotFoundError,
     ObjectNotFound,
     given,
 )
@@ -92,6 +96,8 @@ def _fields(module, p):
     if tracker.has_difference and not module.check_mode and wait["wait"] and kind == "Deployment":
         t0 = time.monotonic()
         last = None
+        kicks = 0  # at most 3 per wait: a pod that is Unschedulable for good is not churned
+        next_look = t0 + 10
         while True:
             obj = module.get(kind, api_version, name, namespace=ns)
             state, text = rollout_state(obj)
@@ -100,6 +106,10 @@ def _fields(module, p):
                 last = text
             if state == "done":
                 break
+            if kicks < 3 and time.monotonic() >= next_look:
+                # new pods the scheduler left for its 5-minute flush: looked for every 10 s
+                kicks += _requeue_stranded(module, obj, ns, time.monotonic() - t0, t0, result)
+                next_look = time.monotonic() + 10
             if time.monotonic() - t0 >= wait["wait_timeout"]:
                 # the fields were written: changed, with what undoes them
                 module.fail_json(msg="%s/%s: rollout not done within wait_timeout %ss: %s"
@@ -109,3 +119,32 @@ def _fields(module, p):
                                    wait["poll_interval"], namespace=ns, name=name)
     result["after"] = dict((f, get_field(after, f)) for f in sorted(fields))
     return tracker, result
+
+
+def _requeue_stranded(module, deployment, ns, waited, t0, result):
+    """Delete the new pods kube-scheduler would leave Pending for its 5-minute flush
+    although what blocked them is gone (fields.stranded_pods). They never ran; their
+    ReplicaSet makes new ones at once, which the scheduler tries at once. True when it
+    deleted any."""
+    if waited < 10:
+        return False
+    selector = (deployment.get("spec", {}).get("selector") or {})
+    labels = ",".join("%s=%s" % kv for kv in sorted((selector.get("matchLabels") or {}).items()))
+    pods = module.list("Pod", namespace=ns, label_selector=labels) if labels and not selector.get(
+        "matchExpressions") else module.list("Pod", namespace=ns)
+    stranded = stranded_pods(deployment, module.list("ReplicaSet", "apps/v1", namespace=ns), pods, waited)
+    deleted = []
+    for pod in stranded:
+        try:
+            module.write("delete", "Pod", "v1", name=pod["metadata"]["name"], namespace=ns,
+                         resource_version=pod["metadata"].get("resourceVersion"))
+        except (ConflictError, NotFoundError):
+            continue  # it changed or went meanwhile
+        deleted.append(pod["metadata"]["name"])
+    if not deleted:
+        return False
+    result["events"].append({"t": round(time.monotonic() - t0, 1), "message": (
+        "deleted %s (never started): Unschedulable by a pod anti-affinity that is gone, and kube-scheduler "
+        "would retry only after %d s (its InterPodAffinity queueing hint ignores a deleted pod's own "
+        "anti-affinity); the ReplicaSet makes new pods at once" % (", ".join(deleted), FLUSH_SECONDS))})
+    return True
