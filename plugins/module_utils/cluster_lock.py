@@ -63,8 +63,15 @@ class Lock(object):
                          body, namespace=self.namespace)
         except ConflictError:
             return False
-        except NotFoundError:  # deleted between our read and our replace
-            return False
+        except NotFoundError:
+            if action == "create":
+                # a create is refused with 404 only when its namespace does not exist: no
+                # retry could succeed, so fail at once instead of asking again and again
+                self.m.fail_json(msg="Cannot take the lock %s/%s: namespace %s does not exist (HTTP 404 on "
+                                     "create). Create it, or give the lock a namespace that exists; nothing "
+                                     "was written." % (self.namespace, self.name, self.namespace),
+                                 lease=self.name)
+            return False  # deleted between our read and our replace
         self.renewed = self.now()
         return True
 

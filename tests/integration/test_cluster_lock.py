@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from observe import audit_size, writes
+from observe import audit_entries, audit_size, writes
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "tests/integration/playbooks/capi_modules.yml"
@@ -126,3 +126,20 @@ def test_a_waiting_module_stops_before_acting_when_the_lock_is_not_its_own(ns, r
         assert lease(c)["spec"]["holderIdentity"] == "run-a"
     finally:
         sim.stop()
+
+
+def test_a_namespace_that_does_not_exist_fails_at_once(cluster, run_playbook):
+    """Before, every create was refused with 404 and asked again, about 25 times a second,
+    wait_timeout or not, for ever. Now the first refusal ends the run, naming the namespace."""
+    c = cluster
+    offset = audit_size(c)
+    r = run_playbook(c, PLAYBOOK, extra_vars={"lock_args": dict(
+        namespace="no-such-namespace", cluster="homelab", holder="run-a", wait_timeout=0)}).result
+    assert r["failed"] is True
+    assert r["msg"] == ("Cannot take the lock no-such-namespace/capi-rollout-no-such-namespace-homelab: namespace "
+                        "no-such-namespace does not exist (HTTP 404 on create). Create it, or give the lock a "
+                        "namespace that exists; nothing was written.")
+    tries = [e for e in audit_entries(c, offset) if e["verb"] == "create"
+             and e["objectRef"].get("resource") == "leases" and e["objectRef"].get("namespace") == "no-such-namespace"]
+    assert len(tries) == 1 and tries[0]["responseStatus"]["code"] == 404, tries
+    assert writes(c, offset, "leases") == tries  # the refused create is the only request that tried to write
