@@ -209,9 +209,11 @@ def fields_patch(kind, api_version, name, fields):
 # kube-scheduler 1.34 moves a pod that no event requeued back to its active queue only
 # after this long (podMaxInUnschedulablePodsDuration, 5 minutes by default).
 FLUSH_SECONDS = 300
+# how long a rollout wait leaves the scheduler its own retries before it looks for such pods
+STRANDED_SETTLE = 10
 
 
-def stranded_pods(deployment, replicasets, pods, waited, settle=10):
+def stranded_pods(deployment, replicasets, pods, waited, settle=STRANDED_SETTLE):
     """The pods of the Deployment's current ReplicaSet that kube-scheduler would leave
     Pending for up to FLUSH_SECONDS although what blocked them is gone, by name.
 

@@ -11,8 +11,6 @@ __metaclass__ = type
 
 import os
 
-KINDS = ("content", "absent", "block")
-
 
 def op_kind(op):
     """Which change one entry asks for, or a message naming what is wrong with it.
@@ -75,7 +73,7 @@ def with_block(text, marker, block):
 
 
 def plan_files(ops, read):
-    """[{path, kind, before, after}] for ``ops`` (checked with op_kind first), ``read(path)``
+    """[{path, before, after}] for ``ops`` (checked with op_kind first), ``read(path)``
     giving a file's text or None when it does not exist. ``after`` is None for a removal.
     A path given twice sees the first change's result."""
     state = {}
@@ -91,7 +89,7 @@ def plan_files(ops, read):
         else:
             after = with_block(before, op["marker"], str(op["block"] or ""))
         state[path] = after
-        out.append({"path": path, "kind": kind, "before": before, "after": after})
+        out.append({"path": path, "before": before, "after": after})
     return out
 
 

@@ -13,6 +13,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import (
     fields_change,
     get_field,
     FLUSH_SECONDS,
+    STRANDED_SETTLE,
     rollout_state,
     stranded_pods,
     validate,
@@ -97,7 +98,7 @@ def _fields(module, p):
         t0 = time.monotonic()
         last = None
         kicks = 0  # at most 3 per wait: a pod that is Unschedulable for good is not churned
-        next_look = t0 + 10
+        next_look = t0 + STRANDED_SETTLE
         while True:
             obj = module.get(kind, api_version, name, namespace=ns)
             state, text = rollout_state(obj)
@@ -107,9 +108,9 @@ def _fields(module, p):
             if state == "done":
                 break
             if kicks < 3 and time.monotonic() >= next_look:
-                # new pods the scheduler left for its 5-minute flush: looked for every 10 s
+                # new pods the scheduler left for its 5-minute flush: looked for every STRANDED_SETTLE s
                 kicks += _requeue_stranded(module, obj, ns, time.monotonic() - t0, t0, result)
-                next_look = time.monotonic() + 10
+                next_look = time.monotonic() + STRANDED_SETTLE
             if time.monotonic() - t0 >= wait["wait_timeout"]:
                 # the fields were written: changed, with what undoes them
                 module.fail_json(msg="%s/%s: rollout not done within wait_timeout %ss: %s"
@@ -126,8 +127,6 @@ def _requeue_stranded(module, deployment, ns, waited, t0, result):
     although what blocked them is gone (fields.stranded_pods). They never ran; their
     ReplicaSet makes new ones at once, which the scheduler tries at once. True when it
     deleted any."""
-    if waited < 10:
-        return False
     selector = (deployment.get("spec", {}).get("selector") or {})
     labels = ",".join("%s=%s" % kv for kv in sorted((selector.get("matchLabels") or {}).items()))
     pods = module.list("Pod", namespace=ns, label_selector=labels) if labels and not selector.get(

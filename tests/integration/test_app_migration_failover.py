@@ -72,13 +72,6 @@ def failover(longhorn, run_playbook, tmp_path):
     clear_lanes(c)
 
 
-def attachments(c, pv="pvc-arr"):
-    """(node, attached) of the VolumeAttachments of ``pv``."""
-    return sorted((a["spec"]["nodeName"], (a.get("status") or {}).get("attached"))
-                  for a in c.get_json("volumeattachments")["items"]
-                  if a["spec"]["source"].get("persistentVolumeName") == pv)
-
-
 def checked_then_applied(run, c, playbook=APPLY, name="app_migration", **args):
     return check_then_apply(run, c, playbook, name, **args)
 
@@ -136,7 +129,9 @@ def test_strategy_b_failover_and_failback_keep_one_writer(failover, longhorn):
                 released = [e["t"] for e in longhorn.history() if e["event"] == "attachment-released"
                             and e.get("volume") == "pvc-arr" and e["node"] == "miniserver"]
                 assert released and max(released) < watch.first("ADDED", "notes-db-standby")
-                longhorn.wait("pvc-arr's VolumeAttachment on worker-1 only", lambda: attachments(c) == [("worker-1", True)])
+                longhorn.wait("pvc-arr's VolumeAttachment on worker-1 only", lambda: sorted(
+                    (a["spec"]["nodeName"], (a.get("status") or {}).get("attached"))
+                    for a in longhorn.attachments("pvc-arr")) == [("worker-1", True)])
 
                 with proved(failover, c, "failback", "failback") as back:
                     verified(back)
@@ -231,8 +226,7 @@ def test_a_volume_that_never_detaches_stops_the_failover_before_the_standby_star
         assert "Longhorn volume pvc-arr is attached on miniserver" in run.stdout
         # and kube-controller-manager's VolumeAttachment, deleted but held by the attacher
         assert "of pvc-arr on miniserver (attached: True)" in run.stdout
-        held = [a for a in c.get_json("volumeattachments")["items"]
-                if a["spec"]["source"].get("persistentVolumeName") == "pvc-arr"]
+        held = longhorn.attachments("pvc-arr")
         assert len(held) == 1 and held[0]["metadata"].get("deletionTimestamp"), held
         assert "VolumeAttachment %s of pvc-arr on miniserver" % held[0]["metadata"]["name"] in run.stdout
         # the standby was never scaled up: no second writer, not even for a moment

@@ -98,8 +98,7 @@ def test_volume_attachments_of_the_real_attach_detach_controller_move_the_volume
     finalizer = "external-attacher/driver-longhorn-io"
 
     def attachments():
-        return {(a["spec"]["nodeName"]): a for a in c.get_json("volumeattachments")["items"]
-                if a["spec"]["source"].get("persistentVolumeName") == "pvc-arr-lts"}
+        return {a["spec"]["nodeName"]: a for a in sim.attachments("pvc-arr-lts")}
 
     def volume():
         st = sim.volumes()["pvc-arr-lts"]["status"]

@@ -1066,6 +1066,12 @@ class Running:
     def volumes(self):
         return {v["metadata"]["name"]: v for v in self._items("volumes")}
 
+    def attachments(self, pv):
+        """The VolumeAttachments (any attacher) of the PersistentVolume ``pv``, by name."""
+        return sorted((a for a in self.cluster.get_json("volumeattachments")["items"]
+                       if a["spec"]["source"].get("persistentVolumeName") == pv),
+                      key=lambda a: a["metadata"]["name"])
+
     def replica_nodes(self):
         """volume -> sorted nodes of its replicas that have not failed."""
         out = {}
