@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
+import re
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import with_toleration
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.scheduling import (
@@ -220,22 +221,40 @@ def render_report(facts, focus_node=None):
 
 
 def _event_time(event):
-    """The latest time an Event says it happened (core/v1 view of either events API)."""
-    times = [field(event, "lastTimestamp"), field(event, "eventTime"),
-             field(event, "series", "lastObservedTime"), field(event, "firstTimestamp"),
-             field(event, "metadata", "creationTimestamp")]
-    return max(str(t) for t in times if t)
+    """When an Event says its latest occurrence was observed (core/v1 view of either events
+    API): the series' last observation, the event time, the deprecated timestamps. Not when
+    it was written: the recorder writes asynchronously, and under load its create lands
+    seconds after the scheduling attempt, which may be after the pod was bound; the
+    creation time is used only for an event that carries no other time."""
+    times = [field(event, "series", "lastObservedTime"), field(event, "eventTime"),
+             field(event, "lastTimestamp"), field(event, "firstTimestamp")]
+    times = [str(t) for t in times if t] or [str(field(event, "metadata", "creationTimestamp") or "")]
+    return max(times)
+
+
+def _fraction(stamp):
+    """The sub-second digits of an RFC 3339 time as microseconds, or None (whole seconds)."""
+    m = re.match(r"\.(\d+)", stamp[19:])
+    return None if m is None else int((m.group(1) + "000000")[:6])
+
+
+def at_or_after(when, since):
+    """Whether the UTC time ``when`` is at or after ``since`` (both RFC 3339 in UTC). Whole
+    seconds compare as strings; within the same second the fractions decide when both have
+    one, and otherwise the event counts (it may have been after)."""
+    if when[:19] != since[:19]:
+        return when[:19] > since[:19]
+    a, b = _fraction(when), _fraction(since)
+    return a is None or b is None or a >= b
 
 
 def failed_scheduling_since(events, since, pods=None):
-    """FailedScheduling events that happened at or after ``since`` (RFC 3339, UTC).
+    """FailedScheduling events observed at or after ``since`` (RFC 3339, UTC; at_or_after).
 
-    Timestamps of the API compare correctly as strings once cut to whole seconds. With
-    ``pods`` (the pods as read now), only events of a pod that still exists count: the
+    With ``pods`` (the pods as read now), only events of a pod that still exists count: the
     kube-scheduler's events.k8s.io recorder refreshes an event series long after its pod
     is gone (observed: 12 minutes later, within a Phase 0 watch), which would otherwise
     read as a new failure."""
-    cutoff = since[:19]
     alive = None if pods is None else set(
         field(p, "metadata", "uid") or (field(p, "metadata", "namespace"), field(p, "metadata", "name"))
         for p in pods)
@@ -249,7 +268,7 @@ def failed_scheduling_since(events, since, pods=None):
             if key not in alive:
                 continue
         when = _event_time(e)
-        if when[:19] < cutoff:
+        if not at_or_after(when, since):
             continue
         out.append({"namespace": field(e, "involvedObject", "namespace"),
                     "pod": field(e, "involvedObject", "name"),

@@ -55,7 +55,11 @@ options:
   events_since:
     description:
       - Also report the C(FailedScheduling) events at or after this time (RFC 3339, UTC,
-        for example C(2026-11-21T18:00:00Z)) in RV(failed_scheduling). One more LIST.
+        for example C(2026-11-21T18:00:00Z) or C(2026-11-21T18:00:00.250000Z)) in
+        RV(failed_scheduling). One more LIST.
+      - An event's time is when it was last observed (its series' last observation, its
+        event time, its deprecated timestamps), not when it was written. Within one second
+        the fractions decide when both times have one; otherwise the event counts.
     type: str
   daemonset_taints:
     description:

@@ -142,6 +142,33 @@ def test_failed_scheduling_since_uses_the_latest_event_time():
     assert failed_scheduling_since(events, "2026-11-21T18:00:00.5+00:00", pods) == []
 
 
+def test_failed_scheduling_since_counts_when_the_attempt_was_observed_not_when_written():
+    """CI (stop 34): a pod's FailedScheduling written seconds after the attempt, the pod
+    bound in between, read as a failure after the change completed."""
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
+        at_or_after,
+        failed_scheduling_since,
+    )
+
+    late_write = {"reason": "FailedScheduling", "message": "0/2 nodes are available",
+                  "involvedObject": {"namespace": "apps", "name": "web-1"},
+                  "eventTime": "2026-12-05T02:25:19.100000Z",
+                  "metadata": {"creationTimestamp": "2026-12-05T02:25:22Z"}}
+    assert failed_scheduling_since([late_write], "2026-12-05T02:25:21.400000Z") == []
+    # an event that carries no other time is taken at its creation
+    bare = {"reason": "FailedScheduling", "involvedObject": {"namespace": "apps", "name": "web-2"},
+            "metadata": {"creationTimestamp": "2026-12-05T02:25:22Z"}}
+    assert [e["pod"] for e in failed_scheduling_since([late_write, bare], "2026-12-05T02:25:21.400000Z")] == ["web-2"]
+    # within one second the fractions decide; a whole-second time on either side counts
+    assert not at_or_after("2026-12-05T02:25:21.100000Z", "2026-12-05T02:25:21.400000Z")
+    assert at_or_after("2026-12-05T02:25:21.400000Z", "2026-12-05T02:25:21.4Z")
+    assert at_or_after("2026-12-05T02:25:21.5Z", "2026-12-05T02:25:21.400000+00:00")
+    assert at_or_after("2026-12-05T02:25:21Z", "2026-12-05T02:25:21.400000Z")
+    assert at_or_after("2026-12-05T02:25:21.100000Z", "2026-12-05T02:25:21Z")
+    assert not at_or_after("2026-12-05T02:25:20.999999Z", "2026-12-05T02:25:21Z")
+    assert at_or_after("2026-12-05T02:25:22Z", "2026-12-05T02:25:21.999999Z")
+
+
 LANE = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}
 
 
