@@ -11,6 +11,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import restart_counts
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import views
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     KNOWN_DATABASES,
@@ -37,7 +38,10 @@ def _longhorn_volumes(module, pvcs, claims, namespace):
                if b in pvs and (pvs[b]["spec"].get("csi") or {}).get("driver") == "driver.longhorn.io"]
     if not handles:
         return []
-    found = views(module.list("Volume", LONGHORN, namespace=namespace),
+    volumes = module.list("Volume", LONGHORN, namespace=namespace)
+    if not volumes and not module.namespace_exists(namespace):
+        module.fail_json(msg=missing_namespace("longhorn_namespace", namespace))
+    found = views(volumes,
                   module.list("Replica", LONGHORN, namespace=namespace),
                   module.list("Engine", LONGHORN, namespace=namespace))
     all_views = dict((v["name"], v) for v in found)

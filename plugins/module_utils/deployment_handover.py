@@ -23,8 +23,10 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
     ObjectNotFound,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
 
 LONGHORN = "longhorn.io/v1beta2"
+LONGHORN_CSI = "driver.longhorn.io"
 
 
 class Handover(object):
@@ -55,6 +57,13 @@ class Handover(object):
         self.pv_names = [n for n in (by_name[c]["spec"].get("volumeName") for c in claims if c in by_name) if n]
         pvs = dict((pv["metadata"]["name"], pv) for pv in self.m.list("PersistentVolume")) if self.pv_names else {}
         self.handles = set((pvs[n]["spec"].get("csi") or {}).get("volumeHandle") for n in self.pv_names if n in pvs)
+        longhorn = [n for n in self.pv_names if n in pvs and (pvs[n]["spec"].get("csi") or {}).get("driver") == LONGHORN_CSI]
+        if self.longhorn and longhorn:
+            # before the first write: in a namespace that does not exist the volumes list as
+            # none, and the wait would go by the VolumeAttachments alone
+            namespace = self.m.params["longhorn_namespace"]
+            if not self.m.list("Volume", LONGHORN, namespace=namespace) and not self.m.namespace_exists(namespace):
+                self.m.fail_json(msg=missing_namespace("longhorn_namespace", namespace))
 
     def busy(self):
         """Lines for the claims' volumes still attached (handover.volumes_in_use)."""

@@ -303,6 +303,11 @@ class K8sHaModule(object):
         except (DynamicApiError, _Unanswered) as e:
             self.fail_api("Cannot read %s %s" % (kind, name), e)
 
+    def namespace_exists(self, name):
+        """Whether namespace ``name`` exists: one GET, for a module that found none of its
+        objects in it (a namespace that does not exist lists as empty, not as an error)."""
+        return self.get("Namespace", "v1", name) is not None
+
     def update(self, kind, api_version, name, mutate, namespace=None, retries=5,
                backoff=0.2):
         """Read, change with ``mutate``, write with resourceVersion; retry on 409.

@@ -19,6 +19,12 @@ import re
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# A taint as a module option takes it (argument spec suboptions; lane_node, app_gates_info).
+TAINT_OPTIONS = dict(
+    key=dict(type="str", required=True, no_log=False),
+    value=dict(type="str"),
+    effect=dict(type="str", required=True, choices=list(TAINT_EFFECTS)),
+)
 TAINTS_STATES = ("present", "absent", "exact")
 # Taints owned by Kubernetes' own controllers; `exact` never adds or removes them.
 SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")

@@ -48,6 +48,16 @@ TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # (longhorn-manager types.ParseDataEngineSpecificSetting: "mismatched data engines").
 DATA_ENGINES = ("v1", "v2")
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
+# Where Longhorn's chart and manifest install it.
+DEFAULT_NAMESPACE = "longhorn-system"
+
+
+def missing_namespace(option, namespace):
+    """The message for a Longhorn namespace (option ``option``) that does not exist. A
+    namespace that does not exist lists as empty, so without it a module found nothing to
+    change and succeeded."""
+    return ("%s: no namespace %s; give the namespace Longhorn is installed in (%s by default; "
+            "kubectl get settings.longhorn.io -A shows it)" % (option, namespace, DEFAULT_NAMESPACE))
 
 
 def go_int(text, trim=True):

@@ -15,6 +15,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
     DETACHED_ONLY,
+    missing_namespace,
     settings_changes,
     validate,
 )
@@ -50,6 +51,9 @@ def run_longhorn_settings(module):
     errors = validate(wanted)
     current = dict((s["metadata"]["name"], s.get("value", ""))
                    for s in module.list(KIND, API_VERSION, namespace=namespace))
+    if not current and not module.namespace_exists(namespace):
+        # an install always has its settings: none at all may be a namespace that does not exist
+        module.fail_json(msg=missing_namespace("namespace", namespace))
     if errors:
         # ours first; Longhorn's webhook says it in its own words (dry run, no write)
         bad = dict((k, _raw(v)) for k, v in wanted.items()

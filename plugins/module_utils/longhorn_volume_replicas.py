@@ -15,6 +15,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     NotFoundError,
     ObjectNotFound,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
     Watch,
     auto_balance,
@@ -25,6 +26,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes im
     rebuilds_disabled,
     rebuilds_in_flight,
     rebuilds_text,
+    replica_count,
     select,
     validate,
     views,
@@ -93,13 +95,16 @@ class Run(object):
         current, busy = self.current()
         settings = dict((s["metadata"]["name"], s.get("value", ""))
                         for s in m.list("Setting", API, namespace=self.ns))
+        if not current and not settings and not m.namespace_exists(self.ns):
+            # no volume and no setting: perhaps no such namespace, where there is nothing to change
+            m.fail_json(msg=missing_namespace("namespace", self.ns))
         self.balance_setting = settings.get("replica-auto-balance", "disabled")
         eligibility = node_eligibility(m.list("Node", API, namespace=self.ns), m.list("Node"), settings,
                                        p["if_uncordoned"])
         all_views = [current[n] for n in sorted(current)]
         if by_volume:
             selected, errors = select(all_views, sorted(by_volume), [])
-            target = dict((k, int(v)) for k, v in by_volume.items())
+            target = dict((k, replica_count(v)) for k, v in by_volume.items())
         else:
             selected, errors = select(all_views, p["names"], p["pvcs"])
             target = p["replicas"]

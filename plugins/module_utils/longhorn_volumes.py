@@ -21,10 +21,24 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.diff import DifferenceTracker
 
 MIN_REPLICAS, MAX_REPLICAS = 1, 20
+
+
+def replica_count(raw):
+    """A replica count as an int, or None when ``raw`` is not a whole number: an int, or a
+    string of digits (what a template renders). A bool is not one (``true`` would read as
+    1), nor a float."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and re.match(r"^\s*[+-]?\d+\s*$", raw):
+        return int(raw)
+    return None
 
 
 def validate(replicas, pvcs, concurrency, wait_timeout, poll_interval, replicas_by_volume=None):
@@ -33,11 +47,11 @@ def validate(replicas, pvcs, concurrency, wait_timeout, poll_interval, replicas_
     counts = [("replicas", replicas)] if replicas is not None else []
     counts += [("replicas_by_volume.%s" % k, v) for k, v in sorted((replicas_by_volume or {}).items())]
     for field, raw in counts:
-        try:
-            n = int(raw)
-        except (TypeError, ValueError):
-            n = None
-        if n is None or not MIN_REPLICAS <= n <= MAX_REPLICAS:
+        n = replica_count(raw)
+        if n is None:
+            errors.append("%s: %s is not an integer; allowed: %d to %d"
+                          % (field, json.dumps(raw), MIN_REPLICAS, MAX_REPLICAS))
+        elif not MIN_REPLICAS <= n <= MAX_REPLICAS:
             errors.append("%s: %s is out of range; allowed: %d to %d"
                           % (field, raw, MIN_REPLICAS, MAX_REPLICAS))
     for pvc in pvcs:

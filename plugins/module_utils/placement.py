@@ -11,7 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import fnmatch
+import json
 import re
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import with_toleration
@@ -246,6 +248,28 @@ def at_or_after(when, since):
         return when[:19] > since[:19]
     a, b = _fraction(when), _fraction(since)
     return a is None or b is None or a >= b
+
+
+_UTC_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?(?:[Zz]|[+-]00:00)$")
+
+
+def utc_time(value, option="events_since"):
+    """``(time, error)``: ``value`` as at_or_after compares it (RFC 3339 in UTC, upper-case
+    ``T`` and ``Z``, the fraction kept), or None and a message naming ``option`` and what is
+    allowed. An offset other than 00:00, a date or time that does not exist, or anything that
+    is not RFC 3339 is refused: compared as a string, ``yesterday`` would count no event and
+    ``2026-11-21t18:00:00z`` every event of that day."""
+    m = _UTC_TIME.match(value) if isinstance(value, str) else None
+    if m is not None:
+        try:
+            datetime.datetime.strptime(m.group(1) + " " + m.group(2), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            m = None
+    if m is None:
+        return None, ("%s: %s is not an RFC 3339 time in UTC; allowed: YYYY-MM-DDTHH:MM:SS, an optional "
+                      "fraction, then Z or +00:00 (for example 2026-11-21T18:00:00Z or 2026-11-21T18:00:00.250000Z)"
+                      % (option, json.dumps(value)))
+    return "%sT%s%sZ" % (m.group(1), m.group(2), m.group(3) or ""), None
 
 
 def failed_scheduling_since(events, since, pods=None):

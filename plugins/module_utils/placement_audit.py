@@ -15,12 +15,20 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     failed_scheduling_since,
     render_coverage,
     render_report,
+    utc_time,
 )
 
 
 def run_placement_audit(module):
     """Read the cluster (one LIST per kind, all namespaces) and audit it."""
     params = module.params
+    since = None
+    if params.get("events_since"):
+        # before any request: compared as a string, a time that is not RFC 3339 in UTC
+        # would count no event (or every one) and the audit would say nothing was wrong
+        since, error = utc_time(params["events_since"])
+        if error:
+            module.fail_json(msg=error)
     nodes = module.list("Node")
     names = sorted(n["metadata"]["name"] for n in nodes)
     focus = params.get("node")
@@ -58,7 +66,6 @@ def run_placement_audit(module):
     if judged:
         facts["daemonsets"] = daemonset_coverage(daemonsets, nodes, judged)
         facts["report"] += render_coverage(facts["daemonsets"], judged)
-    since = params.get("events_since")
     if since:
         events = module.list("Event", field_selector="reason=FailedScheduling")
         facts["failed_scheduling"] = failed_scheduling_since(keep(events), since, pods)

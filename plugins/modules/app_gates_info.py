@@ -58,10 +58,29 @@ options:
     description: The secondary lane's node, for the guardrails gate.
     type: str
   lane_taint:
-    description: The secondary lane's taint (C(key), C(value), C(effect)), for the guardrails gate.
+    description:
+      - The secondary lane's taint, for the guardrails gate.
+      - A taint with keys other than these, or without O(lane_taint.key) or O(lane_taint.effect),
+        fails before any request.
     type: dict
+    suboptions:
+      key:
+        description: Taint key.
+        type: str
+        required: true
+      value:
+        description: Taint value (may be empty).
+        type: str
+      effect:
+        description: Taint effect.
+        type: str
+        required: true
+        choices: [NoSchedule, PreferNoSchedule, NoExecute]
   longhorn_namespace:
-    description: Namespace of Longhorn's objects.
+    description:
+      - Namespace of Longhorn's objects.
+      - When the app's claims are Longhorn volumes and it holds no volume at all, a
+        namespace that does not exist fails the module, naming this option.
     type: str
     default: longhorn-system
   databases:
@@ -126,6 +145,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     K8sHaModule,
     argument_spec,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import TAINT_OPTIONS
 
 
 def main():
@@ -136,7 +156,7 @@ def main():
         strategy=dict(type="str", choices=["active_active", "controlled_failover", "hybrid"]),
         restart_bound=dict(type="int", default=3),
         secondary_node=dict(type="str"),
-        lane_taint=dict(type="dict"),
+        lane_taint=dict(type="dict", options=TAINT_OPTIONS),
         longhorn_namespace=dict(type="str", default="longhorn-system"),
         databases=dict(type="list", elements="str", default=[]),
     ), supports_check_mode=True))

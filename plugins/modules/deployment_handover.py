@@ -71,7 +71,10 @@ options:
     type: float
     default: 1
   longhorn_namespace:
-    description: Namespace of Longhorn's volumes (read when Longhorn's CRDs are served).
+    description:
+      - Namespace of Longhorn's volumes (read when Longhorn's CRDs are served).
+      - When the claims are Longhorn volumes and it holds no volume at all, a namespace
+        that does not exist fails the handover before its first write, naming this option.
     type: str
     default: longhorn-system
 requirements:

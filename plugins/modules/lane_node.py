@@ -202,7 +202,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     argument_spec,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import (
-    TAINT_EFFECTS,
+    TAINT_OPTIONS,
     TAINTS_STATES,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane_node import run_lane_node
@@ -212,11 +212,7 @@ def _node_options(name_required, taints_state_default="present"):
     return dict(
         name=dict(type="str", required=name_required),
         labels=dict(type="dict"),
-        taints=dict(type="list", elements="dict", options=dict(
-            key=dict(type="str", required=True, no_log=False),
-            value=dict(type="str"),
-            effect=dict(type="str", required=True, choices=list(TAINT_EFFECTS)),
-        )),
+        taints=dict(type="list", elements="dict", options=TAINT_OPTIONS),
         taints_state=dict(type="str", default=taints_state_default, choices=list(TAINTS_STATES)),
         cordon=dict(type="bool"),
     )

@@ -46,7 +46,10 @@ options:
     type: dict
     required: true
   namespace:
-    description: Namespace of the Setting objects.
+    description:
+      - Namespace of the Setting objects.
+      - When it holds no Setting at all, a namespace that does not exist fails the run
+        before any write, naming this option.
     type: str
     default: longhorn-system
 requirements:

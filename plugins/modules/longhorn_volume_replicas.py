@@ -40,13 +40,15 @@ extends_documentation_fragment:
 options:
   replicas:
     description:
-      - The number of replicas every selected volume should have (1 to 20).
+      - The number of replicas every selected volume should have (1 to 20; a boolean is refused).
       - Exactly one of O(replicas) and O(replicas_by_volume) is required.
     type: int
   replicas_by_volume:
     description:
       - Volume name to its wanted number of replicas; selects those volumes. This is the
         form of RV(rollback), so passing a run's RV(rollback) puts the counts back.
+      - Each value is an integer from 1 to 20, as for O(replicas). A boolean, a float or
+        any other value fails before any request, naming C(replicas_by_volume.<volume>).
     type: dict
   names:
     description: Volumes to reconcile, by Longhorn volume name.
@@ -99,7 +101,10 @@ options:
     elements: str
     default: []
   namespace:
-    description: Namespace of Longhorn's objects.
+    description:
+      - Namespace of Longhorn's objects.
+      - When it holds no volume and no setting, a namespace that does not exist fails the
+        run before any write, naming this option.
     type: str
     default: longhorn-system
 requirements:

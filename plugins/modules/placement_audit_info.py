@@ -57,6 +57,8 @@ options:
       - Also report the C(FailedScheduling) events at or after this time (RFC 3339, UTC,
         for example C(2026-11-21T18:00:00Z) or C(2026-11-21T18:00:00.250000Z)) in
         RV(failed_scheduling). One more LIST.
+      - The offset is C(Z) or C(+00:00) and the fraction is optional. Any other value (another
+        offset, a date that does not exist, C(yesterday)) fails before any request, naming this option.
       - An event's time is when it was last observed (its series' last observation, its
         event time, its deprecated timestamps), not when it was written. Within one second
         the fractions decide when both times have one; otherwise the event counts.

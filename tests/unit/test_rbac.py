@@ -76,3 +76,63 @@ def test_the_active_passive_role_holds_every_permission_of_the_descheduler_role_
     # and the check itself can fail: without the namespaces read, it is missing
     trimmed = [dict(r, resources=[x for x in r["resources"] if x != "namespaces"]) for r in mine]
     assert not _covers(trimmed, "", "namespaces", "list")
+
+
+# The modules that, finding no Longhorn object at all, GET the Namespace to tell a
+# namespace that does not exist from an empty one (plugins/module_utils/longhorn.py,
+# missing_namespace): every family whose playbooks run one may get namespaces.
+ASK_ABOUT_THE_NAMESPACE = {"longhorn_settings", "longhorn_volume_replicas", "app_gates_info", "deployment_handover"}
+
+
+def _tasks(items):
+    for task in items or []:
+        if not isinstance(task, dict):
+            continue
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
+def _modules_run(playbook):
+    """The collection's modules a playbook runs: its included roles' task files (tasks_from),
+    and the files those include (a templated name matches every file it can be)."""
+    import glob
+    import re
+    plays = yaml.safe_load((ROOT / "playbooks" / (playbook + ".yml")).read_text())
+    todo = []
+    for play in plays:
+        for task in _tasks(play.get("tasks")):
+            for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
+                spec = task.get(key)
+                if spec and spec["name"].startswith("homelab.k8s_ha."):
+                    role = spec["name"].split(".")[-1]
+                    todo.append(ROOT / "roles" / role / "tasks" / (spec.get("tasks_from", "main") + ".yml"))
+    seen, modules = set(), set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.add(path)
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            modules |= {k.split(".")[-1] for k in task if k.startswith("homelab.k8s_ha.")}
+            spec = task.get("ansible.builtin.include_tasks") or task.get("ansible.builtin.import_tasks")
+            if spec:
+                name = spec["file"] if isinstance(spec, dict) else spec
+                todo += [Path(p) for p in glob.glob(str(path.parent / re.sub(r"\{\{.*?\}\}", "*", name)))]
+    return modules
+
+
+def test_the_families_that_run_a_longhorn_module_may_get_namespaces():
+    catalog = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
+    needs = {}
+    for entry in catalog["homelab_operate_playbooks"]:
+        if _modules_run(entry["playbook"]) & ASK_ABOUT_THE_NAMESPACE:
+            needs.setdefault(entry["family"], []).append(entry["playbook"])
+    # the walk finds them (the check itself can fail)
+    assert {"guardrails", "core-platform", "app-migration"} <= set(needs), needs
+    for family in needs:
+        assert _covers(roles()[family]["rules"], "", "namespaces", "get"), (family, needs[family])
+    # and only get: a namespace is never listed, created or changed for this
+    for family in ("guardrails", "core-platform", "app-migration"):
+        assert set().union(*[set(r["verbs"]) for r in roles()[family]["rules"]
+                             if "" in r["apiGroups"] and "namespaces" in r["resources"]]) == {"get"}

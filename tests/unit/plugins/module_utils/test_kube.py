@@ -352,3 +352,30 @@ def test_a_failure_while_a_list_is_checked_names_the_item():
     with pytest.raises(Failed) as out:
         m.fail_json(msg="later")
     assert out.value.args[0]["msg"] == "later"
+
+
+class _Exc404(Exception):
+    status = 404
+    reason = "Not Found"
+    body = '{"message": "namespaces \\"longhorn\\" not found"}'
+    headers = {}
+
+
+def test_namespace_exists_is_one_get_and_a_404_is_no():
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    class Namespaces(FakeClient):
+        def __init__(self, names):
+            super(Namespaces, self).__init__()
+            self.names, self.asked = names, []
+
+        def get(self, res, name=None, namespace=None):
+            self.asked.append((res, name))
+            if name not in self.names:
+                raise NotFoundError(_Exc404())
+            return Obj({"metadata": {"name": name}})
+
+    c = Namespaces(["longhorn-system"])
+    m = module_with(c)
+    assert m.namespace_exists("longhorn-system") and not m.namespace_exists("longhorn")
+    assert c.asked == [(("Namespace", "v1"), "longhorn-system"), (("Namespace", "v1"), "longhorn")]

@@ -72,6 +72,32 @@ def test_validate_names_the_field_and_allowed_values():
         "poll_interval: 0; allowed: more than 0 seconds"]
 
 
+@pytest.mark.parametrize("value, said", [
+    # true was read as 1: a rollback of {"pvc-arr": true} set one replica
+    (True, "replicas_by_volume.pvc-arr: true is not an integer; allowed: 1 to 20"),
+    (False, "replicas_by_volume.pvc-arr: false is not an integer; allowed: 1 to 20"),
+    (2.5, "replicas_by_volume.pvc-arr: 2.5 is not an integer; allowed: 1 to 20"),
+    (2.0, "replicas_by_volume.pvc-arr: 2.0 is not an integer; allowed: 1 to 20"),
+    ("two", 'replicas_by_volume.pvc-arr: "two" is not an integer; allowed: 1 to 20'),
+    (None, "replicas_by_volume.pvc-arr: null is not an integer; allowed: 1 to 20"),
+    ([2], "replicas_by_volume.pvc-arr: [2] is not an integer; allowed: 1 to 20"),
+    (0, "replicas_by_volume.pvc-arr: 0 is out of range; allowed: 1 to 20"),
+    (21, "replicas_by_volume.pvc-arr: 21 is out of range; allowed: 1 to 20"),
+    ("25", "replicas_by_volume.pvc-arr: 25 is out of range; allowed: 1 to 20"),
+])
+def test_replicas_by_volume_takes_integers_in_the_range_of_replicas(value, said):
+    assert validate(None, [], 1, 60, 1, {"pvc-arr": value, "pvc-qdrant": 2}) == [said]
+
+
+def test_replica_counts_are_whole_numbers_and_never_bools():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import replica_count
+    assert [replica_count(v) for v in (1, 20, "2", " 3 ")] == [1, 20, 2, 3]
+    assert [replica_count(v) for v in (True, False, 2.0, "2.0", "", None, {})] == [None] * 7
+    assert validate(None, [], 1, 60, 1, {"pvc-a": 1, "pvc-b": "3", "pvc-c": 20}) == []
+    # the same rule for replicas (the argument spec passes a bool through as an int)
+    assert validate(True, [], 1, 60, 1) == ["replicas: true is not an integer; allowed: 1 to 20"]
+
+
 def test_select_by_name_pvc_or_all_and_unknown_names():
     all_views = views([volume("pvc-a", pvc="apps/a"), volume("pvc-b", pvc="apps/b")], [], [])
     assert [v["name"] for v in select(all_views, [], [])[0]] == ["pvc-a", "pvc-b"]

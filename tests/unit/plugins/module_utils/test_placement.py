@@ -1,3 +1,7 @@
+import json
+
+import pytest
+
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     audit,
     daemonset_coverage,
@@ -167,6 +171,35 @@ def test_failed_scheduling_since_counts_when_the_attempt_was_observed_not_when_w
     assert at_or_after("2026-12-05T02:25:21.100000Z", "2026-12-05T02:25:21Z")
     assert not at_or_after("2026-12-05T02:25:20.999999Z", "2026-12-05T02:25:21Z")
     assert at_or_after("2026-12-05T02:25:22Z", "2026-12-05T02:25:21.999999Z")
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("2026-11-21T18:00:00Z", "2026-11-21T18:00:00Z"),
+    ("2026-11-21T18:00:00.250000Z", "2026-11-21T18:00:00.250000Z"),
+    ("2026-11-21T18:00:00+00:00", "2026-11-21T18:00:00Z"),
+    ("2026-11-21T18:00:00.25+00:00", "2026-11-21T18:00:00.25Z"),
+    ("2026-11-21T18:00:00-00:00", "2026-11-21T18:00:00Z"),
+    # RFC 3339 allows lower case; compared as a string, a lower-case t sorts after every event
+    ("2026-11-21t18:00:00z", "2026-11-21T18:00:00Z"),
+])
+def test_events_since_takes_rfc_3339_in_utc(given, expected):
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import at_or_after, utc_time
+    assert utc_time(given) == (expected, None)
+    assert at_or_after("2026-11-21T18:00:01Z", utc_time(given)[0])
+    assert not at_or_after("2026-11-21T17:59:59Z", utc_time(given)[0])
+
+
+@pytest.mark.parametrize("given", [
+    "yesterday", "", "2026-11-21", "2026-11-21T18:00:00", "2026-11-21 18:00:00Z", "2026-11-21T18:00Z",
+    "2026-11-21T18:00:00+01:00", "2026-11-21T18:00:00.Z", "2026-02-30T18:00:00Z", "2026-11-21T24:00:00Z",
+    "2026-11-21T18:00:60Z", " 2026-11-21T18:00:00Z", "2026-11-21T18:00:00Z ", "1700000000", None, 1700000000,
+])
+def test_events_since_refuses_anything_else_naming_the_option(given):
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import utc_time
+    when, error = utc_time(given)
+    assert when is None
+    assert error.startswith("events_since: %s is not an RFC 3339 time in UTC; allowed: " % json.dumps(given))
+    assert "2026-11-21T18:00:00Z" in error and "+00:00" in error and "\n" not in error
 
 
 LANE = {"key": "workload-lane", "value": "secondary", "effect": "NoSchedule"}

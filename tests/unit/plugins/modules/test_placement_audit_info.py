@@ -43,3 +43,18 @@ def test_unreachable_cluster_gives_a_clear_error(capsys, tmp_path):
     # whether discovery fails while the client is made or on the first request
     assert out["msg"].startswith("Cannot reach the Kubernetes API")
     assert "127.0.0.1" in out["msg"] and "Connection refused" in out["msg"]
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-11-21T19:00:00+01:00", "2026-11-21"])
+def test_events_since_that_is_not_rfc_3339_in_utc_fails_before_any_request(capsys, monkeypatch, since):
+    """Compared as a string, "yesterday" counted no FailedScheduling event: the audit passed."""
+    def no_client(*_args, **_kwargs):
+        raise AssertionError("no API client may be created for bad input")
+
+    monkeypatch.setattr("ansible_collections.homelab.k8s_ha.plugins.module_utils.kube.get_api_client",
+                        no_client)
+    code, out = run_module({"events_since": since}, capsys)
+    assert code == 1 and out["failed"]
+    assert out["msg"] == (
+        'events_since: "%s" is not an RFC 3339 time in UTC; allowed: YYYY-MM-DDTHH:MM:SS, an optional fraction, '
+        "then Z or +00:00 (for example 2026-11-21T18:00:00Z or 2026-11-21T18:00:00.250000Z)" % since)
