@@ -190,13 +190,27 @@ def forbidden(message):
                (message or "").strip()))
 
 
-def explain(action, status, message, credential_in_use=None, ca_in_use=None, server=None):
+_TIMED_OUT = ("ReadTimeoutError", "ConnectTimeoutError", "Read timed out", "timed out")
+
+
+def timed_out(text):
+    """Whether a connection error's text says the server did not answer in time (urllib3's
+    ReadTimeoutError or ConnectTimeoutError, wrapped in MaxRetryError)."""
+    text = "%s" % (text,)
+    return any(marker in text for marker in _TIMED_OUT)
+
+
+def explain(action, status, message, credential_in_use=None, ca_in_use=None, server=None, timeout=None):
     """The message for a request that failed: ``action`` (what we tried, "Cannot list
     Node"), the HTTP ``status`` (None: no HTTP answer), the server's ``message`` (or
     the connection error's text), where the credential and the CA came from (phrases of
-    ``credential`` and ``trusted_ca``) and the API server's URL."""
+    ``credential`` and ``trusted_ca``), the API server's URL and the request timeout in
+    force (seconds)."""
     message = ("%s" % (message,)).strip()
     at = " at %s" % server if server else ""
+    if status is None and timeout and timed_out(message):
+        return ("%s: the API server%s did not answer within %s s (request_timeout); it may be"
+                " overloaded or hung. Raise request_timeout for a slow server." % (action, at, _seconds(timeout)))
     if status is None:
         reason = tls_reason(message)
         if reason:
@@ -214,3 +228,8 @@ def explain(action, status, message, credential_in_use=None, ca_in_use=None, ser
     if status == 403:
         return "%s: forbidden (HTTP 403): %s" % (action, forbidden(message))
     return "%s: %s" % (action, message)
+
+
+def _seconds(value):
+    value = float(value)
+    return "%d" % value if value == int(value) else "%g" % value

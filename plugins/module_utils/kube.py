@@ -64,6 +64,12 @@ try:
 except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
     Watch = None
 
+try:
+    from kubernetes.client.rest import RESTClientObject
+    from urllib3.util.retry import Retry
+except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
+    RESTClientObject = Retry = None
+
 
 try:
     # No HTTP answer: TLS or connection. Every request may meet it, not only discovery:
@@ -86,11 +92,40 @@ class ObjectNotFound(Exception):
     """The object to update does not exist (nothing was written)."""
 
 
+# Seconds a request may take to connect, and then to answer (doc fragment request_timeout).
+REQUEST_TIMEOUT = 30
+
+
 def argument_spec(**own):
-    """kubernetes.core's auth options plus the module's own options."""
+    """kubernetes.core's auth options, the request timeout and the module's own options."""
     spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec["request_timeout"] = dict(type="float", default=REQUEST_TIMEOUT)
     spec.update(own)
     return spec
+
+
+def with_deadline(rest_class, seconds, retry=None):
+    """Give every request of the kubernetes client's REST class (``RESTClientObject``) that
+    sets no timeout of its own ``seconds`` to connect and ``seconds`` to read. ``retry``
+    (a urllib3 ``Retry``) replaces urllib3's default of three retries for the connections
+    the client opens from then on: with ``read=0`` a read that timed out is not sent again
+    (a GET would otherwise wait four times as long). A watch sets its own timeout and keeps
+    it. Class-wide, because kubernetes.core's get_api_client may send discovery requests
+    while it builds the client; a module is a process of its own. Returns the class's
+    original ``request``."""
+    original = getattr(rest_class.request, "homelab_original", rest_class.request)
+
+    def request(self, method, url, *args, **kwargs):
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = (seconds, seconds)
+        pool_kw = getattr(getattr(self, "pool_manager", None), "connection_pool_kw", None)
+        if retry is not None and pool_kw is not None and pool_kw.get("retries") is not retry:
+            pool_kw["retries"] = retry
+        return original(self, method, url, *args, **kwargs)
+
+    request.homelab_original = original
+    rest_class.request = request
+    return original
 
 
 def given(options):
@@ -164,6 +199,9 @@ class K8sHaModule(object):
     @property
     def client(self):
         if self._client is None:
+            if RESTClientObject is not None and self.params.get("request_timeout"):
+                with_deadline(RESTClientObject, self.params["request_timeout"],
+                              Retry(total=3, connect=1, read=0) if Retry is not None else None)
             try:
                 self._client = get_api_client(module=self.ansible)
             except CoreException as e:  # no usable configuration
@@ -208,7 +246,7 @@ class K8sHaModule(object):
         return api_errors.explain(action, getattr(exc, "status", None), api_error_message(exc),
                                   credential_in_use=self._credential(),
                                   ca_in_use=api_errors.trusted_ca(self.params, os.environ),
-                                  server=server)
+                                  server=server, timeout=self.params.get("request_timeout"))
 
     def fail_api(self, action, exc, server=None, **fields):
         """Fail the module for a refused or unanswered request, with ``explain``'s message;

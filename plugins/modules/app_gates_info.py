@@ -32,6 +32,7 @@ description:
     C(active_active) on single-writer storage is refused.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   namespace:
     description: Namespace of the app.

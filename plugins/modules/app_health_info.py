@@ -28,6 +28,7 @@ description:
     bad input, naming the field.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   apps:
     description: The apps to check.

@@ -52,6 +52,7 @@ description:
     waiting.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
   - homelab.k8s_ha.rollout_lock
 options:
   namespace:

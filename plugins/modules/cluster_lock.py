@@ -31,6 +31,7 @@ description:
     held by another run is reported as a warning.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   namespace:
     description: The namespace of the CAPI Cluster; part of the lock name.

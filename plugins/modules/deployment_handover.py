@@ -33,6 +33,7 @@ description:
     still runs.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   name:
     description: The Deployment that becomes the writer (scaled up last).

@@ -27,6 +27,7 @@ description:
   - Writes nothing.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   node:
     description: The node to drain.

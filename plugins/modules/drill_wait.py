@@ -28,6 +28,7 @@ description:
   - It writes nothing, in check mode or not.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   condition:
     description: What to wait for.

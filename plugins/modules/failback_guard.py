@@ -37,6 +37,7 @@ description:
     move. A check-mode run makes one pass.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   workloads:
     description: The Deployments to fail back, each with C(namespace) and C(name).

@@ -26,6 +26,7 @@ description:
   - Returns the runbook's decision for the datastore found.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   leases:
     description: Leases in C(kube-system) that must be renewing.

@@ -28,6 +28,7 @@ description:
     and the diff shows labels, taints and C(unschedulable) before and after.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   name:
     description: The node. One of O(name) and O(nodes) is required.

@@ -41,6 +41,7 @@ description:
     the lock is no longer its own.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
   - homelab.k8s_ha.rollout_lock
 options:
   action:

@@ -25,6 +25,7 @@ description:
   - In check mode the patches are server-side dry runs; nothing is written.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   settings:
     description:

@@ -37,6 +37,7 @@ description:
   - Progress is returned in RV(events), one entry per state change of a volume.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   replicas:
     description:

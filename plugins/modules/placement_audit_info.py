@@ -39,6 +39,7 @@ description:
   - Never writes to the cluster.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   node:
     description:

@@ -31,6 +31,7 @@ description:
     over the module registers them.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - homelab.k8s_ha.request_timeout
 options:
   name:
     description: Name of the object. One of O(name) (with O(namespace) and O(fields)) and

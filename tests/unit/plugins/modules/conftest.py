@@ -21,3 +21,14 @@ def run_refused(capsys, monkeypatch):
             module.main()
         return exit_info.value.code, json.loads(capsys.readouterr().out)
     return run
+
+
+@pytest.fixture(autouse=True)
+def rest_request_restored(monkeypatch):
+    """A module's client sets a deadline on the kubernetes client's REST class
+    (kube.with_deadline): put the class back after each test."""
+    try:
+        from kubernetes.client.rest import RESTClientObject
+    except ImportError:  # pragma: no cover
+        return
+    monkeypatch.setattr(RESTClientObject, "request", RESTClientObject.request)
