@@ -11,7 +11,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import restart_counts
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, missing_namespace
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import views
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     KNOWN_DATABASES,
@@ -23,7 +23,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     strategy_refusal,
 )
 
-LONGHORN = "longhorn.io/v1beta2"
+ARGOCD = "argoproj.io/v1alpha1"
 
 
 def _longhorn_volumes(module, pvcs, claims, namespace):
@@ -51,6 +51,15 @@ def _longhorn_volumes(module, pvcs, claims, namespace):
         out.append({"name": h, "robustness": v["robustness"] if v else "missing",
                     "nodes": sorted(r["node"] for r in v["replica_list"] if not r["failed"]) if v else []})
     return out
+
+
+def _application(module, ref):
+    """``[the Application]`` named by ``ref``, or [] (not given, Argo CD not installed, or
+    no such Application)."""
+    if not ref or not module.served("Application", ARGOCD):
+        return []
+    app = module.get("Application", ARGOCD, ref["name"], namespace=ref["namespace"])
+    return [app] if app else []
 
 
 def run_app_gates_info(module):
@@ -83,6 +92,8 @@ def run_app_gates_info(module):
         guardrails=guardrails, stateful=classification["class"] != "stateless")
     passed = not refusal and all(g["passed"] for g in gates)
     module.exit_json(changed=False, classification=classification, strategy_refusal=refusal, gates=gates,
+                     hpas=module.list("HorizontalPodAutoscaler", "autoscaling/v2", namespace=ns),
+                     applications=_application(module, p["argocd_application"]),
                      passed=passed, selector=workload["spec"].get("selector", {}).get("matchLabels") or {},
                      restarts=restart_counts(pods),
                      report=gates_report("%s/%s" % (ns, name), classification, refusal, gates))

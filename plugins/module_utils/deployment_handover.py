@@ -23,9 +23,8 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
     ObjectNotFound,
 )
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, missing_namespace
 
-LONGHORN = "longhorn.io/v1beta2"
 LONGHORN_CSI = "driver.longhorn.io"
 
 

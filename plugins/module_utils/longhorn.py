@@ -50,6 +50,8 @@ DATA_ENGINES = ("v1", "v2")
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
 # Where Longhorn's chart and manifest install it.
 DEFAULT_NAMESPACE = "longhorn-system"
+# The API group and version of Longhorn's objects (Setting, Volume, Replica, Engine, Node).
+LONGHORN_API = "longhorn.io/v1beta2"
 
 
 def missing_namespace(option, namespace):

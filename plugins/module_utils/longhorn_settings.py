@@ -15,12 +15,13 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import (
     DETACHED_ONLY,
+    LONGHORN_API,
     missing_namespace,
     settings_changes,
     validate,
 )
 
-KIND, API_VERSION = "Setting", "longhorn.io/v1beta2"
+KIND, API_VERSION = "Setting", LONGHORN_API
 # Seconds to wait for Longhorn to apply a setting to its components (it restarts them).
 APPLY_TIMEOUT = 300
 

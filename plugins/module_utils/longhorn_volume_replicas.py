@@ -15,7 +15,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     NotFoundError,
     ObjectNotFound,
 )
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import missing_namespace
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API, missing_namespace
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import (
     Watch,
     auto_balance,
@@ -32,7 +32,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes im
     views,
 )
 
-API = "longhorn.io/v1beta2"
+API = LONGHORN_API
 
 
 class Run(object):

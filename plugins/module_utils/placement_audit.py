@@ -8,15 +8,26 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.lane import validate
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.placement import (
     WORKLOAD_KINDS,
     audit,
     daemonset_coverage,
     failed_scheduling_since,
+    longhorn_dropped,
     render_coverage,
     render_report,
     utc_time,
 )
+
+
+def _taint_toleration(module, rows, namespace):
+    """``[Longhorn's Setting taint-toleration]`` when the taints drop a DaemonSet of
+    longhorn-manager's (rows of daemonset_coverage), else []."""
+    if not longhorn_dropped(rows) or not module.served("Setting", LONGHORN):
+        return []
+    setting = module.get("Setting", LONGHORN, "taint-toleration", namespace=namespace)
+    return [setting] if setting else []
 
 
 def run_placement_audit(module):
@@ -66,6 +77,8 @@ def run_placement_audit(module):
     if judged:
         facts["daemonsets"] = daemonset_coverage(daemonsets, nodes, judged)
         facts["report"] += render_coverage(facts["daemonsets"], judged)
+        if params.get("longhorn_namespace"):
+            facts["longhorn_settings"] = _taint_toleration(module, facts["daemonsets"], params["longhorn_namespace"])
     if since:
         events = module.list("Event", field_selector="reason=FailedScheduling")
         facts["failed_scheduling"] = failed_scheduling_since(keep(events), since, pods)

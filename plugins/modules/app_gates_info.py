@@ -84,6 +84,22 @@ options:
         namespace that does not exist fails the module, naming this option.
     type: str
     default: longhorn-system
+  argocd_application:
+    description:
+      - The Argo CD Application that deploys the app, returned in RV(applications) when
+        Argo CD's Application kind is served and the Application exists. With the app's
+        HorizontalPodAutoscalers (RV(hpas)) it is what holds the app still for a cutover
+        window, read here so the plan needs no read of its own.
+    type: dict
+    suboptions:
+      namespace:
+        description: The Application's namespace.
+        type: str
+        required: true
+      name:
+        description: The Application's name.
+        type: str
+        required: true
   databases:
     description: Image names that make an app with claims a fragile database; defaults to a built-in list.
     type: list
@@ -134,6 +150,18 @@ passed:
   description: Every gate passed and the strategy fits.
   returned: success
   type: bool
+hpas:
+  description: The HorizontalPodAutoscalers (C(autoscaling/v2)) of O(namespace), as the API server returns them.
+  returned: success
+  type: list
+  elements: dict
+applications:
+  description:
+    - O(argocd_application) as the API server returns it, in a list; empty when it was not
+      given, Argo CD's Application kind is not served, or it does not exist.
+  returned: success
+  type: list
+  elements: dict
 report:
   description: The class and the gates as lines a person reads.
   returned: success
@@ -159,6 +187,8 @@ def main():
         secondary_node=dict(type="str"),
         lane_taint=dict(type="dict", options=TAINT_OPTIONS),
         longhorn_namespace=dict(type="str", default="longhorn-system"),
+        argocd_application=dict(type="dict", options=dict(
+            namespace=dict(type="str", required=True), name=dict(type="str", required=True))),
         databases=dict(type="list", elements="str", default=[]),
     ), supports_check_mode=True))
 

@@ -79,6 +79,13 @@ options:
       - Every DaemonSet of the cluster is judged, whatever O(namespaces) says, because node agents
         live in their own namespaces.
     type: dict
+  longhorn_namespace:
+    description:
+      - With O(daemonset_taints), where Longhorn's Setting objects are. When the taints would
+        drop a DaemonSet longhorn-manager manages, its Setting C(taint-toleration) is read
+        and returned in RV(longhorn_settings), since the setting, not the DaemonSets, is where
+        Longhorn takes their tolerations from. One more GET, only then.
+    type: str
   namespaces:
     description:
       - Only audit pods and workloads in these namespaces. Nodes are always all read.
@@ -196,6 +203,14 @@ daemonsets:
             "needed": [{"key": "workload-lane", "operator": "Equal", "value": "secondary",
                         "effect": "NoSchedule"}],
             "manager": null}]
+longhorn_settings:
+  description:
+    - Longhorn's Setting C(taint-toleration) as the API server returns it, in a list; empty
+      when no Longhorn DaemonSet is dropped, Longhorn is not installed, or it has no such
+      setting.
+  returned: when O(longhorn_namespace) and O(daemonset_taints) are set
+  type: list
+  elements: dict
 report:
   description: The same facts as lines a person reads.
   returned: always
@@ -220,6 +235,7 @@ def main():
         events_since=dict(type="str"),
         namespaces=dict(type="list", elements="str", default=[]),
         daemonset_taints=dict(type="dict"),
+        longhorn_namespace=dict(type="str"),
     ))
     module.exit_json(changed=False, **run_placement_audit(module))
 
