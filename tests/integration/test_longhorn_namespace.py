@@ -17,26 +17,28 @@ def playbook_identity(identity):
     return identity("core-platform")
 
 
-@pytest.mark.parametrize("args", [
-    {"settings_args": {"settings": {}, "namespace": "longhorn"}},
-    {"settings_args": {"settings": {"default-replica-count": 2}, "namespace": "longhorn"}},
-    {"replicas_args": {"replicas": 2, "namespace": "longhorn"}},
-    {"replicas_args": {"replicas_by_volume": {"pvc-arr": 1}, "namespace": "longhorn"}},
-], ids=["settings-empty", "settings", "replicas", "replicas_by_volume"])
-def test_a_longhorn_namespace_that_does_not_exist_fails_naming_the_option(longhorn, run_playbook, playbook_identity,
-                                                                          args):
-    c = longhorn.cluster
-    offset = audit_size(c)
-    run = run_playbook(c, PLAYBOOK, extra_vars=dict(args, may_fail=True))
-    assert run.result["failed"] is True and run.result["msg"] == MESSAGE, run.result
-    assert writes(c, offset) == []
-    asked = [e["requestURI"] for e in audit_entries(c, offset)
-             if e["user"]["username"] == playbook_identity.username and (e.get("objectRef") or {}).get("resource") == "namespaces"]
-    assert asked == ["/api/v1/namespaces/longhorn"]
+# (one test, one start of the Longhorn simulator: the cases read and write nothing it holds)
+CASES = [
+    ("settings-empty", {"settings_args": {"settings": {}, "namespace": "longhorn"}}),
+    ("settings", {"settings_args": {"settings": {"default-replica-count": 2}, "namespace": "longhorn"}}),
+    ("replicas", {"replicas_args": {"replicas": 2, "namespace": "longhorn"}}),
+    ("replicas_by_volume", {"replicas_args": {"replicas_by_volume": {"pvc-arr": 1}, "namespace": "longhorn"}}),
+]
 
 
-def test_in_longhorns_namespace_the_namespace_is_not_read(longhorn, run_playbook, playbook_identity):
+def test_a_longhorn_namespace_that_does_not_exist_fails_naming_the_option(longhorn, run_playbook, playbook_identity):
     c = longhorn.cluster
+    for case, args in CASES:
+        offset = audit_size(c)
+        run = run_playbook(c, PLAYBOOK, extra_vars=dict(args, may_fail=True))
+        assert run.result["failed"] is True and run.result["msg"] == MESSAGE, (case, run.result)
+        assert writes(c, offset) == [], case
+        asked = [e["requestURI"] for e in audit_entries(c, offset)
+                 if e["user"]["username"] == playbook_identity.username
+                 and (e.get("objectRef") or {}).get("resource") == "namespaces"]
+        assert asked == ["/api/v1/namespaces/longhorn"], case
+
+    # in Longhorn's own namespace the namespace is not read
     offset = audit_size(c)
     run = run_playbook(c, PLAYBOOK, extra_vars={"settings_args": {"settings": {}}})
     assert run.rc == 0 and run.result["changed"] is False, run.stdout[-3000:]
