@@ -7,8 +7,9 @@ SETTING = {"metadata": {"name": "taint-toleration", "namespace": "longhorn-syste
 
 
 class Reads(object):
-    def __init__(self, served=True, setting=SETTING):
-        self.asked, self._served, self.setting = [], served, setting
+    def __init__(self, served=True, setting="the setting"):
+        self.asked, self._served = [], served
+        self.setting = SETTING if setting == "the setting" else setting
 
     def served(self, kind, api_version):
         self.asked.append(("served", kind, api_version))
