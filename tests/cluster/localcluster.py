@@ -284,6 +284,79 @@ class LocalCluster:
         except (OSError, ValueError):
             return None, ""
 
+    def api_call(self, method: str, path: str, body=None, content_type: str = "application/json",
+                 timeout: float = 30):
+        """``method`` ``path`` with a JSON ``body`` as cluster-admin, from this process (the
+        harness's user agent; observe.writes does not count it): (status, parsed body)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method,
+                                     headers={"User-Agent": HARNESS_AGENT, "Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode(errors="replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, {"message": text}
+
+    def _path(self, word: str, namespace: str | None, every_namespace: bool = False) -> str:
+        """The collection path of a kubectl resource word (discovery, as ``kubectl get``)."""
+        resource = self._resource(word) or self._resource(word, fresh=True)
+        if resource is None:
+            raise RuntimeError("the API server serves no resource %r" % word)
+        path, _kind, _api_version, namespaced = resource
+        inside = namespaced and not every_namespace
+        return path.replace("{ns}", "namespaces/%s/" % (namespace or "default") if inside else "")
+
+    def delete(self, word: str, name: str, namespace: str | None = None) -> int:
+        """``kubectl delete <word> <name> [-n <namespace>] --ignore-not-found --wait=false``
+        from this process: the HTTP status (404 is fine, anything else but 200/202 raises)."""
+        status, answer = self.api_call("DELETE", self._path(word, namespace) + "/" + urllib.parse.quote(name))
+        if status not in (200, 202, 404):
+            raise RuntimeError("delete %s %s: %s %s" % (word, name, status, answer.get("message")))
+        return status
+
+    def delete_all(self, word: str, namespace: str | None = None, selector: str | None = None,
+                   timeout: float = 120) -> None:
+        """``kubectl delete <word> --all|-l <selector> [-n <namespace>|-A] --wait=true`` in
+        one DELETE of the collection from this process, then a LIST until none is left
+        (finalizers: a PVC's pvc-protection, a PV's pv-protection). ``namespace`` "*": every
+        namespace (a namespaced kind is deleted namespace by namespace, as kubectl does)."""
+        query = "?" + urllib.parse.urlencode({"labelSelector": selector}) if selector else ""
+        if namespace == "*":
+            _status, listed = self.api_call("GET", self._path(word, None, every_namespace=True) + query)
+            namespaces = sorted({i["metadata"].get("namespace") for i in listed.get("items", [])} - {None})
+            paths = [self._path(word, ns) for ns in namespaces]
+        else:
+            paths = [self._path(word, namespace)]
+        for path in paths:
+            status, answer = self.api_call("DELETE", path + query)
+            if status not in (200, 202):
+                raise RuntimeError("delete %s %s: %s %s" % (word, path, status, answer.get("message")))
+        deadline = time.monotonic() + timeout
+        for path in paths:
+            while True:
+                status, listed = self.api_call("GET", path + query)
+                if status == 200 and not listed.get("items"):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("delete %s: still there after %ss: %s" % (
+                        word, timeout, [i["metadata"]["name"] for i in listed.get("items", [])]))
+                time.sleep(0.1)
+
+    def patch(self, word: str, name: str, patch, namespace: str | None = None, patch_type: str = "json",
+              check: bool = True) -> int:
+        """``kubectl patch <word> <name> [-n <namespace>] --type=<json|merge> -p <patch>`` from
+        this process: the HTTP status (a failure raises unless ``check`` is false)."""
+        content = {"json": "application/json-patch+json", "merge": "application/merge-patch+json"}[patch_type]
+        status, answer = self.api_call("PATCH", self._path(word, namespace) + "/" + urllib.parse.quote(name),
+                                       patch, content_type=content)
+        if check and status != 200:
+            raise RuntimeError("patch %s %s: %s %s" % (word, name, status, answer.get("message")))
+        return status
+
     # ---- lifecycle -----------------------------------------------------------------
     def up(self, fixture: str | None = None) -> float:
         """Start the control plane and load ``fixture``; return seconds taken."""

@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+from localcluster import HARNESS_AGENT
+
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 # the ServiceAccounts that tests run playbooks as (conftest.Identity)
 OPERATOR_USERS = "system:serviceaccount:homelab-operators:"
@@ -32,7 +34,8 @@ def audit_size(cluster):
 
 def writes(cluster, since, resource=None):
     """Writes our code sent after ``since`` (as cluster-admin or as a family's
-    ServiceAccount in homelab-operators; not kubectl, not a dry run),
+    ServiceAccount in homelab-operators; not kubectl or the test harness itself
+    (LocalCluster.api_call), not a dry run),
     optionally only to ``resource`` itself (no subresource).
 
     A dry run is recognised by ``dryRun=All`` in the URL. A DELETE with a body takes its
@@ -44,6 +47,7 @@ def writes(cluster, since, resource=None):
             and (e["user"]["username"] == "homelab-admin"
                  or e["user"]["username"].startswith(OPERATOR_USERS))
             and "kubectl" not in e.get("userAgent", "")
+            and not e.get("userAgent", "").startswith(HARNESS_AGENT)
             and (resource is None or (e["objectRef"].get("resource") == resource
                                       and e["objectRef"].get("subresource") is None))]
 

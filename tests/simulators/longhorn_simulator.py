@@ -1010,29 +1010,29 @@ class Running:
             self.proc.wait(timeout=30)
             self.proc = None
             self.log.close()
+        # (from this process, not one kubectl each: a test with the simulator starts and
+        # stops it, and these were a dozen kubectl processes of every such test)
         for name, labels, annotations, tolerations in getattr(self, "daemonsets", []):
-            c.kubectl("patch", "daemonset", name, "-n", self.ns, "--type=json", "-p", json.dumps([
+            c.patch("daemonset", name, [
                 {"op": "add", "path": "/metadata/labels", "value": labels},
                 {"op": "add", "path": "/metadata/annotations", "value": annotations},
-                {"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations}]))
+                {"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations}], namespace=self.ns)
         # the csi-attacher is gone with it: its finalizer would hold what is left for ever
         for va in c.get_json("volumeattachments")["items"]:
             if va["spec"]["attacher"] == DRIVER and ATTACHER_FINALIZER in va["metadata"].get("finalizers", []):
-                c.kubectl("patch", "volumeattachment", va["metadata"]["name"], "--type=json", "-p", json.dumps([
+                c.patch("volumeattachment", va["metadata"]["name"], [
                     {"op": "test", "path": "/metadata/resourceVersion", "value": va["metadata"]["resourceVersion"]},
                     {"op": "replace", "path": "/metadata/finalizers",
-                     "value": [f for f in va["metadata"]["finalizers"] if f != ATTACHER_FINALIZER]}]), check=False)
-        c.kubectl("delete", "mutatingwebhookconfiguration", MUTATOR, "--ignore-not-found")
-        c.kubectl("delete", "validatingwebhookconfiguration", VALIDATOR, "--ignore-not-found")
+                     "value": [f for f in va["metadata"]["finalizers"] if f != ATTACHER_FINALIZER]}], check=False)
+        c.delete("mutatingwebhookconfiguration", MUTATOR)
+        c.delete("validatingwebhookconfiguration", VALIDATOR)
         for kind in ("volumes.longhorn.io", "replicas.longhorn.io", "engines.longhorn.io",
-                     "nodes.longhorn.io", "settings.longhorn.io", "configmap/" + FAULTS_CONFIGMAP):
-            if kind.startswith("configmap/"):
-                c.kubectl("delete", "-n", self.ns, kind, "--ignore-not-found")
-            else:
-                c.kubectl("delete", kind, "--all", "-n", self.ns, "--wait=true")
-        c.kubectl("delete", "pvc", "-A", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
-        c.kubectl("delete", "pv", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
-        c.kubectl("delete", "csidriver", "-l", FIXTURE_LABEL + "=longhorn", "--wait=true")
+                     "nodes.longhorn.io", "settings.longhorn.io"):
+            c.delete_all(kind, namespace=self.ns)
+        c.delete("configmap", FAULTS_CONFIGMAP, namespace=self.ns)
+        c.delete_all("pvc", namespace="*", selector=FIXTURE_LABEL + "=longhorn")
+        c.delete_all("pv", selector=FIXTURE_LABEL + "=longhorn")
+        c.delete_all("csidriver", selector=FIXTURE_LABEL + "=longhorn")
 
     # -- what tests drive and observe --------------------------------------------------
     def set_faults(self, **faults):
