@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 
 # The playbook families of rbac/ (one ClusterRole homelab-k8s-ha-<family> in
@@ -200,7 +201,42 @@ def timed_out(text):
     return any(marker in text for marker in _TIMED_OUT)
 
 
-def explain(action, status, message, credential_in_use=None, ca_in_use=None, server=None, timeout=None):
+# A value the API server quotes back whole: the object it could not decode, a long string.
+_QUOTED = re.compile(r'Invalid value: "(?:[^"\\]|\\.)*"')
+_UNMARSHAL = re.compile(r"json: cannot unmarshal (?P<got>\w+) into Go (?:struct field|value of type) "
+                        r"(?:\w+\.)?(?P<field>[\w.\[\]]*)(?: of type (?P<want>[\w.\[\]]+))?")
+_LONG_VALUE = 60
+
+
+def _cause(cause):
+    """One of a 422's ``details.causes`` as a line: the field and the API server's reason,
+    without the whole object it quotes back when it could not decode a patch."""
+    message = "%s" % (cause.get("message") or cause.get("reason") or "invalid")
+    field = cause.get("field") or ""
+    m = _UNMARSHAL.search(message)
+    if m:
+        # the decoder names the field by its Go path: DeploymentSpec.spec.replicas
+        field = m.group("field") or field
+        message = "a %s where the API wants %s" % (m.group("got"), m.group("want") or "another type")
+    else:
+        message = _QUOTED.sub(lambda q: q.group(0) if len(q.group(0)) <= _LONG_VALUE + 16
+                              else "Invalid value (the object as sent)", message)
+    return "%s: %s" % (field, message) if field and field != "patch" else message
+
+
+def unprocessable(body):
+    """The reasons of an HTTP 422 answer (a value the API server refused) from its Status
+    ``body`` (JSON text or dict), one per cause, or None when the body has no causes."""
+    try:
+        status = json.loads(body) if isinstance(body, (str, bytes)) else (body or {})
+    except ValueError:
+        return None
+    causes = ((status or {}).get("details") or {}).get("causes") or []
+    return "; ".join(_cause(c) for c in causes) or None
+
+
+def explain(action, status, message, credential_in_use=None, ca_in_use=None, server=None, timeout=None,
+            body=None):
     """The message for a request that failed: ``action`` (what we tried, "Cannot list
     Node"), the HTTP ``status`` (None: no HTTP answer), the server's ``message`` (or
     the connection error's text), where the credential and the CA came from (phrases of
@@ -227,6 +263,10 @@ def explain(action, status, message, credential_in_use=None, ca_in_use=None, ser
                 % (action, at, credential_in_use or "the kubeconfig's current-context"))
     if status == 403:
         return "%s: forbidden (HTTP 403): %s" % (action, forbidden(message))
+    if status == 422 and body is not None:
+        reasons = unprocessable(body)
+        if reasons:
+            return "%s: the API server refused the value (HTTP 422): %s" % (action, reasons)
     return "%s: %s" % (action, message)
 
 

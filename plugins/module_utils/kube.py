@@ -246,7 +246,8 @@ class K8sHaModule(object):
         return api_errors.explain(action, getattr(exc, "status", None), api_error_message(exc),
                                   credential_in_use=self._credential(),
                                   ca_in_use=api_errors.trusted_ca(self.params, os.environ),
-                                  server=server, timeout=self.params.get("request_timeout"))
+                                  server=server, timeout=self.params.get("request_timeout"),
+                                  body=getattr(exc, "body", None))
 
     def fail_api(self, action, exc, server=None, **fields):
         """Fail the module for a refused or unanswered request, with ``explain``'s message;

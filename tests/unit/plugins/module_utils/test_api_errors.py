@@ -1,5 +1,6 @@
 """What a person reads when the API server refused us or could not be reached."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,36 @@ def test_403_without_the_api_servers_details():
 def test_any_other_status_keeps_the_servers_message():
     assert ae.explain("Cannot list Node", 500, "etcdserver: request timed out") == \
         "Cannot list Node: etcdserver: request timed out"
+
+
+def _status(field, message):
+    return json.dumps({"kind": "Status", "code": 422, "reason": "Invalid",
+                       "details": {"causes": [{"reason": "FieldValueInvalid", "field": field, "message": message}]}})
+
+
+# what kube-apiserver 1.34 answered to merge patches of a Deployment (the object it quotes
+# back is cut short here; it is the whole Deployment, managedFields and all)
+OBJECT = '"{\\"apiVersion\\":\\"apps/v1\\",\\"kind\\":\\"Deployment\\",\\"metadata\\":{\\"name\\":\\"qdrant\\"' + ",\\\"x\\\":1" * 40 + '}"'
+
+
+def test_a_refused_value_names_the_field_and_the_reason_not_the_object():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.api_errors import explain
+
+    said = explain("Cannot update Deployment qdrant", 422, "ignored", body=_status(
+        "patch", "Invalid value: %s: json: cannot unmarshal string into Go struct field "
+                 "DeploymentSpec.spec.replicas of type int32" % OBJECT))
+    assert said == ("Cannot update Deployment qdrant: the API server refused the value (HTTP 422): "
+                    "spec.replicas: a string where the API wants int32")
+    said = explain("Cannot update Deployment qdrant", 422, "ignored", body=_status(
+        "spec.replicas", "Invalid value: -3: must be greater than or equal to 0"))
+    assert said.endswith("(HTTP 422): spec.replicas: Invalid value: -3: must be greater than or equal to 0")
+    said = explain("Cannot update Deployment qdrant", 422, "ignored", body=_status(
+        "patch", "Invalid value: %s: quantities must match the regular expression "
+                 "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'" % OBJECT))
+    assert said == ("Cannot update Deployment qdrant: the API server refused the value (HTTP 422): "
+                    "Invalid value (the object as sent): quantities must match the regular expression "
+                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    assert "apiVersion" not in said
+    # no causes: the API server's message as it is
+    assert explain("Cannot update Deployment qdrant", 422, "is invalid", body="{}") == \
+        "Cannot update Deployment qdrant: is invalid"
