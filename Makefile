@@ -51,8 +51,8 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-# The link is made only where it is missing or wrong: relinking would leave a moment
-# without it for playbooks that run meanwhile (another make target, a test).
+# The link is made only where it is missing or wrong: make test's stages run side by side,
+# and relinking would leave a moment without it for the other's playbooks.
 collection: venv
 	@mkdir -p $(COLL_RUN)/ansible_collections/homelab
 	@[ "$$(readlink $(COLL_RUN)/ansible_collections/homelab/k8s_ha)" = "$(ROOT)" ] \
@@ -67,7 +67,7 @@ cluster-up: collection build
 
 cluster-down: venv
 	$(CLUSTER) down
-	@for d in $(LOCAL)/cluster-gw*; do if [ -d "$$d" ]; then $(CLUSTER) --dir "$$d" down; fi; done
+	@for d in $(LOCAL)/cluster-gw* $(LOCAL)/cluster-molecule; do if [ -d "$$d" ]; then $(CLUSTER) --dir "$$d" down; fi; done
 
 # --- the README's main command ----------------------------------------------------------
 demo: collection build
@@ -82,7 +82,24 @@ demo: collection build
 	@echo "Stop the cluster with: make cluster-down"
 
 # --- tests -----------------------------------------------------------------------------
-test: unit sanity lint integration molecule
+# The unit tests first (seconds), then the integration stage (two workers, each with its
+# control plane) with sanity, lint and Molecule beside it: the integration stage leaves part
+# of the two cores idle while it waits on its control planes, and the three fit in that
+# time. Their output goes to .local/beside.log and is printed after the integration stage;
+# Molecule's control plane is .local/cluster-molecule, apart from the workers'. Each stage
+# alone: make unit, make sanity, make lint, make integration, make molecule.
+test: unit build
+	@echo "== sanity, lint and Molecule run beside the integration stage (output: $(LOCAL)/beside.log)"
+	@rm -f $(LOCAL)/beside.rc; \
+	 ( HOMELAB_CLUSTER_DIR=$(LOCAL)/cluster-molecule $(MAKE) --no-print-directory sanity lint molecule \
+	     > $(LOCAL)/beside.log 2>&1; echo $$? > $(LOCAL)/beside.rc ) & \
+	 beside=$$!; rc=0; \
+	 $(MAKE) --no-print-directory integration || rc=$$?; \
+	 wait $$beside || true; \
+	 echo "== sanity, lint and Molecule (beside the integration stage):"; cat $(LOCAL)/beside.log; \
+	 brc=$$(cat $(LOCAL)/beside.rc 2>/dev/null || echo 1); \
+	 if [ $$rc -ne 0 ] || [ $$brc -ne 0 ]; then \
+	   echo "make test: failed (integration exit $$rc; sanity, lint and Molecule exit $$brc)"; exit 1; fi
 	@echo "make test: all stages passed"
 
 unit: collection
