@@ -219,7 +219,7 @@ def _cause(cause):
         field = m.group("field") or field
         message = "a %s where the API wants %s" % (m.group("got"), m.group("want") or "another type")
     else:
-        message = _QUOTED.sub(lambda q: q.group(0) if len(q.group(0)) <= _LONG_VALUE + 16
+        message = _QUOTED.sub(lambda q: q.group(0) if len(q.group(0)) - len('Invalid value: ""') <= _LONG_VALUE
                               else "Invalid value (the object as sent)", message)
     return "%s: %s" % (field, message) if field and field != "patch" else message
 

@@ -11,7 +11,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.health import restart_counts
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, missing_namespace
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, LONGHORN_CSI, missing_namespace
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn_volumes import views
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.migration import (
     KNOWN_DATABASES,
@@ -35,7 +35,7 @@ def _longhorn_volumes(module, pvcs, claims, namespace):
              if p["metadata"]["name"] in claims and p.get("spec", {}).get("volumeName")]
     pvs = dict((pv["metadata"]["name"], pv) for pv in module.list("PersistentVolume"))
     handles = [pvs[b]["spec"]["csi"]["volumeHandle"] for b in bound
-               if b in pvs and (pvs[b]["spec"].get("csi") or {}).get("driver") == "driver.longhorn.io"]
+               if b in pvs and (pvs[b]["spec"].get("csi") or {}).get("driver") == LONGHORN_CSI]
     if not handles:
         return []
     volumes = module.list("Volume", LONGHORN, namespace=namespace)

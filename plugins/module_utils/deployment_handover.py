@@ -23,9 +23,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictRetriesExhausted,
     ObjectNotFound,
 )
-from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, missing_namespace
-
-LONGHORN_CSI = "driver.longhorn.io"
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.longhorn import LONGHORN_API as LONGHORN, LONGHORN_CSI, missing_namespace
 
 
 class Handover(object):

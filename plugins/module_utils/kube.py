@@ -200,8 +200,7 @@ class K8sHaModule(object):
     def client(self):
         if self._client is None:
             if RESTClientObject is not None and self.params.get("request_timeout"):
-                with_deadline(RESTClientObject, self.params["request_timeout"],
-                              Retry(total=3, connect=1, read=0) if Retry is not None else None)
+                with_deadline(RESTClientObject, self.params["request_timeout"], Retry(total=3, connect=1, read=0))
             try:
                 self._client = get_api_client(module=self.ansible)
             except CoreException as e:  # no usable configuration

@@ -52,6 +52,8 @@ _GO_INT = re.compile(r"^[+-]?[0-9]+$")
 DEFAULT_NAMESPACE = "longhorn-system"
 # The API group and version of Longhorn's objects (Setting, Volume, Replica, Engine, Node).
 LONGHORN_API = "longhorn.io/v1beta2"
+# The name of Longhorn's CSI driver (a Longhorn volume's PV spec.csi.driver).
+LONGHORN_CSI = "driver.longhorn.io"
 
 
 def missing_namespace(option, namespace):

@@ -272,15 +272,24 @@ class LocalCluster:
             self._ssl_ctx = (key, ctx)
         return self._ssl_ctx[1]
 
-    def api_get(self, path: str, server: str | None = None, timeout: float = 5):
-        """GET ``path`` from the API server as cluster-admin: (status, body)."""
-        server = server or self.server
-        req = urllib.request.Request(server + path, headers={"User-Agent": HARNESS_AGENT})
+    def _http(self, method: str, url: str, data: bytes | None = None, content_type: str | None = None,
+              timeout: float = 5):
+        """One request as cluster-admin with the harness's user agent: (status, body text)."""
+        headers = {"User-Agent": HARNESS_AGENT}
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
+
+    def api_get(self, path: str, server: str | None = None, timeout: float = 5):
+        """GET ``path`` from the API server as cluster-admin: (status, body); (None, "")
+        when no answer came."""
+        try:
+            return self._http("GET", (server or self.server) + path, timeout=timeout)
         except (OSError, ValueError):
             return None, ""
 
@@ -289,13 +298,7 @@ class LocalCluster:
         """``method`` ``path`` with a JSON ``body`` as cluster-admin, from this process (the
         harness's user agent; observe.writes does not count it): (status, parsed body)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"User-Agent": HARNESS_AGENT, "Content-Type": content_type})
-        try:
-            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode(errors="replace")
+        status, text = self._http(method, self.server + path, data, content_type, timeout)
         try:
             return status, json.loads(text)
         except ValueError:

@@ -14,13 +14,8 @@ def run_module(args, capsys):
     return exit_info.value.code, json.loads(capsys.readouterr().out)
 
 
-def test_unknown_option_fails_before_any_request(capsys, monkeypatch):
-    def no_client(*_args, **_kwargs):
-        raise AssertionError("no API client may be created for bad input")
-
-    monkeypatch.setattr("ansible_collections.homelab.k8s_ha.plugins.module_utils.kube.get_api_client",
-                        no_client)
-    code, out = run_module({"nodes": "worker-1"}, capsys)
+def test_unknown_option_fails_before_any_request(run_refused):
+    code, out = run_refused(placement_audit_info, {"nodes": "worker-1"})
     assert code == 1 and out["failed"]
     assert "nodes" in out["msg"] and "Supported parameters include" in out["msg"]
 
@@ -46,14 +41,9 @@ def test_unreachable_cluster_gives_a_clear_error(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2026-11-21T19:00:00+01:00", "2026-11-21"])
-def test_events_since_that_is_not_rfc_3339_in_utc_fails_before_any_request(capsys, monkeypatch, since):
+def test_events_since_that_is_not_rfc_3339_in_utc_fails_before_any_request(run_refused, since):
     """Compared as a string, "yesterday" counted no FailedScheduling event: the audit passed."""
-    def no_client(*_args, **_kwargs):
-        raise AssertionError("no API client may be created for bad input")
-
-    monkeypatch.setattr("ansible_collections.homelab.k8s_ha.plugins.module_utils.kube.get_api_client",
-                        no_client)
-    code, out = run_module({"events_since": since}, capsys)
+    code, out = run_refused(placement_audit_info, {"events_since": since})
     assert code == 1 and out["failed"]
     assert out["msg"] == (
         'events_since: "%s" is not an RFC 3339 time in UTC; allowed: YYYY-MM-DDTHH:MM:SS, an optional fraction, '
