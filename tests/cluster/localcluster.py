@@ -793,6 +793,16 @@ class LocalCluster:
         self.manage_node(node)
         log(f"node {node} up (kwok started again)")
 
+    def forget_node(self, node: str) -> None:
+        """A node a test added is gone for good: its kwok stopped, its Node deleted."""
+        st = self._state()
+        if f"kwok-{node}" in st.get("pids", {}):
+            self._stop(st, f"kwok-{node}")
+        st.get("kwok", {}).pop(node, None)
+        st["down"] = [n for n in st.get("down", []) if n != node]
+        self.state_file.write_text(json.dumps(st, indent=2))
+        self.kubectl("delete", "node", node, "--ignore-not-found", "--wait=true")
+
     def node_ready(self, node: str) -> bool:
         """Whether ``node`` is Ready; False while it has no Node object (deleted, not registered yet)."""
         status, body = self.api_get(f"/api/v1/nodes/{node}")

@@ -297,3 +297,59 @@ def test_a_pod_a_budget_holds_on_the_node_stops_the_remediation_before_any_write
             sim.mark_unhealthy(m["metadata"]["name"], healthy=True)
         sim.wait("the replacement made", lambda: sim.machine(target) is None, timeout=30)
         sim.adopt_replacements()
+
+
+def test_a_control_plane_machine_whose_removal_would_break_etcds_quorum_is_refused(talos_capi, run_playbook, talos):
+    """Three control plane Machines, each an etcd member (the fixture's cp-1 and two more, with
+    kwok nodes of their own): with cp-2 and cp-3 unhealthy, removing cp-2 would leave two
+    members, one of them healthy, below their quorum of two (KubeadmControlPlane's
+    canSafelyRemoveEtcdMember; the Talos provider has no such rule, so the collection keeps
+    it). It is refused before any write, even where max_concurrent_unavailable allows two.
+    With cp-3 healthy again the same remediation is planned (the negative case)."""
+    sim, c = talos_capi, talos_capi.cluster
+    tcp = c.get_json("taloscontrolplanes", "homelab-cp", "-n", "homelab")
+    cp1 = on_node(sim, "cp-1")
+    added = {"cp-2": "homelab-cp-m2q8r", "cp-3": "homelab-cp-z4t6w"}
+    try:
+        for i, (node, machine) in enumerate(sorted(added.items()), start=12):
+            c.register_node(node, "talos-capi")
+            c.kubectl("label", "node", node, "node-role.kubernetes.io/control-plane=")
+            c.manage_node(node)
+            c.kubectl("create", "-f", "-", input=json.dumps({
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+                "metadata": {"name": machine, "namespace": "homelab",
+                             "labels": {"cluster.x-k8s.io/cluster-name": "homelab",
+                                        "cluster.x-k8s.io/control-plane": ""},
+                             "annotations": {"sim.homelab.k8s-ha/node": node, "sim.homelab.k8s-ha/ip": "10.10.0.%d" % i}},
+                "spec": {"clusterName": "homelab", "version": "v1.34.1",
+                         "bootstrap": {"dataSecretName": machine + "-bootstrap-data"},
+                         "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "MetalMachine",
+                                               "name": machine}}}))
+        c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+                  "-p", '{"spec":{"replicas":3}}')
+        sim.wait("three control plane machines Running on Ready nodes", lambda: all(
+            (sim.machine(m) or {}).get("status", {}).get("phase") == "Running" and c.node_ready(n)
+            for n, m in added.items()))
+        sim.mark_unhealthy(added["cp-2"])
+        sim.mark_unhealthy(added["cp-3"])
+        offset = audit_size(c)
+        r = remediate(run_playbook, sim, talos, action="remediate", machine=added["cp-2"],
+                      max_concurrent_unavailable=2)
+        assert r["failed"] is True, r
+        assert ("removing control plane machine %s would leave etcd 2 member(s), 1 of them healthy (%s), below its"
+                " quorum of 2" % (added["cp-2"], cp1)) in r["msg"], r["msg"]
+        assert "Bring back %s (HealthCheckSucceeded False (UnhealthyNode))" % added["cp-3"] in r["msg"], r["msg"]
+        assert machine_deletes(c, offset) == [] and talos.calls() == []
+
+        sim.mark_unhealthy(added["cp-3"], healthy=True)
+        r = remediate(run_playbook, sim, talos, check=True, action="remediate", machine=added["cp-2"])
+        assert not r.get("failed"), r.get("msg")
+        assert r["changed"] is True and r["machine"]["control_plane"] is True
+        assert r["diff"]["after"]["Machine homelab/%s" % added["cp-2"]] == "deleted"
+        assert machine_deletes(c, offset) == [] and talos.calls() == []
+    finally:
+        for node, machine in added.items():
+            c.kubectl("delete", "machine", machine, "-n", "homelab", "--ignore-not-found", "--wait=true")
+            c.forget_node(node)
+        c.kubectl("patch", "taloscontrolplane", "homelab-cp", "-n", "homelab", "--type=merge",
+                  "-p", json.dumps({"spec": {"replicas": tcp["spec"]["replicas"]}}))

@@ -28,6 +28,8 @@ def test_second_replica_with_worker_1_cordoned(longhorn, soft):
         assert volume["conditions"][0]["reason"] == "ReplicaSchedulingFailure"
         assert sim.replica_nodes()["pvc-arr"] == ["miniserver"]
         assert volume["robustness"] == "degraded"  # one of two replicas
+        # since when (ReconcileEngineReplicaState): a replacement replica's wait counts from it
+        assert volume["lastDegradedAt"].endswith("Z")
     # back to one by lowering numberOfReplicas alone (what core_platform_rollback did before):
     # Longhorn leaves the extra healthy replica in place (cleanupExtraHealthyReplicas removes
     # one only for an eviction, data locality or replica auto-balance, which runbook 001 disables)
@@ -45,6 +47,8 @@ def test_second_replica_with_worker_1_cordoned(longhorn, soft):
         sim.cluster.kubectl("patch", "settings.longhorn.io", "replica-auto-balance", "-n", "longhorn-system",
                             "--type=merge", "-p", json.dumps({"value": "least-effort"}))
     sim.wait("one replica", lambda: sim.replica_nodes()["pvc-arr"] == ["miniserver"])
+    sim.wait("healthy", lambda: sim.volumes()["pvc-arr"]["status"]["robustness"] == "healthy")
+    assert sim.volumes()["pvc-arr"]["status"]["lastDegradedAt"] == ""
     # Longhorn's webhook refuses to delete a volume's last healthy replica (validateReplicaDeletion)
     only = [r["metadata"]["name"] for r in sim.cluster.get_json("replicas.longhorn.io", "-n", "longhorn-system")["items"]
             if r["spec"]["volumeName"] == "pvc-arr"]

@@ -44,9 +44,10 @@ tests/cluster/upstream_crds.py) and does what longhorn-manager does with them:
   (comma-separated names):
   ``fail-rebuild`` - the next rebuild of these volumes fails at 50 %; the replica is
   marked failed and, as in Longhorn (CheckAndReuseFailedReplica), reused in place at
-  once: same name, failedAt cleared, ``rebuildRetryCount`` one up, rebuilt again (a
-  failed replica that cannot be reused waits for ``replica-replenishment-wait-interval``
-  before a new one is created);
+  once: same name, failedAt cleared, ``rebuildRetryCount`` one up, rebuilt again (while
+  a failed replica cannot be reused yet, e.g. its node is down, a degraded volume gets a
+  new one only ``replica-replenishment-wait-interval`` after its ``status.lastDegradedAt``,
+  as RequireNewReplica does: ``replacement_delay``);
   ``loop-rebuild`` - every rebuild of these volumes fails at 50 %, the replica is
   deleted and a new one starts at once (a rebuild storm);
   ``down-nodes`` - these Longhorn nodes are down: Ready False, their replicas fail;
@@ -241,6 +242,45 @@ def _available_healthy(replica: dict) -> bool:
     # datastore.IsAvailableHealthyReplica
     spec = replica.get("spec") or {}
     return bool(spec.get("healthyAt")) and not spec.get("failedAt") and not spec.get("evictionRequested")
+
+
+FAILED_REPLICA_MAX_RETRY_COUNT = 5  # scheduler.FailedReplicaMaxRetryCount
+
+
+def potentially_reusable(replica: dict) -> bool:
+    """scheduler.IsPotentiallyReusableReplica (v1.10.0): a failed replica that Longhorn may
+    reuse later (its node or disk may come back): failed, on a node, retries not used up,
+    no eviction asked. (The simulator has no disks, so ``diskID`` is not asked for.)"""
+    spec = replica.get("spec") or {}
+    return (spec.get("failedAt") not in (None, "", "deleted") and bool(spec.get("nodeID"))
+            and int(spec.get("rebuildRetryCount") or 0) < FAILED_REPLICA_MAX_RETRY_COUNT
+            and not spec.get("evictionRequested"))
+
+
+def _epoch(stamp: str) -> float | None:
+    try:
+        return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def replacement_delay(robustness: str, last_degraded_at: str, replicas: list, wait: int, now: float) -> float:
+    """Seconds until Longhorn creates a replacement replica, 0 for now: the scheduler's
+    RequireNewReplica with timeToReplacementReplica (v1.10.0, v1 data engine, no data
+    locality). Only a degraded volume that has a potentially reusable failed replica waits,
+    and it waits ``replica-replenishment-wait-interval`` from the volume's
+    ``status.lastDegradedAt``, not from the replica's failure: a volume degraded for longer
+    than the interval gets its replacement at once. A ``lastDegradedAt`` that does not
+    parse replenishes at once, as upstream logs the error and goes on."""
+    if robustness != "degraded":
+        return 0
+    if not any(potentially_reusable(r) for r in replicas):
+        return 0
+    since = _epoch(last_degraded_at)
+    if since is None:
+        return 0
+    return max(0.0, since + wait - now)
 
 
 def admission_response(review: dict, path: str, record, refuse=frozenset(), replicas_of=None) -> dict:
@@ -492,7 +532,7 @@ class Simulator:
                 # a conflict or a vanished object: the next tick starts from fresh reads
                 print(f"[longhorn-sim] reconcile: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
                 failed = True
-            if failed or self.moving or any(not str(k).startswith("failed:") for k in self.rebuilds):
+            if failed or self.moving or any(not str(k).startswith("failed-rebuild:") for k in self.rebuilds):
                 self.stopping.wait(self.tick)  # a rebuild or an attachment runs: its clock ticks
             elif self.changed.wait(self.idle_tick):
                 # events come in bursts (a write and the echoes of this pass's own writes):
@@ -711,15 +751,23 @@ class Simulator:
                 self._spec("replicas", r, {"failedAt": "", "healthyAt": "", "rebuildRetryCount": retries})
                 self._status("replicas", r, dict(r.get("status") or {}, currentState="running"))
                 modes[rname] = "pending"
-                self.rebuilds.pop("failed:" + rname, None)
                 self.rebuilds.pop("failed-rebuild:" + rname, None)
                 active.append(r)
                 self.record("replica-reused", volume=vname, replica=rname, node=r["spec"]["nodeID"],
                             retries=retries)
 
+        # ReconcileEngineReplicaState, before replenishReplicas: the volume's robustness from
+        # its RW replicas, and status.lastDegradedAt set when it becomes degraded (kept while
+        # it stays degraded, cleared when it is not)
+        rw_now = sum(1 for r in active if modes.get(r["metadata"]["name"]) == "RW")
+        robustness_now = ("unknown" if not node_id else "healthy" if rw_now >= wanted
+                          else "degraded" if rw_now else "faulted")
+        last_degraded = ((volume.get("status") or {}).get("lastDegradedAt") or "") \
+            if robustness_now == "degraded" else ""
+        if robustness_now == "degraded" and (not last_degraded or (volume.get("status") or {}).get(
+                "robustness") != "degraded"):
+            last_degraded = now_iso()
         # too few: schedule and create; too many: remove
-        recently_failed = [r for r in mine if r["spec"].get("failedAt") not in (None, "", "deleted")
-                           and vname not in faults.get("loop-rebuild", set())]
         wait = int(_engine_value(settings["replica-replenishment-wait-interval"]) or 0)
         scheduled = {"type": "Scheduled", "status": "True", "reason": "", "message": ""}
         for _i in range(wanted - len(active)):
@@ -727,9 +775,8 @@ class Simulator:
                 break  # replenishReplicas: a volume with replicas gets more only while attached
             if mine and (limit == 0 or "WO" in modes.values()):
                 break  # replenishReplicas: limit 0 disables rebuilds; none while one is in flight
-            if recently_failed and any(t - self.rebuilds.get("failed:" + r["metadata"]["name"], t) < wait
-                                       for r in recently_failed):
-                break  # Longhorn waits for the failed replica before replenishing
+            if mine and replacement_delay(robustness_now, last_degraded, mine, wait, t) > 0:
+                break  # RequireNewReplica: a failed replica may come back; wait for it
             node = self._schedule(active, usable, settings)
             if node is None:
                 scheduled = {"type": "Scheduled", "status": "False", "reason": "ReplicaSchedulingFailure",
@@ -810,7 +857,8 @@ class Simulator:
         if vname in self.moving:
             state = self.moving[vname]["state"]
         status = {"state": state, "robustness": robustness, "currentNodeID": node_id,
-                  "conditions": [scheduled]}
+                  "conditions": [scheduled],
+                  "lastDegradedAt": (last_degraded or now_iso()) if robustness == "degraded" else ""}
         pv = pvs.get(vname)
         if pv is not None and pv.spec.claim_ref is not None:
             status["kubernetesStatus"] = {"namespace": pv.spec.claim_ref.namespace,
@@ -899,7 +947,6 @@ class Simulator:
         modes[rname] = "ERR"
         rebuild.pop(_address(rname), None)
         self.rebuilds.pop(rname, None)
-        self.rebuilds["failed:" + rname] = time.time()
         if was == "WO":  # datastore.IsReplicaRebuildingFailed: a reuse counts a retry
             self.rebuilds["failed-rebuild:" + rname] = True
         self._spec("replicas", r, {"failedAt": now_iso()})
