@@ -150,6 +150,39 @@ def catalog_rows(catalog, run="apply", job="task"):
     return prefix, rows
 
 
+# An unattended run: a catalog entry's ``schedule`` names the role variable that gives its
+# interval in minutes (failback: active_passive_failback_interval); the front ends take the
+# value from ``schedule_sources`` (the role's defaults, or the operator's -e of that same
+# variable), so the interval is defined once.
+SCHEDULE_MINUTES = (1, 59)  # a cron minute step (Semaphore); AWX's rrule takes the same
+# AWX computes the runs from DTSTART; a fixed one keeps the rrule the same on every run
+# of awx/configure.yml (a second run changes nothing).
+AWX_SCHEDULE_START = "DTSTART:20260101T000000Z"
+
+
+def catalog_schedules(catalog, sources):
+    """[(playbook, minutes)] of the catalog entries that run on a schedule, in catalog order.
+    ``sources``: {role variable: value}. ValueError names the entry and the variable."""
+    out = []
+    for entry in catalog.get("homelab_operate_playbooks") or []:
+        var = entry.get("schedule")
+        if not var:
+            continue
+        playbook = entry.get("playbook")
+        if not entry.get("mutating", True) or entry.get("gated"):
+            raise ValueError("catalog %s: schedule needs an ungated playbook (nobody approves a scheduled run)"
+                             % playbook)
+        if var not in (sources or {}):
+            raise ValueError("catalog %s: schedule %s: no value given for it (schedule_sources)" % (playbook, var))
+        value = sources[var]
+        text = ("%s" % value).strip()
+        if isinstance(value, bool) or not text.isdigit() or not SCHEDULE_MINUTES[0] <= int(text) <= SCHEDULE_MINUTES[1]:
+            raise ValueError("catalog %s: %s is %r; a schedule takes whole minutes from %d to %d"
+                             % (playbook, var, value, SCHEDULE_MINUTES[0], SCHEDULE_MINUTES[1]))
+        out.append((playbook, int(text)))
+    return out
+
+
 def semaphore_templates(catalog, settings):
     """The template payloads of every catalog playbook, in catalog order.
 
@@ -430,8 +463,10 @@ def awx_objects(catalog, settings):
     ``settings``: organization, project_scm_url, project_scm_branch (optional), k8s_host,
     k8s_verify_ssl (bool), k8s_ca_cert (PEM, optional), ee_image (optional),
     evidence_root (absolute; a folder every job sees and that outlives it),
-    approval_timeout (seconds, 0: none; default 3600) and survey_sources (the data
-    ``choices_from`` names). ValueError on a catalog or settings error."""
+    approval_timeout (seconds, 0: none; default 3600), survey_sources (the data
+    ``choices_from`` names) and schedule_sources (the role variables a ``schedule`` names).
+    ``schedules``: one per scheduled playbook, on its run job template (not the workflow:
+    its approval node would wait every time). ValueError on a catalog or settings error."""
     prefix, rows = catalog_rows(catalog, run="run", job="job")
     if not catalog.get("homelab_operate_inventory"):
         raise ValueError("catalog: homelab_operate_inventory is empty")
@@ -446,7 +481,7 @@ def awx_objects(catalog, settings):
     by_name = dict((row["playbook"], row["entry"]) for row in rows)
 
     out = {"execution_environments": [], "projects": [], "inventories": [], "inventory_sources": [],
-           "credentials": [], "job_templates": [], "workflow_job_templates": []}
+           "credentials": [], "job_templates": [], "workflow_job_templates": [], "schedules": []}
     if ee_name:
         out["execution_environments"].append({
             "name": ee_name, "image": conf["ee_image"], "organization": org, "pull": "missing",
@@ -535,4 +570,12 @@ def awx_objects(catalog, settings):
                     "survey_enabled": bool(questions), "survey_spec": _awx_survey(base, questions),
                     "workflow_nodes": nodes, "description": "%s. %s." % (title, how), "state": "present"}
         out["workflow_job_templates"].append(workflow)
+    for playbook, minutes in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
+        base = "%s %s" % (prefix, playbook)
+        out["schedules"].append({
+            "name": base + " schedule", "unified_job_template": base + " run", "organization": org,
+            "rrule": "%s RRULE:FREQ=MINUTELY;INTERVAL=%d" % (AWX_SCHEDULE_START, minutes), "enabled": True,
+            "description": "%s every %d minutes, unattended (%s)" % (by_name[playbook].get("title") or playbook, minutes,
+                                                                     by_name[playbook]["schedule"]),
+            "state": "present"})
     return out

@@ -21,6 +21,8 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils import operate
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
 STAGES = yaml.safe_load((ROOT / "roles" / "app_migration" / "defaults" / "main.yml").read_text())["app_migration_stages"]
+FAILBACK_INTERVAL = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())[
+    "active_passive_failback_interval"]
 CREDENTIAL_TYPE = json.loads((ROOT / "tests" / "fixtures" / "awx" / "kubernetes_bearer_token.json").read_text())
 PLAY = yaml.safe_load((ROOT / "awx" / "configure.yml").read_text())[0]
 PREFIX = CATALOG["homelab_operate_prefix"]
@@ -29,11 +31,12 @@ SETTINGS = {"organization": "Default", "project_scm_url": "https://git.example.l
             "project_scm_branch": "main", "k8s_host": "https://10.0.0.10:6443", "k8s_verify_ssl": True,
             "k8s_ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
             "ee_image": "registry.example.lan/homelab/k8s-ha-ee:0.1.0", "evidence_root": "/var/lib/homelab-k8s-ha/evidence",
-            "approval_timeout": "3600", "survey_sources": {"app_migration_stages": STAGES}}
+            "approval_timeout": "3600", "survey_sources": {"app_migration_stages": STAGES},
+            "schedule_sources": {"active_passive_failback_interval": FAILBACK_INTERVAL}}
 # the awx.awx module that creates each kind of object
 MODULES = {"execution_environments": "execution_environment", "projects": "project", "inventories": "inventory",
            "inventory_sources": "inventory_source", "credentials": "credential", "job_templates": "job_template",
-           "workflow_job_templates": "workflow_job_template"}
+           "workflow_job_templates": "workflow_job_template", "schedules": "schedule"}
 
 
 class _Captured(Exception):
@@ -114,7 +117,8 @@ def test_every_object_validates_against_its_awx_awx_module(specs):
     assert {k: len(v) for k, v in found.items()} == {
         "execution_environments": 1, "projects": 1, "inventories": 1, "inventory_sources": 1, "credentials": 1,
         "job_templates": 1 + 2 * sum(1 for e in ENTRIES.values() if e.get("mutating", True)),
-        "workflow_job_templates": sum(1 for e in ENTRIES.values() if e.get("mutating", True))}
+        "workflow_job_templates": sum(1 for e in ENTRIES.values() if e.get("mutating", True)),
+        "schedules": 1}
     for kind, items in found.items():
         for params in items:
             if kind == "credentials":
@@ -283,6 +287,55 @@ def test_catalog_errors_are_named():
     catalog["homelab_operate_surveys"]["app_migration"][1]["type"] = "radio"
     with pytest.raises(ValueError, match="type 'radio' is not an AWX question type"):
         objects(catalog=catalog)
+
+
+def test_the_guarded_failback_runs_on_a_schedule_every_interval_of_the_role(specs):
+    """Runbook 003's guarded failback needs a pass every active_passive_failback_interval
+    minutes: an AWX schedule on the failback's run job template (the workflow's approval
+    node would wait every time), its rrule every that many minutes from a fixed start."""
+    from dateutil.rrule import rrulestr  # what AWX parses rrules with
+
+    schedules = objects()["schedules"]
+    assert [(s["name"], s["unified_job_template"]) for s in schedules] == [
+        ("%s failback schedule" % PREFIX, "%s failback run" % PREFIX)]
+    schedule = schedules[0]
+    assert schedule["unified_job_template"] in named("job_templates")
+    assert schedule["enabled"] is True and schedule["organization"] == "Default"
+    assert schedule["rrule"] == "DTSTART:20260101T000000Z RRULE:FREQ=MINUTELY;INTERVAL=%d" % FAILBACK_INTERVAL
+    runs = list(rrulestr(schedule["rrule"].replace(" ", "\n"), forceset=True).xafter(
+        rrulestr("DTSTART:20261205T060000Z\nRRULE:FREQ=DAILY;COUNT=1")[0], count=3, inc=True))
+    assert [(b - a).total_seconds() for a, b in zip(runs, runs[1:])] == [FAILBACK_INTERVAL * 60.0] * 2
+    assert "every %d minutes" % FAILBACK_INTERVAL in schedule["description"]
+    # another interval (-e active_passive_failback_interval=10) changes the rrule, not the name
+    other = objects(dict(SETTINGS, schedule_sources={"active_passive_failback_interval": "10"}))["schedules"][0]
+    assert other["rrule"].endswith("INTERVAL=10") and other["name"] == schedule["name"]
+    assert errors_of(specs["schedules"], schedule) == []
+
+
+@pytest.mark.parametrize("value", [0, 60, "five", True, None])
+def test_an_interval_a_schedule_cannot_take_is_named(value):
+    settings = dict(SETTINGS, schedule_sources={"active_passive_failback_interval": value})
+    with pytest.raises(ValueError, match="catalog failback: active_passive_failback_interval is .*; a schedule takes"
+                                         " whole minutes from 1 to 59"):
+        objects(settings)
+
+
+def test_a_schedule_needs_its_value_and_an_ungated_playbook():
+    with pytest.raises(ValueError, match="catalog failback: schedule active_passive_failback_interval: no value"):
+        objects(dict(SETTINGS, schedule_sources={}))
+    catalog = copy.deepcopy(CATALOG)
+    next(e for e in catalog["homelab_operate_playbooks"] if e["playbook"] == "core_platform")["schedule"] = \
+        "active_passive_failback_interval"
+    with pytest.raises(ValueError, match="catalog core_platform: schedule needs an ungated playbook"):
+        objects(catalog=catalog)
+
+
+def test_the_play_takes_the_interval_from_the_role_or_the_same_variable():
+    """One source of truth: the role's default, or -e active_passive_failback_interval=N."""
+    given = PLAY["vars"]["awx_settings"]["schedule_sources"]["active_passive_failback_interval"]
+    assert given.strip() == ("{{ active_passive_failback_interval | default("
+                             "awx_active_passive_defaults.active_passive_failback_interval) }}")
+    assert "roles/active_passive/defaults/main.yml" in PLAY["vars"]["awx_active_passive_defaults"]
 
 
 def test_the_playbook_hands_every_field_to_its_module():
