@@ -12,50 +12,41 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import operate
 
 
+def _filter(name, errors=(KeyError, TypeError, ValueError, AttributeError)):
+    """operate.<name> as a filter: its errors become AnsibleFilterError "<name>: <why>"."""
+    function = getattr(operate, name)
+
+    def run(*args):
+        try:
+            return function(*args)
+        except errors as e:
+            raise AnsibleFilterError("%s: %s" % (name, e))
+
+    run.__name__ = name
+    run.__doc__ = function.__doc__
+    return run
+
+
 # --- Semaphore ---
-def semaphore_templates(catalog, settings):
-    """The Semaphore template payloads of operate/catalog.yml (operate.semaphore_templates)."""
-    try:
-        return operate.semaphore_templates(catalog, settings)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise AnsibleFilterError("semaphore_templates: %s" % e)
-
-
-def semaphore_sync_plan(desired, existing):
-    """{create, change, unchanged, differences} of payloads against the project's templates."""
-    try:
-        return operate.semaphore_sync_plan(desired, existing)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise AnsibleFilterError("semaphore_sync_plan: %s" % e)
-
-
-def semaphore_write_errors(results):
-    """One line per failed template write of registered uri results (no request data)."""
-    try:
-        return operate.semaphore_write_errors(results)
-    except (TypeError, AttributeError) as e:
-        raise AnsibleFilterError("semaphore_write_errors: %s" % e)
-
-
-def semaphore_dangling(results):
-    """The settings ids that name no object of the project (operate.semaphore_dangling)."""
-    try:
-        return operate.semaphore_dangling(results)
-    except (TypeError, AttributeError) as e:
-        raise AnsibleFilterError("semaphore_dangling: %s" % e)
-
+# the template payloads of operate/catalog.yml; {create, change, unchanged, differences} of
+# payloads against the project's templates; one line per failed write of registered uri
+# results (no request data); the settings ids that name no object of the project; the
+# schedule bodies and their sync against the project's schedules
+semaphore_templates = _filter("semaphore_templates")
+semaphore_sync_plan = _filter("semaphore_sync_plan")
+semaphore_write_errors = _filter("semaphore_write_errors", (TypeError, AttributeError))
+semaphore_dangling = _filter("semaphore_dangling", (TypeError, AttributeError))
+semaphore_schedules = _filter("semaphore_schedules")
+semaphore_schedule_sync = _filter("semaphore_schedule_sync")
 
 # --- AWX ---
-def awx_objects(catalog, settings):
-    """The awx.awx module parameters of the catalog's AWX objects (operate.awx_objects)."""
-    try:
-        return operate.awx_objects(catalog, settings)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise AnsibleFilterError("awx_objects: %s" % e)
+# the awx.awx module parameters of the catalog's AWX objects
+awx_objects = _filter("awx_objects")
 
 
 class FilterModule(object):
     def filters(self):
         return {"semaphore_templates": semaphore_templates, "semaphore_sync_plan": semaphore_sync_plan,
                 "semaphore_write_errors": semaphore_write_errors, "semaphore_dangling": semaphore_dangling,
+                "semaphore_schedules": semaphore_schedules, "semaphore_schedule_sync": semaphore_schedule_sync,
                 "awx_objects": awx_objects}

@@ -295,6 +295,50 @@ def semaphore_sync_plan(desired, existing):
     return plan
 
 
+# Semaphore v2.10.32 schedules (db/Schedule.go; api/projects/schedules.go): POST
+# /api/project/{id}/schedules {project_id, template_id, cron_format, name, active}, 201; PUT
+# /schedules/{schedule_id} the same with its id, 204; the cron is robfig/cron's ParseStandard
+# (five fields). The list (GET /schedules) has the project's template schedules only.
+def semaphore_schedules(catalog, settings, templates):
+    """The bodies of the catalog's Semaphore schedules: one per scheduled playbook, named
+    "<prefix> <playbook> schedule", running its apply template every N minutes
+    (``*/N * * * *``). ``settings``: project_id and schedule_sources (the role variables a
+    ``schedule`` names). ``templates``: the project's templates as listed; a template not
+    there yet gives ``template_id`` None (semaphore_schedule_sync then wants a write, and the
+    play lists the templates again after it created them)."""
+    prefix = catalog.get("homelab_operate_prefix")
+    project_id = _semaphore_id(settings, "project_id")
+    ids = {}
+    for tpl in sorted(templates or [], key=lambda t: t.get("id") or 0):
+        ids.setdefault(tpl.get("name"), tpl.get("id"))
+    out = []
+    for playbook, minutes in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
+        base = "%s %s" % (prefix, playbook)
+        out.append({"name": base + " schedule", "project_id": project_id, "template_id": ids.get(base + " apply"),
+                    "cron_format": "*/%d * * * *" % minutes, "active": True})
+    return out
+
+
+def semaphore_schedule_sync(desired, existing):
+    """``create`` (bodies to POST), ``change`` (bodies with the schedule's id, to PUT to
+    /schedules/{id}) and ``unchanged`` (names) of ``desired`` against the project's
+    schedules (GET /schedules), matched by name; of two with one name the lower id is kept
+    in sync. A body without its template (``template_id`` None) always needs a write."""
+    by_name = {}
+    for have in sorted(existing or [], key=lambda x: x.get("id") or 0):
+        by_name.setdefault(have.get("name"), have)
+    plan = {"create": [], "change": [], "unchanged": []}
+    for want in desired or []:
+        have = by_name.get(want["name"])
+        if have is None:
+            plan["create"].append(want)
+        elif want["template_id"] is None or any(want[k] != have.get(k) for k in want):
+            plan["change"].append(dict(want, id=have["id"]))
+        else:
+            plan["unchanged"].append(want["name"])
+    return plan
+
+
 def semaphore_write_errors(results):
     """``<name>: HTTP <status>: <Semaphore's answer>`` of each failed write: registered
     ansible.builtin.uri results, read for the item's name, the status and the answer only

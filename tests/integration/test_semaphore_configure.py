@@ -1,6 +1,7 @@
 """semaphore/configure.yml against the Semaphore simulator (tests/simulators/semaphore_simulator.py),
-no cluster: the first run creates every template of operate/catalog.yml, a second run
-writes nothing, a template edited in Semaphore is put back, and the API token never
+no cluster: the first run creates every template of operate/catalog.yml and the guarded
+failback's schedule, a second run writes nothing, a template or schedule edited in
+Semaphore is put back, and the API token never
 reaches the output. One real first run is shared (it makes a POST per template); each
 test gets a simulator of its own, seeded with what that run stored."""
 
@@ -26,6 +27,9 @@ IDS = {"semaphore_project_id": PROJECT, "semaphore_inventory_id": 2, "semaphore_
 # what project PROJECT holds besides templates: the objects IDS name, and a view
 RESOURCES = {"inventory": [2], "repositories": [3], "environment": [5], "views": [7]}
 CATALOG = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
+INTERVAL = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())[
+    "active_passive_failback_interval"]
+FAILBACK = "%s failback" % CATALOG["homelab_operate_prefix"]
 
 
 def expected_names():
@@ -83,6 +87,8 @@ def configured(first):
     sim = SemaphoreSimulator(TOKEN, projects=(PROJECT,), resources=RESOURCES).start()
     sim.templates = copy.deepcopy(first[1].templates)
     sim.next_id = first[1].next_id
+    sim.schedules = copy.deepcopy(first[1].schedules)
+    sim.next_schedule_id = first[1].next_schedule_id
     yield sim
     sim.stop()
 
@@ -90,10 +96,17 @@ def configured(first):
 def test_the_first_run_creates_every_template_of_the_catalog(first):
     run, sim = first
     assert run.rc == 0, run
-    assert run.failed == 0 and run.changed == 1, run  # one task wrote: the creation
+    assert run.failed == 0 and run.changed == 2, run  # two tasks wrote: the templates, the schedule
     names = expected_names()
     posts = [r for r in sim.requests if r["method"] == "POST"]
-    assert len(posts) == len(names) and all(r["status"] == 201 for r in posts)
+    assert len(posts) == len(names) + 1 and all(r["status"] == 201 for r in posts)
+    # the guarded failback runs unattended every active_passive_failback_interval minutes,
+    # on its apply template (created in the same run: the play listed the templates again)
+    assert [(x["name"], sim.templates[x["template_id"]]["name"], x["cron_format"], x["active"])
+            for x in sim.schedules.values()] == [
+        (FAILBACK + " schedule", FAILBACK + " apply", "*/%d * * * *" % INTERVAL, True)]
+    assert "Schedules: 1 created, 0 updated, 0 unchanged. Written: %s schedule." % FAILBACK in " ".join(
+        run.stdout.split()), run
     assert [r for r in sim.writes() if r["method"] != "POST"] == []
     assert set(sim.by_name(PROJECT)) == names
     assert "%d created, 0 updated, 0 unchanged" % len(names) in run.stdout
@@ -115,6 +128,45 @@ def test_a_second_run_writes_nothing_and_reports_no_change(configured, tmp_path)
     assert run.rc == 0 and run.changed == 0, run
     assert configured.writes() == []
     assert "0 created, 0 updated, %d unchanged" % len(expected_names()) in run.stdout
+    assert "Schedules: 0 created, 0 updated, 1 unchanged." in " ".join(run.stdout.split())
+
+
+def test_a_schedule_edited_in_semaphore_is_put_back_and_follows_the_interval(configured, tmp_path):
+    """Someone switched the failback's schedule off: the next run puts it back, as the catalog
+    wants it. Given another interval (the role's variable, -e), the cron follows it."""
+    (sid, schedule), = configured.schedules.items()
+    configured.schedules[sid] = dict(schedule, active=False, cron_format="0 3 * * *")
+    run = configure(configured, tmp_path)
+    assert run.rc == 0 and run.changed == 1, run
+    assert [(r["method"], r["path"], r["status"]) for r in configured.writes()] == [
+        ("PUT", "/api/project/%d/schedules/%d" % (PROJECT, sid), 204)]
+    assert configured.schedules[sid] == schedule
+    slower = configure(configured, tmp_path, active_passive_failback_interval=15)
+    assert slower.rc == 0 and slower.changed == 1, slower
+    assert configured.schedules[sid]["cron_format"] == "*/15 * * * *"
+    # an interval no cron minute step takes stops before any write, naming the variable
+    bad = configure(configured, tmp_path, active_passive_failback_interval=90)
+    assert bad.rc != 0 and "active_passive_failback_interval is 90; a schedule takes whole minutes from 1 to 59" \
+        in " ".join(bad.stdout.split()), bad
+    assert len(configured.writes()) == 2
+
+
+def test_the_simulator_refuses_what_semaphore_refuses_for_a_schedule(configured):
+    """As v2.10.32 answers: a cron robfig/cron's ParseStandard refuses, a template the project
+    lacks (the foreign key), an id or project that differs from the URL's."""
+    (sid, schedule), = configured.schedules.items()
+    auth = "Bearer " + TOKEN
+    url = "/api/project/%d/schedules" % PROJECT
+    for cron in ("*/5 * * *", "61 * * * *", "*/0 * * * *", "@every 5m", "*/5 * * * MON"):
+        status, answer = configured.handle("POST", url, dict(schedule, cron_format=cron), auth)
+        assert status == 400 and answer["error"].startswith("Cron: "), (cron, answer)
+    assert configured.handle("POST", url, dict(schedule, template_id=999), auth) == (400, None)
+    assert configured.handle("PUT", "%s/%d" % (url, sid), dict(schedule, id=sid + 1), auth)[0] == 400
+    assert configured.handle("PUT", "%s/%d" % (url, sid), dict(schedule, project_id=PROJECT + 1), auth)[1] == {
+        "error": "You can not move schedule to other project"}
+    assert configured.handle("POST", url, dict(schedule, cron_format="@hourly"), auth)[0] == 201
+    configured.role = "task_runner"
+    assert configured.handle("POST", url, schedule, auth) == (403, None)
 
 
 def test_a_template_edited_in_semaphore_is_put_back(configured, tmp_path):
@@ -172,8 +224,8 @@ def test_a_token_that_may_not_write_stops_before_any_write_naming_its_role(confi
     configured.edit(name, description="edited by hand")
     run = configure(configured, tmp_path)
     assert run.rc != 0 and run.changed == 0, run
-    assert ("The API token's user has the role %s in project %d: it may read templates but not create or change"
-            " them (Semaphore answers HTTP 403)." % (role, PROJECT)) in " ".join(run.stdout.split()), run
+    assert ("The API token's user has the role %s in project %d: it may read templates and schedules but not"
+            " create or change them (Semaphore answers HTTP 403)." % (role, PROJECT)) in " ".join(run.stdout.split()), run
     assert configured.writes() == []
     # with nothing to write, the same token may check that nothing differs
     configured.edit(name, description=original)

@@ -31,6 +31,16 @@ the ids given as ``resources`` and 404 with no body for any other, and a templat
 project lacks is refused with 400 and no body, as the SQL store's foreign keys make it
 (``helpers.WriteError``'s default).
 
+Schedules (db/Schedule.go, api/projects/schedules.go, db/sql/schedule.go of v2.10.32):
+``GET /api/project/{id}/schedules`` lists the project's schedules with their template's
+name (``tpl_name``); ``POST`` stores one (201, with its ``id``; the project is the URL's);
+``PUT /schedules/{schedule_id}`` replaces one (204; the body's ``id`` must be the URL's and
+its ``project_id`` the schedule's, else 400). The cron must parse as robfig/cron's
+``ParseStandard`` parses it (``cron_standard_error``: five fields, each ``*``, a number, a
+range or a list within the field's bounds, an optional ``/step``; or a ``@`` descriptor),
+else 400 ``{"error": "Cron: ..."}``; a ``template_id`` the project lacks is refused with 400
+and no body (the foreign key). A write needs the same role as a template's.
+
 Every request is logged (``requests``: method, path, status, body, t) so tests can assert
 that a second run sent no POST or PUT; ``edit`` changes a template behind the client's
 back, as a person in the web UI would.
@@ -87,6 +97,39 @@ REFERENCES = {"inventory_id": "inventory", "repository_id": "repositories", "env
               "view_id": "views"}
 
 
+# robfig/cron v3 ParseStandard: minute, hour, day of month, month, day of week
+CRON_BOUNDS = [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6)]
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+SCHEDULE_FIELDS = {"id": 0, "project_id": 0, "template_id": 0, "cron_format": "", "name": "", "active": False,
+                   "repository_id": None}
+
+
+def cron_standard_error(spec):
+    """What robfig/cron's ParseStandard says of ``spec`` (None if it parses). Stricter than
+    robfig where unsure: no month or weekday names, no ``?``, no TZ= prefix, no @every."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "empty spec string"
+    if spec.startswith("@"):
+        return None if spec in CRON_DESCRIPTORS else "unrecognized descriptor: %s" % spec
+    fields = spec.split()
+    if len(fields) != 5:
+        return "expected exactly 5 fields, found %d: %s" % (len(fields), fields)
+    for text, (what, low, high) in zip(fields, CRON_BOUNDS):
+        for part in text.split(","):
+            rng, step = (part.split("/", 1) + [""])[:2]
+            if step and (not step.isdigit() or int(step) == 0):
+                return "step of range should be a positive number: %s" % part
+            if rng == "*":
+                continue
+            ends = rng.split("-")
+            if len(ends) > 2 or not all(e.isdigit() for e in ends):
+                return "failed to parse int from %s (%s)" % (rng, what)
+            start, end = int(ends[0]), int(ends[-1])
+            if start < low or end > high or start > end:
+                return "%s out of range (%d-%d): %s" % (what, low, high, part)
+    return None
+
+
 class SemaphoreSimulator:
     def __init__(self, token, projects=(1,), port=0, role="manager", admin=False, resources=None):
         """``token``: the API token that authenticates, of a user with ``role`` in every project
@@ -100,6 +143,8 @@ class SemaphoreSimulator:
         self.lock = threading.RLock()
         self.t0 = time.monotonic()
         self.templates = {}  # id -> stored template (db.Template's JSON)
+        self.schedules = {}  # id -> stored schedule (db.Schedule's JSON)
+        self.next_schedule_id = 1
         self.next_id = 1
         self.requests = []
         self.port = port
@@ -173,6 +218,8 @@ class SemaphoreSimulator:
                 if parts[4].isdigit() and int(parts[4]) in self.resources.get(parts[3], set()):
                     return 200, {"id": int(parts[4]), "project_id": project_id}
                 return 404, None
+            if parts[3] == "schedules" and len(parts) <= 5:
+                return self._schedules(method, parts[4:], body, project_id)
             if parts[3] != "templates" or len(parts) > 5:
                 return 404, {"error": "no such endpoint %s %s" % (method, url.path)}
             if len(parts) == 4:
@@ -209,6 +256,53 @@ class SemaphoreSimulator:
                 self.templates[template_id] = self._stored(body, template_id, project_id)
                 return 204, None
             return 405, {"error": "method not allowed"}
+
+    def _schedule_refusal(self, body, project_id):
+        if not isinstance(body, dict):
+            return 400, {"error": "invalid JSON"}
+        cron = cron_standard_error(body.get("cron_format"))
+        if cron:
+            return 400, {"error": "Cron: " + cron}
+        tpl = self.templates.get(body.get("template_id"))
+        if tpl is None or tpl["project_id"] != project_id:
+            return 400, None  # project__schedule's foreign key on template_id; WriteError's default
+        return None
+
+    def _schedules(self, method, rest, body, project_id):
+        """/api/project/{id}/schedules[/{schedule_id}] as v2.10.32 answers them."""
+        if not rest:
+            if method == "GET":
+                return 200, [dict(copy.deepcopy(self.schedules[i]), tpl_name=self.templates[
+                    self.schedules[i]["template_id"]]["name"]) for i in sorted(self.schedules)
+                    if self.schedules[i]["project_id"] == project_id and self.schedules[i]["repository_id"] is None]
+            if method == "POST":
+                refused = self._schedule_refusal(body, project_id)
+                if refused:
+                    return refused
+                stored = dict(SCHEDULE_FIELDS, **{k: v for k, v in body.items() if k in SCHEDULE_FIELDS})
+                stored.update(id=self.next_schedule_id, project_id=project_id)
+                self.schedules[stored["id"]] = stored
+                self.next_schedule_id += 1
+                return 201, copy.deepcopy(stored)
+            return 405, {"error": "method not allowed"}
+        if not rest[0].isdigit() or int(rest[0]) not in self.schedules \
+                or self.schedules[int(rest[0])]["project_id"] != project_id:
+            return 404, {"error": "schedule not found"}
+        schedule_id = int(rest[0])
+        if method == "GET":
+            return 200, copy.deepcopy(self.schedules[schedule_id])
+        if method == "PUT":
+            if not isinstance(body, dict) or body.get("id") != schedule_id:
+                return 400, {"error": "schedule id in URL and in body must be the same"}
+            if body.get("project_id") != project_id:
+                return 400, {"error": "You can not move schedule to other project"}
+            refused = self._schedule_refusal(body, project_id)
+            if refused:
+                return refused
+            self.schedules[schedule_id] = dict(SCHEDULE_FIELDS,
+                                               **{k: v for k, v in body.items() if k in SCHEDULE_FIELDS})
+            return 204, None
+        return 405, {"error": "method not allowed"}
 
     def start(self):
         sim = self

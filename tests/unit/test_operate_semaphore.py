@@ -288,3 +288,34 @@ def test_the_filters_are_registered():
     assert {"semaphore_templates", "semaphore_sync_plan", "semaphore_write_errors"} <= set(filters)
     with pytest.raises(AnsibleFilterError, match="semaphore_templates: settings project_id"):
         filters["semaphore_templates"](CATALOG, dict(SETTINGS, project_id=None))
+
+
+def test_the_guarded_failback_gets_a_schedule_on_its_apply_template():
+    """Semaphore v2.10.32's ScheduleRequest: the failback's apply every N minutes, N the
+    role's active_passive_failback_interval (or the same variable given with -e)."""
+    stored = [dict(t, id=i) for i, t in enumerate(templates(), start=20)]
+    apply_id = next(t["id"] for t in stored if t["name"] == "%s failback apply" % PREFIX)
+    settings = dict(SETTINGS, schedule_sources={"active_passive_failback_interval": 5})
+    assert operate.semaphore_schedules(CATALOG, settings, stored) == [
+        {"name": "%s failback schedule" % PREFIX, "project_id": 3, "template_id": apply_id,
+         "cron_format": "*/5 * * * *", "active": True}]
+    # the apply template not created yet: no id, and the sync wants the write
+    want = operate.semaphore_schedules(CATALOG, settings, [])
+    assert want[0]["template_id"] is None
+    existing = [dict(want[0], id=9, template_id=apply_id, tpl_name="x", repository_id=None)]
+    assert operate.semaphore_schedule_sync(want, existing)["change"] == [dict(want[0], id=9)]
+    with pytest.raises(AnsibleFilterError, match="semaphore_schedules: catalog failback: schedule "
+                                                 "active_passive_failback_interval: no value"):
+        operate_filters.semaphore_schedules(CATALOG, SETTINGS, stored)
+
+
+def test_a_schedule_sync_writes_only_what_differs():
+    want = [{"name": "k8s_ha failback schedule", "project_id": 3, "template_id": 21, "cron_format": "*/5 * * * *",
+             "active": True}]
+    listed = dict(want[0], id=4, tpl_name="k8s_ha failback apply", repository_id=None)
+    assert operate.semaphore_schedule_sync(want, []) == {"create": want, "change": [], "unchanged": []}
+    assert operate.semaphore_schedule_sync(want, [listed]) == {
+        "create": [], "change": [], "unchanged": ["k8s_ha failback schedule"]}
+    for edit in ({"active": False}, {"cron_format": "0 * * * *"}, {"template_id": 22}):
+        plan = operate.semaphore_schedule_sync(want, [dict(listed, **edit), dict(listed, id=8)])
+        assert plan["change"] == [dict(want[0], id=4)], edit  # the lower id is the one kept

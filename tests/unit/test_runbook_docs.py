@@ -242,6 +242,8 @@ def test_the_awx_and_semaphore_names_are_the_objects_the_configuration_creates(d
                  if n["unified_job_template"]["type"] == "workflow_approval"}
     semaphore = {t["name"] for t in operate.semaphore_templates(catalog, {
         "project_id": 1, "inventory_id": 1, "repository_id": 1, "environment_id": 1, "survey_sources": sources})}
+    semaphore |= {x["name"] for x in operate.semaphore_schedules(catalog, {
+        "project_id": 1, "schedule_sources": {"active_passive_failback_interval": 5}}, [])}
     body = section(docs[name], "Operate it")
     prefix = re.escape(catalog["homelab_operate_prefix"])
     for title, known in (("AWX", awx_names), ("Semaphore", semaphore)):
