@@ -76,6 +76,10 @@ def ap_descheduler_objects(cfg):
     return _wrap("ap_descheduler_objects", ap.descheduler_objects, cfg)
 
 
+def ap_failback_runner_objects(cfg):
+    return _wrap("ap_failback_runner_objects", ap.failback_runner_objects, cfg)
+
+
 def ap_converted(workloads, model):
     """The Deployments whose preferred node affinity matches the model's priority label:
     those phase 3 converted, which the guarded failback looks after."""
@@ -152,6 +156,7 @@ class FilterModule(object):
             "ap_ident": ap_ident,
             "ap_restorable": ap_restorable,
             "ap_descheduler_objects": ap_descheduler_objects,
+            "ap_failback_runner_objects": ap_failback_runner_objects,
             "ap_untolerating": ap_untolerating,
             "ap_label_selectors": ap_label_selectors,
             "ap_away": ap_away,

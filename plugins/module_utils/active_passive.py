@@ -241,6 +241,70 @@ def descheduler_objects(cfg):
     ]
 
 
+# The in-cluster runner of the guarded failback (active_passive_failback_runner: cronjob):
+# what one pass (playbooks/failback.yml, the failback_guard module) reads and evicts, no more.
+FAILBACK_RUNNER_RULES = [
+    {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+]
+FAILBACK_PLAYBOOK = "homelab.k8s_ha.failback"  # playbooks/failback.yml of the installed collection
+
+
+def failback_runner_objects(cfg):
+    """The guarded failback's own CronJob, in apply order: ServiceAccount, ClusterRole
+    (FAILBACK_RUNNER_RULES), ClusterRoleBinding, CronJob. Every ``interval_minutes`` the
+    execution environment ``image`` runs ``ansible-playbook homelab.k8s_ha.failback -e
+    <vars>`` as that ServiceAccount (the kubernetes client's in-cluster configuration), one
+    pass at a time (concurrencyPolicy Forbid), not retried (the next schedule is the retry).
+    It needs no AWX or Semaphore, which in a two-node homelab may run on the failed node.
+
+    ``cfg``: name, namespace, image, interval_minutes, vars (the pass's variables, passed as
+    one -e), labels. ValueError names the setting at fault."""
+    image = ("%s" % (cfg.get("image") or "")).strip()
+    if not image:
+        raise ValueError("active_passive_failback_cronjob.image: empty; the CronJob runs the execution environment"
+                         " image built from execution-environment.yml (docs/execution_environment.md)")
+    minutes = cfg.get("interval_minutes")
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 59:
+        raise ValueError("active_passive_failback_interval: %r is not a whole number of minutes from 1 to 59"
+                         % (minutes,))
+    for key in ("name", "namespace"):
+        if not ("%s" % (cfg.get(key) or "")).strip():
+            raise ValueError("active_passive_failback_cronjob.%s: empty" % key)
+    name, ns = cfg["name"], cfg["namespace"]
+    labels = dict(cfg.get("labels") or {}, **{"app.kubernetes.io/name": name})
+    meta = {"name": name, "namespace": ns, "labels": labels}
+    cluster_meta = {"name": name, "labels": labels}
+    container = {
+        "name": "failback", "image": image, "command": ["ansible-playbook"],
+        "args": [FAILBACK_PLAYBOOK, "-e", json.dumps(cfg.get("vars") or {}, sort_keys=True, separators=(",", ":"))],
+        # ansible writes only under /tmp (an emptyDir): the root filesystem stays read-only
+        "env": [{"name": "ANSIBLE_HOME", "value": "/tmp/ansible"},
+                {"name": "ANSIBLE_LOCAL_TEMP", "value": "/tmp/ansible/tmp"},
+                {"name": "ANSIBLE_LOCALHOST_WARNING", "value": "false"},
+                {"name": "ANSIBLE_NOCOLOR", "value": "1"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}}
+    pod = {"metadata": {"labels": labels}, "spec": {
+        "serviceAccountName": name, "restartPolicy": "Never", "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}]}}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
+         "rules": FAILBACK_RUNNER_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": {
+            "schedule": "*/%d * * * *" % minutes, "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {"backoffLimit": 0, "template": pod}}}},
+    ]
+
+
 def _yaml(obj):
     """The policy as the YAML text the descheduler reads (JSON is YAML; stable key order)."""
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"

@@ -6,12 +6,17 @@ moving exactly twice. With w1 Ready but cordoned the plain descheduler policy ev
 every pass; the guarded failback evicts nothing until w1 can take the pods."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from observe import Descheduler, PodWatch, audit_size, check_then_apply, evidence_runner, newest_evidence, writes
+from observe import (WRITE_VERBS, Descheduler, PodWatch, audit_entries, audit_size, check_then_apply, evidence_runner,
+                     newest_evidence, writes)
 from proof import off_limits_now, pods_now, proof, record, surprise_pods
 
 APPLY = "playbooks/active_passive.yml"
@@ -19,6 +24,8 @@ ROLLBACK = "playbooks/active_passive_rollback.yml"
 FAILBACK = "playbooks/failback.yml"
 APPS = ("sonarr", "prowlarr")
 W1, W2, W3 = "k3s-w1", "k3s-w2", "k3s-w3"
+ROOT = Path(__file__).resolve().parents[2]
+FAILBACK_SA = "system:serviceaccount:kube-system:homelab-failback"
 TOLERATION_SECONDS = 15
 PASS_SECONDS = 10  # the descheduler's interval in these tests (the CronJob's, shortened)
 
@@ -272,6 +279,60 @@ def test_cordoned_primary_plain_descheduler_flaps_guarded_failback_holds(ap, thr
         record("failback, one guarded pass", "no gate and no rollback: a pass only evicts pods back to the "
                "primary, under the policy approved with active_passive.yml", check_writes=check_writes,
                again_writes=writes(c, offset), surprise=surprise_pods(pods, off_limits_now(c)))
+
+
+def test_the_in_cluster_failback_cronjob_runs_a_pass_as_its_own_service_account(ap, three_worker, tmp_path):
+    """active_passive_failback_runner cronjob: the apply creates the CronJob, its ServiceAccount,
+    ClusterRole and binding, and the API server takes them (server-side validation, RBAC's
+    escalation check as the active-passive family). The exact command of its container, run
+    here with that ServiceAccount's token (what the pod's in-cluster configuration would give
+    it), fails the apps back to w1 through the Eviction API; the rollback deletes all four."""
+    c = three_worker
+    image = "registry.example.lan/homelab/k8s-ha-ee:0.1.0"
+    runner = dict(active_passive_failback="guarded", active_passive_failback_runner="cronjob",
+                  active_passive_failback_cronjob={"name": "homelab-failback", "namespace": "kube-system", "image": image})
+    plan, applied = check_then_apply(ap, c, APPLY, "active_passive", **runner)
+    assert {"CronJob/homelab-failback", "ClusterRole/homelab-failback"} <= {i["object"] for i in plan["items"]}, plan
+    cron = c.get_json("cronjob", "homelab-failback", "-n", "kube-system")
+    assert (cron["spec"]["schedule"], cron["spec"]["concurrencyPolicy"]) == ("*/5 * * * *", "Forbid")
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+    who = "--as=" + FAILBACK_SA
+    assert c.kubectl("auth", "can-i", "create", "pods", "--subresource=eviction", "-n", "media", who,
+                     check=False).stdout.strip() == "yes"
+    for verb, what in (("delete", "pods"), ("patch", "nodes"), ("patch", "deployments")):
+        assert c.kubectl("auth", "can-i", verb, what, "-A", who, check=False).stdout.strip() == "no", (verb, what)
+
+    # the apps on w2 while w1 is cordoned; w1 schedulable again for longer than the window
+    c.kubectl("cordon", W1)
+    c.kubectl("delete", "pods", "-n", "media", "-l", "app in (%s)" % ",".join(APPS), "--wait=true")
+    wait_settled(c, W2, "the apps on w2 (w1 cordoned)", 60)
+    c.kubectl("uncordon", W1)
+    time.sleep(6)  # the local inventory's window is 5 s (the CronJob's pass carries it)
+
+    token = c.kubectl("create", "token", "homelab-failback", "-n", "kube-system").stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG", "ANSIBLE_"))}
+    env.update({e["name"]: e["value"] for e in container["env"]})
+    env.update(K8S_AUTH_HOST=c.server, K8S_AUTH_API_KEY=token, K8S_AUTH_SSL_CA_CERT=str(c.pki / "ca.crt"),
+               ANSIBLE_HOME=str(tmp_path / "ansible"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible" / "tmp"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
+               PATH="%s:%s" % (Path(sys.executable).parent, env.get("PATH", "")))
+    offset = audit_size(c)
+    argv = container["command"] + container["args"]
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert settled_on(c, W1), apps_state(c)
+    sent = [e for e in audit_entries(c, offset) if e["user"]["username"] == FAILBACK_SA and e["verb"] in WRITE_VERBS]
+    assert sorted((e["objectRef"].get("subresource"), e["objectRef"]["name"].rsplit("-", 2)[0]) for e in sent) == [
+        ("eviction", app) for app in sorted(APPS)], sent
+    assert "evict" in done.stdout and token not in done.stdout + done.stderr
+
+    undo = ap(ROLLBACK, check=True, rollback_from=str(applied))
+    rollback = json.loads((newest_evidence(ap.evidence, "active_passive_rollback") / "plan.json").read_text())
+    assert ap(ROLLBACK, approve_plan=rollback["id"], rollback_from=str(applied)).rc == 0, undo.stdout[-3000:]
+    for kind, name in (("cronjob", "-n kube-system homelab-failback"), ("serviceaccount", "-n kube-system homelab-failback"),
+                       ("clusterrole", "homelab-failback"), ("clusterrolebinding", "homelab-failback")):
+        assert c.kubectl("get", kind, *name.split(), check=False).returncode != 0, kind
 
 
 def test_failover_drill_times_the_four_scenarios(ap, three_worker):

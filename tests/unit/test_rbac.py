@@ -52,9 +52,11 @@ def test_only_the_families_that_need_them_may_write_nodes_or_delete():
     assert verbs("guardrails", "apps", "daemonsets") == READ | {"patch"}
     assert not [r for f, role in roles().items() for r in role["rules"] if "escalate" in r["verbs"]]
     escalate = [r for r in roles()["active-passive"]["rules"] if "bind" in r["verbs"]]
-    # the descheduler's ClusterRole by the name the role gives it (its defaults, read, not copied)
-    name = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())["active_passive_descheduler"]["name"]
-    assert escalate and all(r.get("resourceNames") == [name] for r in escalate)
+    # the descheduler's ClusterRole and the failback CronJob's, by the names the role gives
+    # them (its defaults, read, not copied)
+    defaults = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())
+    names = [defaults["active_passive_descheduler"]["name"], defaults["active_passive_failback_cronjob"]["name"]]
+    assert escalate and all(r.get("resourceNames") == names for r in escalate)
 
 
 def _covers(rules, group, resource, verb, name=None):
@@ -64,12 +66,15 @@ def _covers(rules, group, resource, verb, name=None):
                and (not r.get("resourceNames") or name in r["resourceNames"]) for r in rules)
 
 
-def test_the_active_passive_role_holds_every_permission_of_the_descheduler_role_it_creates():
+def test_the_active_passive_role_holds_every_permission_of_the_roles_it_creates():
     """The API server lets a subject create a ClusterRole only with permissions it holds (a 403
-    "attempting to grant RBAC permissions not currently held" otherwise)."""
-    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import descheduler_rbac_rules
+    "attempting to grant RBAC permissions not currently held" otherwise): the descheduler's
+    and the guarded failback CronJob's."""
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.active_passive import (
+        FAILBACK_RUNNER_RULES, descheduler_rbac_rules)
     mine = roles()["active-passive"]["rules"]
-    missing = [(g, res, v, n) for rule in descheduler_rbac_rules() for g in rule["apiGroups"] for res in rule["resources"]
+    missing = [(g, res, v, n) for rule in descheduler_rbac_rules() + FAILBACK_RUNNER_RULES
+               for g in rule["apiGroups"] for res in rule["resources"]
                for v in rule["verbs"] for n in (rule.get("resourceNames") or [None])
                if not _covers(mine, g, res, v, n)]
     assert missing == []

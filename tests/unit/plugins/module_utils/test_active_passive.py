@@ -93,6 +93,37 @@ def test_descheduler_manifests_today_format():
         descheduler_objects({"name": "d", "namespace": "n", "image": "i", "mode": "cronjob", "interval_minutes": 0})
 
 
+def test_the_guarded_failbacks_cronjob_runs_one_pass_as_its_own_service_account():
+    cfg = {"name": "homelab-failback", "namespace": "kube-system", "image": "registry.lan/k8s-ha-ee:0.1.0",
+           "interval_minutes": 5, "vars": {"active_passive_failback_window": 120, "evidence_root": "/tmp/evidence"}}
+    sa, role, binding, cron = ap.failback_runner_objects(cfg)
+    assert [o["kind"] for o in (sa, role, binding, cron)] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                                                              "CronJob"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "homelab-failback", "namespace": "kube-system"}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] == "homelab-failback"
+    # only what a pass reads and evicts: no write but the eviction
+    writes = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+              for v in rule["verbs"] if v not in ("get", "list", "watch")}
+    assert writes == {("", "pods/eviction", "create")}
+    spec = cron["spec"]
+    assert (spec["schedule"], spec["concurrencyPolicy"], spec["jobTemplate"]["spec"]["backoffLimit"]) == (
+        "*/5 * * * *", "Forbid", 0)
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "homelab-failback" and pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.lan/k8s-ha-ee:0.1.0"
+    assert container["command"] + container["args"][:2] == ["ansible-playbook", "homelab.k8s_ha.failback", "-e"]
+    assert json.loads(container["args"][2]) == cfg["vars"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {e["name"]: e["value"] for e in container["env"]}["ANSIBLE_HOME"].startswith("/tmp/")
+    for bad, words in (({"image": ""}, "active_passive_failback_cronjob.image: empty"),
+                       ({"interval_minutes": 60}, "active_passive_failback_interval: 60 is not"),
+                       ({"interval_minutes": True}, "active_passive_failback_interval: True is not"),
+                       ({"namespace": " "}, "active_passive_failback_cronjob.namespace: empty")):
+        with pytest.raises(ValueError, match=words):
+            ap.failback_runner_objects(dict(cfg, **bad))
+
+
 def _pod(name, node, phase="Running", deleting=False, app="sonarr"):
     meta = {"name": name, "namespace": "media", "labels": {"app": app}}
     if deleting:
