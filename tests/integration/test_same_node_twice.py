@@ -1,6 +1,8 @@
 """One node named as both the primary and the secondary (backup) node stops the playbook
 at its first task, naming both variables, before anything is read or written. Before, the
-plans went ahead with one node in both lanes."""
+plans went ahead with one node in both lanes. Runbook 003's GPU node is a node of its own
+too: named as the preferred or the backup node, its taint would keep the converted
+workloads off the node they fail over to or back to."""
 
 import json
 import re
@@ -38,6 +40,10 @@ def requests_sent(c, offset):
      "active_passive_primary_node and active_passive_backup_node are both k3s-w1; give two different nodes"),
     ("failover_drill", "local-three-worker", {"active_passive_primary_node": "k3s-w2", "active_passive_backup_node": "k3s-w2"},
      "active_passive_primary_node and active_passive_backup_node are both k3s-w2; give two different nodes"),
+    ("active_passive", "local-three-worker", {"active_passive_gpu_node": "k3s-w1"},
+     "active_passive_gpu_node is k3s-w1, the preferred node too; give the GPU node of its own"),
+    ("failover_drill", "local-three-worker", {"active_passive_gpu_node": "k3s-w2"},
+     "active_passive_gpu_node is k3s-w2, the backup node too; give the GPU node of its own"),
 ])
 def test_one_node_as_both_stops_before_any_request(two_node, run_playbook, tmp_path, playbook, inventory, extra, message):
     c = two_node
