@@ -279,9 +279,13 @@ def failback_runner_objects(cfg):
     container = {
         "name": "failback", "image": image, "command": ["ansible-playbook"],
         "args": [FAILBACK_PLAYBOOK, "-e", json.dumps(cfg.get("vars") or {}, sort_keys=True, separators=(",", ":"))],
-        # ansible writes only under /tmp (an emptyDir): the root filesystem stays read-only
-        "env": [{"name": "ANSIBLE_HOME", "value": "/tmp/ansible"},
+        # ansible writes only under /tmp (an emptyDir): the root filesystem stays read-only.
+        # The command replaces the image's entrypoint, which would set HOME: remote_tmp's
+        # default (~/.ansible/tmp) is used by the local connection too.
+        "env": [{"name": "HOME", "value": "/tmp/home"},
+                {"name": "ANSIBLE_HOME", "value": "/tmp/ansible"},
                 {"name": "ANSIBLE_LOCAL_TEMP", "value": "/tmp/ansible/tmp"},
+                {"name": "ANSIBLE_REMOTE_TMP", "value": "/tmp/ansible/remote"},
                 {"name": "ANSIBLE_LOCALHOST_WARNING", "value": "false"},
                 {"name": "ANSIBLE_NOCOLOR", "value": "1"}],
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],

@@ -161,8 +161,11 @@ AWX_SCHEDULE_START = "DTSTART:20260101T000000Z"
 
 
 def catalog_schedules(catalog, sources):
-    """[(playbook, minutes)] of the catalog entries that run on a schedule, in catalog order.
-    ``sources``: {role variable: value}. ValueError names the entry and the variable."""
+    """[(playbook, minutes, enabled)] of the catalog entries that run on a schedule, in
+    catalog order. ``sources``: {role variable: value}. A schedule is enabled only while
+    every variable of its entry's ``schedule_when`` has the value given there (the guarded
+    failback: not while the descheduler or the in-cluster CronJob fails back, which would
+    evict beside it). ValueError names the entry and the variable."""
     out = []
     for entry in catalog.get("homelab_operate_playbooks") or []:
         var = entry.get("schedule")
@@ -170,8 +173,13 @@ def catalog_schedules(catalog, sources):
             continue
         playbook = entry.get("playbook")
         if not entry.get("mutating", True) or entry.get("gated"):
-            raise ValueError("catalog %s: schedule needs an ungated playbook (nobody approves a scheduled run)"
-                             % playbook)
+            raise ValueError("catalog %s: schedule needs a mutating, ungated playbook (nobody approves a scheduled"
+                             " run)" % playbook)
+        wanted = entry.get("schedule_when") or {}
+        missing = sorted(k for k in wanted if k not in (sources or {}))
+        if missing:
+            raise ValueError("catalog %s: schedule_when %s: no value given (schedule_sources)"
+                             % (playbook, ", ".join(missing)))
         if var not in (sources or {}):
             raise ValueError("catalog %s: schedule %s: no value given for it (schedule_sources)" % (playbook, var))
         value = sources[var]
@@ -179,7 +187,7 @@ def catalog_schedules(catalog, sources):
         if isinstance(value, bool) or not text.isdigit() or not SCHEDULE_MINUTES[0] <= int(text) <= SCHEDULE_MINUTES[1]:
             raise ValueError("catalog %s: %s is %r; a schedule takes whole minutes from %d to %d"
                              % (playbook, var, value, SCHEDULE_MINUTES[0], SCHEDULE_MINUTES[1]))
-        out.append((playbook, int(text)))
+        out.append((playbook, int(text), all(("%s" % sources[k]).strip() == ("%s" % v) for k, v in wanted.items())))
     return out
 
 
@@ -312,10 +320,10 @@ def semaphore_schedules(catalog, settings, templates):
     for tpl in sorted(templates or [], key=lambda t: t.get("id") or 0):
         ids.setdefault(tpl.get("name"), tpl.get("id"))
     out = []
-    for playbook, minutes in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
+    for playbook, minutes, enabled in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
         base = "%s %s" % (prefix, playbook)
         out.append({"name": base + " schedule", "project_id": project_id, "template_id": ids.get(base + " apply"),
-                    "cron_format": "*/%d * * * *" % minutes, "active": True})
+                    "cron_format": "*/%d * * * *" % minutes, "active": enabled})
     return out
 
 
@@ -614,11 +622,11 @@ def awx_objects(catalog, settings):
                     "survey_enabled": bool(questions), "survey_spec": _awx_survey(base, questions),
                     "workflow_nodes": nodes, "description": "%s. %s." % (title, how), "state": "present"}
         out["workflow_job_templates"].append(workflow)
-    for playbook, minutes in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
+    for playbook, minutes, enabled in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
         base = "%s %s" % (prefix, playbook)
         out["schedules"].append({
             "name": base + " schedule", "unified_job_template": base + " run", "organization": org,
-            "rrule": "%s RRULE:FREQ=MINUTELY;INTERVAL=%d" % (AWX_SCHEDULE_START, minutes), "enabled": True,
+            "rrule": "%s RRULE:FREQ=MINUTELY;INTERVAL=%d" % (AWX_SCHEDULE_START, minutes), "enabled": enabled,
             "description": "%s every %d minutes, unattended (%s)" % (by_name[playbook].get("title") or playbook, minutes,
                                                                      by_name[playbook]["schedule"]),
             "state": "present"})

@@ -310,11 +310,24 @@ def test_the_in_cluster_failback_cronjob_runs_a_pass_as_its_own_service_account(
     c.kubectl("uncordon", W1)
     time.sleep(6)  # the local inventory's window is 5 s (the CronJob's pass carries it)
 
+    # one runner at a time: a pass from outside and an apply for the external runner refuse
+    offset = audit_size(c)
+    outside = ap(FAILBACK)
+    assert outside.rc != 0 and ("The guarded failback runs in the cluster: the CronJob kube-system/homelab-failback"
+                                " exists") in " ".join(outside.stdout.split()), outside.stdout[-3000:]
+    again = ap(APPLY, check=True, active_passive_failback="guarded")
+    assert again.rc != 0 and ("The guarded failback's CronJob kube-system/homelab-failback exists"
+                              in " ".join(again.stdout.split())), again.stdout[-3000:]
+    assert writes(c, offset) == [] and settled_on(c, W2), apps_state(c)
+
     token = c.kubectl("create", "token", "homelab-failback", "-n", "kube-system").stdout.strip()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG", "ANSIBLE_"))}
-    env.update({e["name"]: e["value"] for e in container["env"]})
+    # the container's environment, its /tmp (the pod's emptyDir) here under tmp_path; the
+    # image's PATH and collections; the pod's in-cluster credentials as K8S_AUTH_*
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("K8S_AUTH_", "KUBECONFIG", "ANSIBLE_")) and k != "HOME"}
+    env.update({e["name"]: re.sub("^/tmp/", str(tmp_path) + "/", e["value"]) for e in container["env"]})
+    assert env["HOME"] == str(tmp_path / "home") and env["ANSIBLE_REMOTE_TMP"].startswith(str(tmp_path))
     env.update(K8S_AUTH_HOST=c.server, K8S_AUTH_API_KEY=token, K8S_AUTH_SSL_CA_CERT=str(c.pki / "ca.crt"),
-               ANSIBLE_HOME=str(tmp_path / "ansible"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible" / "tmp"),
                ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".local" / "collections"),
                PATH="%s:%s" % (Path(sys.executable).parent, env.get("PATH", "")))
     offset = audit_size(c)

@@ -144,20 +144,26 @@ def test_a_schedule_edited_in_semaphore_is_put_back_and_follows_the_interval(con
     slower = configure(configured, tmp_path, active_passive_failback_interval=15)
     assert slower.rc == 0 and slower.changed == 1, slower
     assert configured.schedules[sid]["cron_format"] == "*/15 * * * *"
+    # the in-cluster CronJob runs the failback: Semaphore's schedule is switched off, kept
+    cluster = configure(configured, tmp_path, active_passive_failback_runner="cronjob")
+    assert cluster.rc == 0 and cluster.changed == 1, cluster
+    assert configured.schedules[sid] == dict(schedule, active=False)
     # an interval no cron minute step takes stops before any write, naming the variable
     bad = configure(configured, tmp_path, active_passive_failback_interval=90)
     assert bad.rc != 0 and "active_passive_failback_interval is 90; a schedule takes whole minutes from 1 to 59" \
         in " ".join(bad.stdout.split()), bad
-    assert len(configured.writes()) == 2
+    assert len(configured.writes()) == 3
 
 
 def test_the_simulator_refuses_what_semaphore_refuses_for_a_schedule(configured):
-    """As v2.10.32 answers: a cron robfig/cron's ParseStandard refuses, a template the project
-    lacks (the foreign key), an id or project that differs from the URL's."""
+    """As v2.10.32 answers: a cron robfig/cron's ParseStandard refuses (four fields, a minute
+    out of range, a zero step), a template the project lacks (the foreign key), an id or
+    project that differs from the URL's. (The simulator also refuses what robfig takes and
+    it does not model, @every and month or weekday names: stricter, never more lenient.)"""
     (sid, schedule), = configured.schedules.items()
     auth = "Bearer " + TOKEN
     url = "/api/project/%d/schedules" % PROJECT
-    for cron in ("*/5 * * *", "61 * * * *", "*/0 * * * *", "@every 5m", "*/5 * * * MON"):
+    for cron in ("*/5 * * *", "61 * * * *", "*/0 * * * *", "* 24 * * *", "5-1 * * * *"):
         status, answer = configured.handle("POST", url, dict(schedule, cron_format=cron), auth)
         assert status == 400 and answer["error"].startswith("Cron: "), (cron, answer)
     assert configured.handle("POST", url, dict(schedule, template_id=999), auth) == (400, None)

@@ -21,8 +21,10 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils import operate
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = yaml.safe_load((ROOT / "operate" / "catalog.yml").read_text())
 STAGES = yaml.safe_load((ROOT / "roles" / "app_migration" / "defaults" / "main.yml").read_text())["app_migration_stages"]
-FAILBACK_INTERVAL = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())[
-    "active_passive_failback_interval"]
+AP_DEFAULTS = yaml.safe_load((ROOT / "roles" / "active_passive" / "defaults" / "main.yml").read_text())
+FAILBACK_INTERVAL = AP_DEFAULTS["active_passive_failback_interval"]
+SCHEDULE_SOURCES = {k: AP_DEFAULTS[k] for k in ("active_passive_failback_interval", "active_passive_failback",
+                                                "active_passive_failback_runner")}
 CREDENTIAL_TYPE = json.loads((ROOT / "tests" / "fixtures" / "awx" / "kubernetes_bearer_token.json").read_text())
 PLAY = yaml.safe_load((ROOT / "awx" / "configure.yml").read_text())[0]
 PREFIX = CATALOG["homelab_operate_prefix"]
@@ -32,7 +34,7 @@ SETTINGS = {"organization": "Default", "project_scm_url": "https://git.example.l
             "k8s_ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
             "ee_image": "registry.example.lan/homelab/k8s-ha-ee:0.1.0", "evidence_root": "/var/lib/homelab-k8s-ha/evidence",
             "approval_timeout": "3600", "survey_sources": {"app_migration_stages": STAGES},
-            "schedule_sources": {"active_passive_failback_interval": FAILBACK_INTERVAL}}
+            "schedule_sources": SCHEDULE_SOURCES}
 # the awx.awx module that creates each kind of object
 MODULES = {"execution_environments": "execution_environment", "projects": "project", "inventories": "inventory",
            "inventory_sources": "inventory_source", "credentials": "credential", "job_templates": "job_template",
@@ -307,34 +309,44 @@ def test_the_guarded_failback_runs_on_a_schedule_every_interval_of_the_role(spec
     assert [(b - a).total_seconds() for a, b in zip(runs, runs[1:])] == [FAILBACK_INTERVAL * 60.0] * 2
     assert "every %d minutes" % FAILBACK_INTERVAL in schedule["description"]
     # another interval (-e active_passive_failback_interval=10) changes the rrule, not the name
-    other = objects(dict(SETTINGS, schedule_sources={"active_passive_failback_interval": "10"}))["schedules"][0]
+    other = objects(dict(SETTINGS, schedule_sources=dict(SCHEDULE_SOURCES, active_passive_failback_interval="10")))[
+        "schedules"][0]
     assert other["rrule"].endswith("INTERVAL=10") and other["name"] == schedule["name"]
     assert errors_of(specs["schedules"], schedule) == []
+    # not while another agent fails back: the in-cluster CronJob, the descheduler, nobody
+    for other in ({"active_passive_failback_runner": "cronjob"}, {"active_passive_failback": "descheduler"},
+                  {"active_passive_failback": "none"}):
+        off = objects(dict(SETTINGS, schedule_sources=dict(SCHEDULE_SOURCES, **other)))["schedules"][0]
+        assert off["enabled"] is False and off["name"] == schedule["name"], other
 
 
 @pytest.mark.parametrize("value", [0, 60, "five", True, None])
 def test_an_interval_a_schedule_cannot_take_is_named(value):
-    settings = dict(SETTINGS, schedule_sources={"active_passive_failback_interval": value})
+    settings = dict(SETTINGS, schedule_sources=dict(SCHEDULE_SOURCES, active_passive_failback_interval=value))
     with pytest.raises(ValueError, match="catalog failback: active_passive_failback_interval is .*; a schedule takes"
                                          " whole minutes from 1 to 59"):
         objects(settings)
 
 
 def test_a_schedule_needs_its_value_and_an_ungated_playbook():
-    with pytest.raises(ValueError, match="catalog failback: schedule active_passive_failback_interval: no value"):
+    with pytest.raises(ValueError, match="catalog failback: schedule_when active_passive_failback, "
+                                         "active_passive_failback_runner: no value"):
         objects(dict(SETTINGS, schedule_sources={}))
+    with pytest.raises(ValueError, match="catalog failback: schedule active_passive_failback_interval: no value"):
+        objects(dict(SETTINGS, schedule_sources={k: v for k, v in SCHEDULE_SOURCES.items()
+                                                 if k != "active_passive_failback_interval"}))
     catalog = copy.deepcopy(CATALOG)
     next(e for e in catalog["homelab_operate_playbooks"] if e["playbook"] == "core_platform")["schedule"] = \
         "active_passive_failback_interval"
-    with pytest.raises(ValueError, match="catalog core_platform: schedule needs an ungated playbook"):
+    with pytest.raises(ValueError, match="catalog core_platform: schedule needs a mutating, ungated playbook"):
         objects(catalog=catalog)
 
 
 def test_the_play_takes_the_interval_from_the_role_or_the_same_variable():
     """One source of truth: the role's default, or -e active_passive_failback_interval=N."""
-    given = PLAY["vars"]["awx_settings"]["schedule_sources"]["active_passive_failback_interval"]
-    assert given.strip() == ("{{ active_passive_failback_interval | default("
-                             "awx_active_passive_defaults.active_passive_failback_interval) }}")
+    for var in SCHEDULE_SOURCES:
+        given = PLAY["vars"]["awx_settings"]["schedule_sources"][var]
+        assert given.strip() == "{{ %s | default(awx_active_passive_defaults.%s) }}" % (var, var)
     assert "roles/active_passive/defaults/main.yml" in PLAY["vars"]["awx_active_passive_defaults"]
 
 

@@ -295,7 +295,9 @@ def test_the_guarded_failback_gets_a_schedule_on_its_apply_template():
     role's active_passive_failback_interval (or the same variable given with -e)."""
     stored = [dict(t, id=i) for i, t in enumerate(templates(), start=20)]
     apply_id = next(t["id"] for t in stored if t["name"] == "%s failback apply" % PREFIX)
-    settings = dict(SETTINGS, schedule_sources={"active_passive_failback_interval": 5})
+    sources = {"active_passive_failback_interval": 5, "active_passive_failback": "guarded",
+               "active_passive_failback_runner": "external"}
+    settings = dict(SETTINGS, schedule_sources=sources)
     assert operate.semaphore_schedules(CATALOG, settings, stored) == [
         {"name": "%s failback schedule" % PREFIX, "project_id": 3, "template_id": apply_id,
          "cron_format": "*/5 * * * *", "active": True}]
@@ -304,9 +306,13 @@ def test_the_guarded_failback_gets_a_schedule_on_its_apply_template():
     assert want[0]["template_id"] is None
     existing = [dict(want[0], id=9, template_id=apply_id, tpl_name="x", repository_id=None)]
     assert operate.semaphore_schedule_sync(want, existing)["change"] == [dict(want[0], id=9)]
-    with pytest.raises(AnsibleFilterError, match="semaphore_schedules: catalog failback: schedule "
-                                                 "active_passive_failback_interval: no value"):
+    with pytest.raises(AnsibleFilterError, match="semaphore_schedules: catalog failback: schedule_when "
+                                                 "active_passive_failback, active_passive_failback_runner: no value"):
         operate_filters.semaphore_schedules(CATALOG, SETTINGS, stored)
+    # switched off while the in-cluster CronJob runs the failback
+    off = operate.semaphore_schedules(CATALOG, dict(settings, schedule_sources=dict(
+        sources, active_passive_failback_runner="cronjob")), stored)
+    assert off[0]["active"] is False
 
 
 def test_a_schedule_sync_writes_only_what_differs():

@@ -236,14 +236,17 @@ def test_the_awx_and_semaphore_names_are_the_objects_the_configuration_creates(d
     awx = operate.awx_objects(catalog, {"organization": "Default", "project_scm_url": "https://git.example/x.git",
                                         "k8s_host": "https://k8s:6443", "evidence_root": "/srv/evidence",
                                         "survey_sources": sources, "schedule_sources": {
-                                            "active_passive_failback_interval": 5}})
+                                            "active_passive_failback_interval": 5, "active_passive_failback": "guarded",
+                                            "active_passive_failback_runner": "external"}})
     awx_names = {o["name"] for o in awx["job_templates"] + awx["workflow_job_templates"] + awx["schedules"]}
     approvals = {n["unified_job_template"]["name"] for w in awx["workflow_job_templates"] for n in w["workflow_nodes"]
                  if n["unified_job_template"]["type"] == "workflow_approval"}
     semaphore = {t["name"] for t in operate.semaphore_templates(catalog, {
         "project_id": 1, "inventory_id": 1, "repository_id": 1, "environment_id": 1, "survey_sources": sources})}
     semaphore |= {x["name"] for x in operate.semaphore_schedules(catalog, {
-        "project_id": 1, "schedule_sources": {"active_passive_failback_interval": 5}}, [])}
+        "project_id": 1, "schedule_sources": {
+            "active_passive_failback_interval": 5, "active_passive_failback": "guarded",
+            "active_passive_failback_runner": "external"}}, [])}
     body = section(docs[name], "Operate it")
     prefix = re.escape(catalog["homelab_operate_prefix"])
     for title, known in (("AWX", awx_names), ("Semaphore", semaphore)):
