@@ -227,17 +227,25 @@ def descheduler_objects(cfg):
         args.append("--descheduling-interval=%dm" % minutes)
         runner = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {
             "replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}}, "template": pod}}
-    cluster_meta = {"name": name, "labels": labels}
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
-         "rules": descheduler_rbac_rules()},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    return _identity(meta, descheduler_rbac_rules()) + [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta, name="%s-policy" % name),
          "data": {"policy.yaml": _yaml(policy)}},
         runner,
+    ]
+
+
+def _identity(meta, rules):
+    """A ServiceAccount (``meta``: name, namespace, labels) and a ClusterRole of ``rules``
+    of the same name bound to it."""
+    name = meta["name"]
+    cluster_meta = {"name": name, "labels": meta["labels"]}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": meta["namespace"]}]},
     ]
 
 
@@ -275,7 +283,6 @@ def failback_runner_objects(cfg):
     name, ns = cfg["name"], cfg["namespace"]
     labels = dict(cfg.get("labels") or {}, **{"app.kubernetes.io/name": name})
     meta = {"name": name, "namespace": ns, "labels": labels}
-    cluster_meta = {"name": name, "labels": labels}
     container = {
         "name": "failback", "image": image, "command": ["ansible-playbook"],
         "args": [FAILBACK_PLAYBOOK, "-e", json.dumps(cfg.get("vars") or {}, sort_keys=True, separators=(",", ":"))],
@@ -295,13 +302,7 @@ def failback_runner_objects(cfg):
     pod = {"metadata": {"labels": labels}, "spec": {
         "serviceAccountName": name, "restartPolicy": "Never", "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}]}}
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
-         "rules": FAILBACK_RUNNER_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    return _identity(meta, FAILBACK_RUNNER_RULES) + [
         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": {
             "schedule": "*/%d * * * *" % minutes, "concurrencyPolicy": "Forbid",
             "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,

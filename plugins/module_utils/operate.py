@@ -276,6 +276,15 @@ def semaphore_template_differences(want, have):
     return out
 
 
+def _semaphore_by_name(objects):
+    """{name: object} of Semaphore objects (templates, schedules); of two with one name the
+    lower id, the one kept in sync."""
+    by_name = {}
+    for obj in sorted(objects or [], key=lambda o: o.get("id") or 0):
+        by_name.setdefault(obj.get("name"), obj)
+    return by_name
+
+
 def semaphore_sync_plan(desired, existing):
     """What to write so the project holds ``desired`` (payloads; matched by name):
     ``create`` (payloads to POST), ``change`` (payloads with the template's id, to PUT
@@ -283,9 +292,7 @@ def semaphore_sync_plan(desired, existing):
     and ``differences`` ({name: [fields]}). ``existing``: the project's templates, each as
     GET /templates/{id} returns it (the list of v2.10 leaves survey_vars out). Of two
     templates with one name, the lower id is the one kept in sync."""
-    by_name = {}
-    for tpl in sorted(existing or [], key=lambda t: t.get("id") or 0):
-        by_name.setdefault(tpl.get("name"), tpl)
+    by_name = _semaphore_by_name(existing)
     plan = {"create": [], "change": [], "unchanged": [], "differences": {}}
     for want in desired:
         have = by_name.get(want["name"])
@@ -316,13 +323,11 @@ def semaphore_schedules(catalog, settings, templates):
     play lists the templates again after it created them)."""
     prefix = catalog.get("homelab_operate_prefix")
     project_id = _semaphore_id(settings, "project_id")
-    ids = {}
-    for tpl in sorted(templates or [], key=lambda t: t.get("id") or 0):
-        ids.setdefault(tpl.get("name"), tpl.get("id"))
+    ids = _semaphore_by_name(templates)
     out = []
     for playbook, minutes, enabled in catalog_schedules(catalog, settings.get("schedule_sources") or {}):
         base = "%s %s" % (prefix, playbook)
-        out.append({"name": base + " schedule", "project_id": project_id, "template_id": ids.get(base + " apply"),
+        out.append({"name": base + " schedule", "project_id": project_id, "template_id": (ids.get(base + " apply") or {}).get("id"),
                     "cron_format": "*/%d * * * *" % minutes, "active": enabled})
     return out
 
@@ -332,9 +337,7 @@ def semaphore_schedule_sync(desired, existing):
     /schedules/{id}) and ``unchanged`` (names) of ``desired`` against the project's
     schedules (GET /schedules), matched by name; of two with one name the lower id is kept
     in sync. A body without its template (``template_id`` None) always needs a write."""
-    by_name = {}
-    for have in sorted(existing or [], key=lambda x: x.get("id") or 0):
-        by_name.setdefault(have.get("name"), have)
+    by_name = _semaphore_by_name(existing)
     plan = {"create": [], "change": [], "unchanged": []}
     for want in desired or []:
         have = by_name.get(want["name"])
