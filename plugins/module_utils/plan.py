@@ -34,19 +34,23 @@ def plan_items(results, kind="Node", module="homelab.k8s_ha.lane_node"):
     Each result must carry ``item`` (the module parameters, with ``name``, or a whole
     object with ``metadata.name`` as kubernetes.core.k8s takes it) and ``diff``
     ({'before', 'after'}); results without a change are left out. ``kind`` names the
-    objects unless the parameters carry their own ``kind``."""
+    objects unless the parameters carry their own ``kind``. A result's ``manager`` (who
+    manages the object, workload_fields) goes into its item, and so into the plan's id."""
     items = []
     for result in _changes(results):
         params = result["item"]
         name = params["name"] if "name" in params else params["metadata"]["name"]
         before, after = _sides(result, params)
-        items.append(_plain({
+        item = {
             "object": "%s/%s" % (params.get("kind") or kind, name),
             "module": module,
             "params": params,
             "before": before,
             "after": after,
-        }))
+        }
+        if result.get("manager"):
+            item["manager"] = result["manager"]
+        items.append(_plain(item))
     return sorted(items, key=lambda i: i["object"])
 
 
@@ -171,6 +175,9 @@ def plan_differences(approved, current):
             parts = []
             for side, label in (("before", "before"), ("after", "after"), ("params", "parameter")):
                 parts.extend(_field_diffs(label + " ", old[name].get(side) or {}, new[name].get(side) or {}))
+            if old[name].get("manager") != new[name].get("manager"):
+                parts.append("manager: approved %s, now %s" % (_show(old[name].get("manager")),
+                                                               _show(new[name].get("manager"))))
             lines.append("%s: %s" % (name, "; ".join(parts) or "differs"))
     return lines
 
@@ -206,6 +213,8 @@ def plan_report(items):
     lines = []
     for item in items:
         lines.append("%s (%s):" % (item["object"], item["module"]))
+        if item.get("manager"):
+            lines.append("  managed by %s" % item["manager"])
         if item["object"].startswith("File/"):
             before, after = item["before"]["content"], item["after"]["content"]
             lines.extend("  " + line.rstrip("\n") for line in difflib.unified_diff(

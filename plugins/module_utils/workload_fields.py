@@ -18,6 +18,12 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import (
     stranded_pods,
     validate,
 )
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import (
+    manager_text,
+    owners,
+    refusal,
+    verdict,
+)
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
     ConflictError,
     ConflictRetriesExhausted,
@@ -72,7 +78,31 @@ def _check(module, p):
         names = sorted(o["metadata"]["name"] for o in module.list(kind, api_version, namespace=ns))
         return ["name: no %s %s in namespace %s; there are: %s"
                 % (kind, name, ns, ", ".join(names) or "none")]
-    return validate(fields, current)
+    errors = validate(fields, current)
+    if errors:
+        return errors
+    verdicts = _managers(module, current)
+    _MANAGERS[(kind, ns, name)] = manager_text(verdicts)
+    # an object that already has the fields is not edited: nothing for a manager to put back
+    changes = fields_change(current, fields, p.get("compare") or module.params["compare"])[1].has_difference
+    refused = refusal(verdicts) if changes and module.params["managed"] == "refuse" else None
+    return [refused] if refused else []
+
+
+# what _check found of each target's managers, for its result (one module run, one process)
+_MANAGERS = {}
+
+
+def _managers(module, current):
+    """The verdicts (managers.verdict) of every manager the object's metadata names, each
+    manager's own object read once (None when its kind is not served or it does not exist)."""
+    out = []
+    for ref in owners(current, module.params["argocd_namespace"]):
+        owner = None
+        if ref["api_version"] and module.served(ref["kind"], ref["api_version"]):
+            owner = module.get(ref["kind"], ref["api_version"], ref["name"], namespace=ref["namespace"])
+        out.append(verdict(ref, owner, current, module.params["held"]))
+    return [v for v in out if v]
 
 
 def _fields(module, p):
@@ -93,7 +123,7 @@ def _fields(module, p):
         module.fail_json(msg=str(e))
     tracker = outcome["tracker"]
     result = dict(before=dict((f, get_field(before, f)) for f in sorted(fields)),
-                  rollback=outcome["rollback"], events=[])
+                  rollback=outcome["rollback"], events=[], manager=_MANAGERS.get((kind, ns, name)))
     if tracker.has_difference and not module.check_mode and wait["wait"] and kind == "Deployment":
         t0 = time.monotonic()
         last = None

@@ -29,6 +29,12 @@ description:
   - With O(targets), one call does the same for several objects, one after the other (each
     write waits for its rollout before the next); it returns RV(results) shaped as a loop
     over the module registers them.
+  - Before the first write it finds who manages each target (Argo CD, Flux, k3s, Helm) from the
+    markers in the object's metadata and the manager's own object, and returns it in
+    RV(manager). Under O(managed=refuse) a target whose manager would put a live edit back
+    (an Argo CD Application that syncs automatically, an unsuspended Flux Kustomization or
+    HelmRelease, a k3s packaged manifest) fails the call before any write, naming the
+    manager and what to do.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - homelab.k8s_ha.request_timeout
@@ -105,6 +111,28 @@ options:
     type: str
     choices: [subset, exact]
     default: subset
+  managed:
+    description:
+      - What to do with a target whose manager would put a live edit back.
+      - V(refuse) fails before any write, naming the manager and what to do (suspend it, or
+        make the change in Git).
+      - V(report) only returns the manager in RV(manager). For putting recorded prior values
+        back (a rollback, a window's release), which is the state the manager holds anyway.
+    type: str
+    choices: [refuse, report]
+    default: refuse
+  held:
+    description:
+      - Managers this run holds still before its first write, each with C(kind),
+        C(namespace) and C(name) (runbook 002's window turns its Argo CD Application's
+        automated sync off). A target they manage is not refused.
+    type: list
+    elements: dict
+    default: []
+  argocd_namespace:
+    description: The namespace of Argo CD's Applications whose tracking id names none.
+    type: str
+    default: argocd
   wait:
     description: For a Deployment, wait for the rollout after a change.
     type: bool
@@ -170,6 +198,13 @@ rollback:
   returned: always
   type: dict
   sample: {"spec.replicas": 1, "spec.template.spec.topologySpreadConstraints": null}
+manager:
+  description:
+    - Who manages the object and what it does to a live edit, one line a person reads
+      (several managers separated by C(; )); null when no manager marks it.
+  returned: always
+  type: str
+  sample: "Flux Kustomization flux-system/apps (label kustomize.toolkit.fluxcd.io/name): suspended; its next reconciliation after a resume puts the edit back"
 events:
   description: The rollout's progress, one entry per change, with seconds since the write.
   returned: always
@@ -179,7 +214,7 @@ results:
   description:
     - With O(targets), one result per target in order, as a loop over the module registers
       them; each has RV(before), RV(after), RV(rollback), RV(events), C(changed), C(item)
-      (that target's options, with the O(kind) and O(api_version) it was done to) and, in
+      (that target's options, with the O(kind) and O(api_version) it was done to), RV(manager) and, in
       diff mode, C(diff). The top-level RV(before),
       RV(after), RV(rollback) and RV(events) are then not returned.
   returned: when O(targets) is given
@@ -217,6 +252,9 @@ def main():
                 wait_timeout=dict(type="int"),
                 poll_interval=dict(type="float"),
             )),
+            managed=dict(type="str", default="refuse", choices=["refuse", "report"]),
+            held=dict(type="list", elements="dict", default=[]),
+            argocd_namespace=dict(type="str", default="argocd"),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=300),
             poll_interval=dict(type="float", default=2),

@@ -51,6 +51,12 @@ SOURCES = {
     "argo-workflows": ("github.com/argoproj/argo-workflows/v3", "ARGO_WORKFLOWS_VERSION",
                        ["manifests/base/crds/minimal/argoproj.io_%s.yaml" % k for k in ("workflows", "workflowtemplates")],
                        "capi-crds", None),
+    # Flux (runbook 003's cluster): the Kustomization and the HelmRelease, whose labels and
+    # spec.suspend say whether a live edit lasts (plugins/module_utils/managers.py)
+    "flux-kustomize": ("github.com/fluxcd/kustomize-controller", "FLUX_KUSTOMIZE_VERSION",
+                       ["config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml"], "flux-crds", None),
+    "flux-helm": ("github.com/fluxcd/helm-controller", "FLUX_HELM_VERSION",
+                  ["config/crd/bases/helm.toolkit.fluxcd.io_helmreleases.yaml"], "flux-crds", None),
     "talos-controlplane": ("github.com/siderolabs/cluster-api-control-plane-provider-talos",
                            "TALOS_CONTROLPLANE_VERSION",
                            ["config/crd/bases/controlplane.cluster.x-k8s.io_taloscontrolplanes.yaml"],

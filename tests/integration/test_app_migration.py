@@ -30,7 +30,9 @@ APPLY = "playbooks/app_migration.yml"
 ROLLBACK = "playbooks/app_migration_rollback.yml"
 PROBE = {"httpGet": {"path": "/", "port": 8080}}
 WEB = {"apiVersion": "apps/v1", "kind": "Deployment",
-       "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"}},
+       # Argo CD's tracking id: the Application web manages it (plugins/module_utils/managers.py)
+       "metadata": {"name": "web", "namespace": "apps", "labels": {"homelab.k8s-ha/fixture": "migration"},
+                    "annotations": {"argocd.argoproj.io/tracking-id": "web:apps/Deployment:apps/web"}},
        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                     "nodeSelector": {"workload-lane": "primary"},
@@ -120,10 +122,17 @@ def stage(migration, c, number, **extra):
     # the bake window) and holds nothing again
     holding = ["Application/web", "HorizontalPodAutoscaler/web"] if number == 1 else []
 
+    # the Deployment's manager: its Application syncs automatically and selfHeals, which the
+    # window's hold turns off before the stage's write (stage 1); stage 2 finds it on manual sync
+    manager = "Argo CD Application argocd/web (annotation argocd.argoproj.io/tracking-id): " + (
+        "held by this run (its automated sync off until the window's release)" if number == 1
+        else "syncs by hand; the next sync puts the edit back")
+
     def planned(p):
         assert [i["object"] for i in p.plan["items"]] == holding + [
             "Deployment/web",
             f"File/apps/overlays/web/{folder}/kustomization.yaml", f"File/apps/overlays/web/{folder}/{patch}"]
+        assert [i.get("manager") for i in p.plan["items"] if i["object"] == "Deployment/web"] == [manager]
 
     return proof(migration, c, "app_migration A stage %d" % number, APPLY, "app_migration", ROLLBACK,
                  "app_migration_rollback", repo=migration.repo, before_apply=planned, **args)

@@ -203,3 +203,28 @@ def test_a_failed_rebuild_stops_the_volumes_and_the_rollback_record_keeps_the_pa
     assert rollback["secondary_node"] == [{"name": "worker-1", "cordon": True}]
     events = json.loads((run_dir / "after.json").read_text())["volume_events"]
     assert {e["volume"] for e in events} == {"pvc-arr", "pvc-arr-lts"}
+
+
+K3S_ADDON = {"objectset.rio.cattle.io/owner-gvk": "k3s.cattle.io/v1, Kind=Addon",
+             "objectset.rio.cattle.io/owner-name": "coredns",
+             "objectset.rio.cattle.io/owner-namespace": "kube-system"}
+
+
+def test_k3s_packaged_coredns_is_refused_before_any_write(platform, longhorn):
+    """CoreDNS as k3s deploys it: an Addon of the server's manifests folder, which k3s
+    re-writes and re-applies at every server start, so runbook 001's live edit of its
+    replicas and spread would be undone by the next restart (plugins/module_utils/managers.py).
+    The plan refuses, naming the Addon and what to do, and writes nothing."""
+    c = longhorn.cluster
+    c.kubectl("annotate", "-n", "kube-system", "deployment/coredns", *["%s=%s" % kv for kv in K3S_ADDON.items()])
+    try:
+        offset = audit_size(c)
+        run = platform(check=True)
+        assert run.rc != 0
+        assert ("(kube-system/coredns): managed: a live edit would not last: k3s Addon kube-system/coredns "
+                "(annotation objectset.rio.cattle.io/owner-gvk): k3s re-writes and re-applies the manifest at "
+                "every server start; change it through k3s: start the servers with --disable=coredns and deploy "
+                "your own manifest, then run again") in re.sub(r"\s*\n\s*", " ", run.stdout), run.stdout[-3000:]
+        assert writes(c, offset) == []
+    finally:
+        c.kubectl("annotate", "-n", "kube-system", "deployment/coredns", *["%s-" % k for k in K3S_ADDON])

@@ -141,3 +141,17 @@ def test_the_families_that_run_a_longhorn_module_may_get_namespaces():
     for family in ("guardrails", "core-platform", "app-migration"):
         assert set().union(*[set(r["verbs"]) for r in roles()[family]["rules"]
                              if "" in r["apiGroups"] and "namespaces" in r["resources"]]) == {"get"}
+
+
+def test_every_family_that_edits_live_may_read_who_manages_the_objects():
+    """workload_fields reads each target's manager (managers.MANAGER_READS) before planning:
+    every family whose playbooks call it holds those reads, and only reads."""
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import MANAGER_READS
+    users = sorted({p.parts[-3].replace("_", "-") for p in (ROOT / "roles").glob("*/tasks/*.yml")
+                    if "homelab.k8s_ha.workload_fields:" in p.read_text()})
+    assert users == ["active-passive", "app-migration", "core-platform", "guardrails"]
+    for family in users:
+        rules = roles()[family]["rules"]
+        missing = [(g, res) for rule in MANAGER_READS for g in rule["apiGroups"] for res in rule["resources"]
+                   if not _covers(rules, g, res, "get")]
+        assert missing == [], family
