@@ -120,15 +120,18 @@ def _name(ref):
 def verdict(ref, owner, obj, held=()):
     """What ``ref``'s manager does to a live edit of ``obj``: ``None`` when ``ref`` names no
     manager after all (an ``app.kubernetes.io/instance`` label with no such Application), else
-    ``{manager, object, reverts, text}``. ``owner`` is the manager's object as read (None: not
+    ``{manager, object, api_version, by, reverts, text}``. ``owner`` is the manager's object as read (None: not
     found or its kind not served); ``held`` lists ``{kind, namespace, name}`` this run holds
-    still before its first write (runbook 002's window)."""
+    still before its first write (runbook 002's window; or the suspensions of
+    ``managed: suspend``, whose ``until`` says until when)."""
     if ref["candidate"] and owner is None:
         return None
     out = _verdict(ref, owner, obj)
-    if out["reverts"] and any(_same(h, ref) for h in held or ()):
-        return dict(out, reverts=False, text="%s (%s): held by this run (its automated sync off until "
-                                             "the window's release)" % (_name(ref), ref["by"]))
+    holds = [h for h in held or () if _same(h, ref)]
+    if out["reverts"] and holds:
+        what = "its automated sync off" if ref["kind"] == "Application" else "suspended"
+        return dict(out, reverts=False, held=True, text="%s (%s): held by this run (%s until %s)" % (
+            _name(ref), ref["by"], what, holds[0].get("until") or "the window's release"))
     return out
 
 
@@ -136,7 +139,7 @@ def _verdict(ref, owner, obj):
     """verdict, without the run's holds."""
     kind = ref["kind"]
     out = {"manager": ref["manager"], "object": "%s/%s/%s" % (kind, ref["namespace"], ref["name"]),
-           "by": ref["by"]}
+           "api_version": ref["api_version"], "by": ref["by"]}
     if kind == "release":
         return dict(out, reverts=False, text="Helm release %s/%s (%s): the next helm upgrade of the "
                                              "release puts the chart's values back"
@@ -172,6 +175,69 @@ def _verdict(ref, owner, obj):
     else:
         when = "every %s" % interval
     return dict(out, reverts=True, text="%s (%s): reconciles and puts the edit back %s" % (_name(ref), ref["by"], when))
+
+
+# the managed option: a manager's key and the policies it takes (suspend: through its own
+# object; k3s's packaged manifests and Helm releases have no object that suspends them)
+POLICIES = {"Argo CD": ("argocd", ("refuse", "suspend", "report")),
+            "Flux": ("flux", ("refuse", "suspend", "report")),
+            "k3s": ("k3s", ("refuse", "report")),
+            "Helm": ("helm", ("refuse", "report"))}
+# what suspends a manager's object, as workload_fields fields (prior values come back in its rollback)
+SUSPENDS = {"Application": {"spec.syncPolicy.automated": None},
+            "Kustomization": {"spec.suspend": True},
+            "HelmRelease": {"spec.suspend": True}}
+
+
+def policies(value):
+    """``{manager key: policy}`` from workload_fields' ``managed``: one policy for every manager
+    (a string), or a dict by manager key (the others ``refuse``). Raises ValueError naming the
+    field and the allowed values."""
+    keys = dict((key, allowed) for key, allowed in POLICIES.values())
+    if isinstance(value, str):
+        if value == "suspend":
+            return dict((k, "suspend" if "suspend" in allowed else "refuse") for k, allowed in keys.items())
+        if value not in ("refuse", "report"):
+            raise ValueError("managed: %r is not a policy; allowed: refuse, suspend, report, or a dict by manager (%s)"
+                             % (value, ", ".join(sorted(keys))))
+        return dict((k, value) for k in keys)
+    if not isinstance(value, dict):
+        raise ValueError("managed: give a policy (refuse, suspend, report) or a dict by manager (%s), not %r"
+                         % (", ".join(sorted(keys)), value))
+    out = dict((k, "refuse") for k in keys)
+    for key, policy in value.items():
+        if key not in keys:
+            raise ValueError("managed.%s: not a manager; allowed: %s" % (key, ", ".join(sorted(keys))))
+        if policy not in keys[key]:
+            raise ValueError("managed.%s: %r is not a policy for it; allowed: %s" % (key, policy, ", ".join(keys[key])))
+        out[key] = policy
+    return out
+
+
+def suspension(v, until):
+    """The workload_fields target that suspends ``v``'s manager (its own object, compared
+    exactly, no wait), held ``until``; None when nothing suspends it through the API."""
+    kind, namespace, name = v["object"].split("/", 2)
+    if kind not in SUSPENDS:
+        return None
+    return {"kind": kind, "api_version": v["api_version"], "namespace": namespace, "name": name,
+            "fields": dict(SUSPENDS[kind]), "compare": "exact", "wait": False}, dict(
+                kind=kind, namespace=namespace, name=name, until=until)
+
+
+def decide(verdicts, chosen):
+    """What the policies ``chosen`` (policies()) make of one target's verdicts: ``(refuse,
+    suspend)``, the verdicts to refuse and those whose manager this run suspends first."""
+    refuse, suspend = [], []
+    for v in verdicts:
+        if not v or not v["reverts"]:
+            continue
+        policy = chosen[POLICIES[v["manager"]][0]]
+        if policy == "suspend" and v["object"].split("/", 1)[0] in SUSPENDS:
+            suspend.append(v)
+        elif policy != "report":
+            refuse.append(v)
+    return refuse, suspend
 
 
 def refusal(verdicts):

@@ -19,9 +19,12 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.fields import (
     validate,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import (
+    decide,
     manager_text,
     owners,
+    policies,
     refusal,
+    suspension,
     verdict,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
@@ -36,6 +39,10 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import (
 def run_workload_fields(module):
     """One object (``name``), or each of ``targets`` in one call (K8sHaModule.run_each)."""
     p = module.params
+    try:
+        chosen = policies(p["managed"])
+    except ValueError as e:
+        module.fail_json(msg=str(e))
     if p.get("targets") is not None:
         targets = [given(t) for t in p["targets"]]
         for t in targets:
@@ -44,20 +51,44 @@ def run_workload_fields(module):
             t.setdefault("api_version", p["api_version"])
         # every target's fields checked against the object as it is, before the first write;
         # a failure to read one (kind not served, refused) names it too
-        errors = []
+        errors, suspends = [], []
         for i, t in enumerate(targets):
             label = "targets[%d] (%s/%s)" % (i, t["namespace"], t["name"])
             with module.about(label):
-                errors += ["%s: %s" % (label, e) for e in _check(module, t)]
+                found, suspend = _check(module, t, chosen)
+                errors += ["%s: %s" % (label, e) for e in found]
+                suspends.append(suspend)
         if errors:
             module.fail_json(msg="; ".join(errors))
-        module.run_each("targets", targets, lambda t: _fields(module, t),
+        module.run_each("targets", _with_suspensions(module, targets, suspends), lambda t: _fields(module, t),
                         name=lambda t: "%s/%s" % (t["namespace"], t["name"]))
-    errors = _check(module, p)
+    errors, suspend = _check(module, p, chosen)
+    if suspend and not errors:
+        errors = ["managed: suspending %s needs the object in targets (the suspension is a change of its own, "
+                  "recorded for the rollback)" % ", ".join(v["object"] for v in suspend)]
     if errors:
         module.fail_json(msg="; ".join(errors))
     tracker, result = _fields(module, p)
     module.exit_with(tracker, **result)
+
+
+def _with_suspensions(module, targets, suspends):
+    """``targets`` with the suspension of each manager that ``managed: suspend`` suspends
+    (managers.suspension) before the first target it manages, once; the targets it
+    manages then show it as held by this run until the rollback."""
+    out, done = [], {}
+    for t, verdicts in zip(targets, suspends):
+        for v in verdicts:
+            if v["object"] not in done:
+                target, hold = suspension(v, "this run's rollback")
+                done[v["object"]] = hold
+                out.append(target)
+        if verdicts:
+            key = (t["kind"], t["namespace"], t["name"])
+            _MANAGERS[key] = manager_text(_managers(module, _CURRENT[key],
+                                                    list(module.params["held"]) + list(done.values())))
+        out.append(t)
+    return out
 
 
 def _target(p):
@@ -67,33 +98,39 @@ def _target(p):
     return p["kind"], p["api_version"], p["namespace"], p["name"], p["fields"]
 
 
-def _check(module, p):
-    """What is wrong with one target's input: its fields, then against the live object."""
+def _check(module, p, chosen):
+    """What is wrong with one target's input (its fields, then against the live object, then
+    its managers under the policies ``chosen``), and the verdicts of the managers this run
+    suspends for it: ``(errors, suspend)``."""
     kind, api_version, ns, name, fields = _target(p)
     errors = validate(fields)
     if errors:
-        return errors
+        return errors, []
     current = module.get(kind, api_version, name, namespace=ns)
     if current is None:
         names = sorted(o["metadata"]["name"] for o in module.list(kind, api_version, namespace=ns))
         return ["name: no %s %s in namespace %s; there are: %s"
-                % (kind, name, ns, ", ".join(names) or "none")]
+                % (kind, name, ns, ", ".join(names) or "none")], []
     errors = validate(fields, current)
     if errors:
-        return errors
-    verdicts = _managers(module, current)
+        return errors, []
+    verdicts = _managers(module, current, module.params["held"])
     _MANAGERS[(kind, ns, name)] = manager_text(verdicts)
+    _CURRENT[(kind, ns, name)] = current
     # an object that already has the fields is not edited: nothing for a manager to put back
-    changes = fields_change(current, fields, p.get("compare") or module.params["compare"])[1].has_difference
-    refused = refusal(verdicts) if changes and module.params["managed"] == "refuse" else None
-    return [refused] if refused else []
+    if not fields_change(current, fields, p.get("compare") or module.params["compare"])[1].has_difference:
+        return [], []
+    refuse, suspend = decide(verdicts, chosen)
+    return ([refusal(refuse)] if refuse else []), suspend
 
 
-# what _check found of each target's managers, for its result (one module run, one process)
+# what _check found of each target's managers, for its result, and the object it read (one
+# module run, one process)
 _MANAGERS = {}
+_CURRENT = {}
 
 
-def _managers(module, current):
+def _managers(module, current, held):
     """The verdicts (managers.verdict) of every manager the object's metadata names, each
     manager's own object read once (None when its kind is not served or it does not exist)."""
     out = []
@@ -101,7 +138,7 @@ def _managers(module, current):
         owner = None
         if ref["api_version"] and module.served(ref["kind"], ref["api_version"]):
             owner = module.get(ref["kind"], ref["api_version"], ref["name"], namespace=ref["namespace"])
-        out.append(verdict(ref, owner, current, module.params["held"]))
+        out.append(verdict(ref, owner, current, held))
     return [v for v in out if v]
 
 

@@ -34,7 +34,7 @@ description:
     RV(manager). Under O(managed=refuse) a target whose manager would put a live edit back
     (an Argo CD Application that syncs automatically, an unsuspended Flux Kustomization or
     HelmRelease, a k3s packaged manifest) fails the call before any write, naming the
-    manager and what to do.
+    manager and what to do; under O(managed=suspend) the call suspends that manager first.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - homelab.k8s_ha.request_timeout
@@ -113,13 +113,19 @@ options:
     default: subset
   managed:
     description:
-      - What to do with a target whose manager would put a live edit back.
-      - V(refuse) fails before any write, naming the manager and what to do (suspend it, or
-        make the change in Git).
+      - What to do with a target whose manager would put a live edit back. One policy for
+        every manager, or a dict by manager (C(argocd), C(flux), C(k3s), C(helm)) whose
+        managers not named get V(refuse).
+      - V(refuse) fails before any write, naming the manager and the kubectl command that
+        suspends it (or make the change in Git).
+      - V(suspend) (C(argocd) and C(flux) only; C(k3s) is then refused) suspends the manager
+        first, as a target of its own before the first target it manages, with C(targets)
+        only. An Argo CD Application loses C(spec.syncPolicy.automated), a Flux
+        Kustomization or HelmRelease gets C(spec.suspend=true). It is a planned change with its
+        prior value in its RV(rollback), so the rollback resumes the manager.
       - V(report) only returns the manager in RV(manager). For putting recorded prior values
         back (a rollback, a window's release), which is the state the manager holds anyway.
-    type: str
-    choices: [refuse, report]
+    type: raw
     default: refuse
   held:
     description:
@@ -252,7 +258,7 @@ def main():
                 wait_timeout=dict(type="int"),
                 poll_interval=dict(type="float"),
             )),
-            managed=dict(type="str", default="refuse", choices=["refuse", "report"]),
+            managed=dict(type="raw", default="refuse"),
             held=dict(type="list", elements="dict", default=[]),
             argocd_namespace=dict(type="str", default="argocd"),
             wait=dict(type="bool", default=True),

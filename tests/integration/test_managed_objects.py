@@ -2,20 +2,31 @@
 003's cluster, which Flux manages: a live edit of a Deployment that a Flux Kustomization or an
 Argo CD Application with automated sync puts back is refused before any write, naming the
 manager and what to do; once the manager is suspended (Flux) or syncs by hand (Argo CD), the
-plan goes ahead and shows the manager of each object in the plan and in report.md. The
-managers' objects are the upstream CRDs' (tests/cluster/upstream_crds.py), validated by the
-API server, and the playbooks run as the active-passive family's ServiceAccount."""
+plan goes ahead and shows the manager of each object in the plan and in report.md. With
+``active_passive_managed: suspend`` the run suspends both managers first, as changes of its
+own, and the rollback resumes them; a drift reverter playing both controllers' part
+(tests/simulators/gitops_simulator.py) shows a plain live edit put back, and the run's edits
+holding through the verification. The managers' objects are the upstream CRDs'
+(tests/cluster/upstream_crds.py), validated by the API server, and the playbooks run as the
+active-passive family's ServiceAccount."""
 
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
-from observe import audit_size, newest_evidence, writes
+from gitops_simulator import GitOpsSimulator
+from observe import audit_entries, audit_size, evidence_runner, newest_evidence, writes
+from proof import proof
 from upstream_crds import fetch
 
 APPLY = "playbooks/active_passive.yml"
+ROLLBACK = "playbooks/active_passive_rollback.yml"
+SA = "system:serviceaccount:homelab-operators:homelab-active-passive"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "three-worker" / "10-apps.yaml"
 FLUX_LABELS = {"kustomize.toolkit.fluxcd.io/name": "media", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
 TRACKING = {"argocd.argoproj.io/tracking-id": "prowlarr:apps/Deployment:media/prowlarr"}
 KUSTOMIZATION = {
@@ -112,8 +123,80 @@ def test_a_live_edit_a_manager_would_put_back_is_refused_then_planned_once_suspe
             assert block in report, report
             assert one_line(block) in one_line(run.stdout), run.stdout[-3000:]
     finally:
-        c.kubectl("patch", "-n", "flux-system", "kustomizations.kustomize.toolkit.fluxcd.io/media", "--type=merge",
-                  "-p", json.dumps({"spec": {"suspend": False}}))
+        # both managers as the fixture made them: the Kustomization without spec.suspend, the
+        # Application syncing automatically
+        c.kubectl("patch", "-n", "flux-system", "kustomizations.kustomize.toolkit.fluxcd.io/media", "--type=json",
+                  "-p", json.dumps([{"op": "remove", "path": "/spec/suspend"}]))
         c.kubectl("apply", "-f", "-", input=json.dumps(APPLICATION))
     assert [c.get_json("deployment", app, "-n", "media")["spec"] for app in ("prowlarr", "sonarr")] == [
         d["spec"] for d in before]
+
+
+def git(name):
+    """The Deployment as "Git" has it: the fixture's manifest."""
+    items = yaml.safe_load(FIXTURE.read_text())["items"]
+    return [i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == name][0]
+
+
+def test_suspended_managers_hold_the_run_and_the_rollback_resumes_them(managed, run_playbook, tmp_path):
+    c = managed
+    reverter = GitOpsSimulator(c, tick=1.0)
+    reverter.source("Kustomization", "flux-system", "media", [git("sonarr")])
+    reverter.source("Application", "argocd", "prowlarr", [git("prowlarr")])
+    reverter.start()
+    try:
+        # what the runbook's kubectl one-liner does on this cluster: Flux puts it back
+        c.kubectl("patch", "deployment", "sonarr", "-n", "media", "--type=json",
+                  "-p", json.dumps([{"op": "remove", "path": "/spec/template/spec/nodeSelector"}]))
+        reverter.wait_passes(2)
+        assert c.get_json("deployment", "sonarr", "-n", "media")["spec"]["template"]["spec"]["nodeSelector"] == {
+            "role": "primary"}
+        assert [what for _t, what in reverter.reverts] == ["Deployment media/sonarr"]
+
+        run = evidence_runner(run_playbook, c, tmp_path / "evidence", APPLY, inventory="local-three-worker",
+                              active_passive_managed="suspend")
+
+        marks = {}
+
+        def planned(p):
+            # each manager suspended as a change of its own, shown in the plan
+            items = dict((i["object"], i) for i in p.plan["items"])
+            assert (items["Kustomization/media"]["before"], items["Kustomization/media"]["after"]) == (
+                {"spec.suspend": None}, {"spec.suspend": True})
+            assert items["Application/prowlarr"]["after"] == {"spec.syncPolicy.automated": None}
+            assert items["Deployment/sonarr"]["manager"] == (
+                "Flux Kustomization flux-system/media (label kustomize.toolkit.fluxcd.io/name): held by this run "
+                "(suspended until this run's rollback)")
+            assert items["Deployment/prowlarr"]["manager"] == (
+                "Argo CD Application argocd/prowlarr (annotation argocd.argoproj.io/tracking-id): held by this run "
+                "(its automated sync off until this run's rollback)")
+            marks["apply"] = audit_size(c)
+
+        with proof(run, c, "active_passive, Flux and Argo CD suspended", APPLY, "active_passive", ROLLBACK,
+                   "active_passive_rollback", before_apply=planned):
+            # the apply suspended each manager before it wrote the first workload that manager manages
+            sent = [(e["objectRef"]["resource"], e["objectRef"]["name"]) for e in audit_entries(c, marks["apply"])
+                    if e["user"]["username"] == SA and e["verb"] == "patch" and "dryRun" not in e["requestURI"]
+                    and e["objectRef"]["resource"] in ("applications", "kustomizations", "deployments")]
+            assert sent == [("applications", "prowlarr"), ("deployments", "prowlarr"),
+                            ("kustomizations", "media"), ("deployments", "sonarr")], sent
+            verify = json.loads((newest_evidence(run.evidence, "active_passive") / "verify.json").read_text())
+            assert verify["checks"] and all(chk["passed"] for chk in verify["checks"]), verify
+            # the edits hold while the managers are suspended: the reverter runs and puts nothing back
+            since = len(reverter.reverts)
+            reverter.wait_passes(3)
+            assert reverter.reverts[since:] == []
+            for app in ("sonarr", "prowlarr"):
+                spec = c.get_json("deployment", app, "-n", "media")["spec"]["template"]["spec"]
+                assert "nodeSelector" not in spec and spec["affinity"]["nodeAffinity"], (app, spec)
+        # the rollback resumed both managers (proof compared every written object with its
+        # before-snapshot); with the workloads as Git has them, the reverter finds nothing to put back
+        assert c.get_json("kustomizations.kustomize.toolkit.fluxcd.io", "media", "-n", "flux-system")["spec"].get(
+            "suspend") is None
+        assert c.get_json("applications.argoproj.io", "prowlarr", "-n", "argocd")["spec"]["syncPolicy"]["automated"] == {
+            "selfHeal": True, "prune": True}
+        since = len(reverter.reverts)
+        reverter.wait_passes(2)
+        assert reverter.reverts[since:] == []
+    finally:
+        reverter.stop()

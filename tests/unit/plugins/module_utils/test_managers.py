@@ -3,9 +3,12 @@
 import pytest
 
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import (
+    decide,
     manager_text,
     owners,
+    policies,
     refusal,
+    suspension,
     verdict,
 )
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.plan import (
@@ -175,3 +178,51 @@ def test_the_manager_is_an_item_of_the_plan_and_its_report():
     assert plan_differences([item], [resumed]) == [
         'Deployment/web: manager: approved "Flux Kustomization flux-system/apps (label x): suspended", '
         'now "Flux Kustomization flux-system/apps (label x): reconciles"']
+
+
+def test_policies_one_for_all_or_by_manager():
+    assert policies("refuse") == {"argocd": "refuse", "flux": "refuse", "k3s": "refuse", "helm": "refuse"}
+    # suspend where the manager has an object that suspends it; k3s and Helm stay refused
+    assert policies("suspend") == {"argocd": "suspend", "flux": "suspend", "k3s": "refuse", "helm": "refuse"}
+    assert policies({"flux": "suspend"}) == {"argocd": "refuse", "flux": "suspend", "k3s": "refuse", "helm": "refuse"}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("ignore", "managed: 'ignore' is not a policy; allowed: refuse, suspend, report, or a dict by manager "
+               "(argocd, flux, helm, k3s)"),
+    ({"fluxcd": "suspend"}, "managed.fluxcd: not a manager; allowed: argocd, flux, helm, k3s"),
+    ({"k3s": "suspend"}, "managed.k3s: 'suspend' is not a policy for it; allowed: refuse, report"),
+    (["refuse"], "managed: give a policy (refuse, suspend, report) or a dict by manager (argocd, flux, helm, k3s), "
+                 "not ['refuse']"),
+])
+def test_a_bad_policy_names_the_field_and_the_allowed_values(value, message):
+    with pytest.raises(ValueError) as e:
+        policies(value)
+    assert str(e.value) == message
+
+
+def test_decide_refuses_or_suspends_by_manager():
+    flux = one(FLUX, kustomization())
+    argo = one(TRACKED, app({"selfHeal": True}))
+    suspended = one(FLUX, kustomization(True))
+    assert decide([flux, argo, suspended], policies({"flux": "suspend"})) == ([argo], [flux])
+    assert decide([flux, argo], policies("report")) == ([], [])
+    k3s_obj = obj(annotations={"objectset.rio.cattle.io/owner-gvk": "k3s.cattle.io/v1, Kind=Addon",
+                               "objectset.rio.cattle.io/owner-name": "coredns"})
+    k3s = one(k3s_obj, None)
+    assert decide([k3s], policies("suspend")) == ([k3s], [])
+
+
+def test_a_suspension_is_a_target_of_its_own_and_the_managed_object_shows_it_held():
+    target, hold = suspension(one(FLUX, kustomization()), "this run's rollback")
+    assert target == {"kind": "Kustomization", "api_version": "kustomize.toolkit.fluxcd.io/v1",
+                      "namespace": "flux-system", "name": "apps", "fields": {"spec.suspend": True},
+                      "compare": "exact", "wait": False}
+    v = one(FLUX, kustomization(), [hold])
+    assert v["reverts"] is False
+    assert v["text"] == ("Flux Kustomization flux-system/apps (label kustomize.toolkit.fluxcd.io/name): held by this "
+                         "run (suspended until this run's rollback)")
+    target, hold = suspension(one(TRACKED, app({"selfHeal": True})), "this run's rollback")
+    assert target["fields"] == {"spec.syncPolicy.automated": None}
+    assert one(TRACKED, app({"selfHeal": True}), [hold])["text"].endswith(
+        "held by this run (its automated sync off until this run's rollback)")
