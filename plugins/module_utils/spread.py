@@ -11,6 +11,8 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import SUSPENDS
+
 CONTAINER_FIELDS = (("resources", "resources"), ("readiness_probe", "readinessProbe"),
                     ("liveness_probe", "livenessProbe"))
 
@@ -190,5 +192,8 @@ def fields_rollback(results):
 
 
 def rollback_steps(records):
-    """[(record, fields)] for every recorded component, in rollback_order's steps."""
-    return [(r, step) for r in records for step in rollback_order(r.get("fields") or {})]
+    """[(record, fields)] for every recorded component, in rollback_order's steps; a
+    manager the apply suspended (managers.SUSPENDS) after the components, so it resumes
+    once what it manages is back."""
+    ordered = sorted(records, key=lambda r: r.get("kind") in SUSPENDS)  # stable: the rest in order
+    return [(r, step) for r in ordered for step in rollback_order(r.get("fields") or {})]

@@ -9,6 +9,7 @@ import pytest
 
 from observe import audit_size, clear_lanes, evidence_runner, newest_evidence as newest, set_lanes, writes
 from proof import proof
+from upstream_crds import fetch
 
 APPLY = "playbooks/core_platform.yml"
 ROLLBACK = "playbooks/core_platform_rollback.yml"
@@ -208,23 +209,64 @@ def test_a_failed_rebuild_stops_the_volumes_and_the_rollback_record_keeps_the_pa
 K3S_ADDON = {"objectset.rio.cattle.io/owner-gvk": "k3s.cattle.io/v1, Kind=Addon",
              "objectset.rio.cattle.io/owner-name": "coredns",
              "objectset.rio.cattle.io/owner-namespace": "kube-system"}
+INGRESS = "haproxy-kubernetes-ingress"
+FLUX_HELM = {"helm.toolkit.fluxcd.io/name": INGRESS, "helm.toolkit.fluxcd.io/namespace": "haproxy-controller"}
+HELM_RELEASE = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": INGRESS, "namespace": "haproxy-controller"},
+                "spec": {"interval": "10m", "chart": {"spec": {
+                    "chart": "kubernetes-ingress",
+                    "sourceRef": {"kind": "HelmRepository", "name": "haproxytech", "namespace": "flux-system"}}}}}
 
 
-def test_k3s_packaged_coredns_is_refused_before_any_write(platform, longhorn):
+def test_k3s_coredns_is_refused_and_a_flux_helmrelease_is_suspended_by_the_plan(platform, longhorn):
     """CoreDNS as k3s deploys it: an Addon of the server's manifests folder, which k3s
     re-writes and re-applies at every server start, so runbook 001's live edit of its
-    replicas and spread would be undone by the next restart (plugins/module_utils/managers.py).
-    The plan refuses, naming the Addon and what to do, and writes nothing."""
+    replicas and spread would be undone by the next restart; the ingress from a Flux
+    HelmRelease (the upstream CRD), which would put the chart's values back. By default the
+    plan refuses both, writing nothing; core_platform_managed {flux: suspend} plans the
+    HelmRelease's suspension as an item of its own, and k3s's CoreDNS stays refused: it has
+    nothing to suspend (plugins/module_utils/managers.py, docs/managed_objects.md)."""
     c = longhorn.cluster
+    crds = str(fetch("flux-helm"))
+    c.kubectl("apply", "--server-side", "-f", crds)
+    c.wait_established("helmreleases.helm.toolkit.fluxcd.io")
+    c.kubectl("apply", "-f", "-", input=json.dumps(HELM_RELEASE))
     c.kubectl("annotate", "-n", "kube-system", "deployment/coredns", *["%s=%s" % kv for kv in K3S_ADDON.items()])
+    c.kubectl("label", "-n", "haproxy-controller", "deployment/" + INGRESS, *["%s=%s" % kv for kv in FLUX_HELM.items()])
+    k3s = ("(kube-system/coredns): managed: a live edit would not last: k3s Addon kube-system/coredns "
+           "(annotation objectset.rio.cattle.io/owner-gvk): k3s re-writes and re-applies the manifest at "
+           "every server start; change it through k3s: start the servers with --disable=coredns and deploy "
+           "your own manifest, then run again")
+    flux = ("(haproxy-controller/haproxy-kubernetes-ingress): managed: a live edit would not last: Flux HelmRelease "
+            "haproxy-controller/haproxy-kubernetes-ingress (label helm.toolkit.fluxcd.io/name): reconciles and puts "
+            "the edit back at its next upgrade; make the change in Git, or suspend it and run again: `kubectl -n "
+            "haproxy-controller patch helmreleases.helm.toolkit.fluxcd.io haproxy-kubernetes-ingress --type=merge "
+            "-p '{\"spec\":{\"suspend\":true}}'`")
     try:
         offset = audit_size(c)
-        run = platform(check=True)
-        assert run.rc != 0
-        assert ("(kube-system/coredns): managed: a live edit would not last: k3s Addon kube-system/coredns "
-                "(annotation objectset.rio.cattle.io/owner-gvk): k3s re-writes and re-applies the manifest at "
-                "every server start; change it through k3s: start the servers with --disable=coredns and deploy "
-                "your own manifest, then run again") in re.sub(r"\s*\n\s*", " ", run.stdout), run.stdout[-3000:]
+        refused = platform(check=True)
+        assert refused.rc != 0
+        said = re.sub(r"\s*\n\s*", " ", refused.stdout)
+        assert k3s in said and flux in said, refused.stdout[-3000:]
+        suspend = platform(check=True, core_platform_managed={"flux": "suspend"})
+        assert suspend.rc != 0
+        said = re.sub(r"\s*\n\s*", " ", suspend.stdout)
+        assert k3s in said and "haproxy-kubernetes-ingress): managed" not in said, suspend.stdout[-3000:]
         assert writes(c, offset) == []
-    finally:
+
         c.kubectl("annotate", "-n", "kube-system", "deployment/coredns", *["%s-" % k for k in K3S_ADDON])
+        planned = platform(check=True, core_platform_managed={"flux": "suspend"})
+        assert planned.rc == 0, planned.stdout[-3000:]
+        assert writes(c, offset) == []
+        items = dict((i["object"], i) for i in json.loads(
+            (newest(platform.evidence, "core_platform") / "plan.json").read_text())["items"])
+        release = items["HelmRelease/" + INGRESS]
+        assert (release["before"], release["after"]) == ({"spec.suspend": None}, {"spec.suspend": True})
+        assert items["Deployment/" + INGRESS]["manager"] == (
+            "Flux HelmRelease haproxy-controller/haproxy-kubernetes-ingress (label helm.toolkit.fluxcd.io/name): "
+            "held by this run (suspended until this run's rollback)")
+        assert "manager" not in items["Deployment/coredns"]
+    finally:
+        c.kubectl("annotate", "-n", "kube-system", "deployment/coredns", *["%s-" % k for k in K3S_ADDON], check=False)
+        c.kubectl("label", "-n", "haproxy-controller", "deployment/" + INGRESS, *["%s-" % k for k in FLUX_HELM])
+        c.kubectl("delete", "-f", crds, "--wait=true")

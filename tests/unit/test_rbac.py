@@ -157,15 +157,19 @@ def test_every_family_that_edits_live_may_read_who_manages_the_objects():
         assert missing == [], family
 
 
-def test_the_active_passive_family_may_suspend_what_it_suspends():
-    """active_passive_managed: suspend writes the managers' own objects (managers.SUSPENDS):
-    the family patches them, and nothing else of theirs."""
+def test_the_families_that_may_suspend_managers_patch_them_and_only_patch():
+    """<role>_managed: suspend writes the managers' own objects (managers.SUSPENDS): every
+    family whose role has that variable patches them, and nothing else of theirs."""
     from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import MANAGER_READS, SUSPENDS
-    rules = roles()["active-passive"]["rules"]
+    families = sorted(p.parts[-3].replace("_", "-") for p in (ROOT / "roles").glob("*/defaults/main.yml")
+                      if "%s_managed:" % p.parts[-3] in p.read_text())
+    assert families == ["active-passive", "core-platform"]
     suspendable = [r for r in MANAGER_READS if r["resources"][0].rstrip("s").lower() in
                    [k.lower() for k in SUSPENDS]]
     assert len(suspendable) == len(SUSPENDS)
-    for rule in suspendable:
-        group, resource = rule["apiGroups"][0], rule["resources"][0]
-        assert _covers(rules, group, resource, "patch"), resource
-        assert not any(_covers(rules, group, resource, v) for v in ("create", "update", "delete")), resource
+    for family in families:
+        rules = roles()[family]["rules"]
+        for rule in suspendable:
+            group, resource = rule["apiGroups"][0], rule["resources"][0]
+            assert _covers(rules, group, resource, "patch"), (family, resource)
+            assert not any(_covers(rules, group, resource, v) for v in ("create", "update", "delete")), resource

@@ -226,3 +226,13 @@ def test_a_suspension_is_a_target_of_its_own_and_the_managed_object_shows_it_hel
     assert target["fields"] == {"spec.syncPolicy.automated": None}
     assert one(TRACKED, app({"selfHeal": True}), [hold])["text"].endswith(
         "held by this run (its automated sync off until this run's rollback)")
+
+
+def test_a_suspended_manager_resumes_after_the_components_it_manages():
+    from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import rollback_steps
+    records = [{"kind": "HelmRelease", "name": "haproxy", "fields": {"spec.suspend": None}},
+               {"kind": "Deployment", "name": "haproxy", "fields": {"spec.replicas": 1}},
+               {"kind": "Deployment", "name": "coredns", "fields": {"spec.replicas": 1}}]
+    assert [(r["kind"], r["name"], step) for r, step in rollback_steps(records)] == [
+        ("Deployment", "haproxy", {"spec.replicas": 1}), ("Deployment", "coredns", {"spec.replicas": 1}),
+        ("HelmRelease", "haproxy", {"spec.suspend": None})]
