@@ -13,6 +13,7 @@ from ansible_collections.homelab.k8s_ha.plugins.module_utils.spread import (
     component_placement,
     expected_placement,
     fields_rollback,
+    managers_last,
     overlay_fields,
     placement_checks,
     rollback_order,
@@ -34,5 +35,5 @@ class FilterModule(object):
         return {"spread_fields": _spread_fields, "rollback_order": rollback_order,
                 "component_placement": component_placement, "stray_pods": stray_pods,
                 "fields_rollback": fields_rollback, "placement_checks": placement_checks,
-                "rollback_steps": rollback_steps,
+                "rollback_steps": rollback_steps, "managers_last": managers_last,
                 "expected_placement": expected_placement, "overlay_fields": overlay_fields}

@@ -191,9 +191,14 @@ def fields_rollback(results):
             for r in results if r.get("changed") and r.get("rollback")]
 
 
+def managers_last(records):
+    """Recorded workload_fields targets with the managers the apply suspended
+    (managers.SUSPENDS) after the rest, each part in its order: a rollback resumes a
+    manager once what it manages is back."""
+    return sorted(records, key=lambda r: r.get("kind") in SUSPENDS)  # a stable sort
+
+
 def rollback_steps(records):
     """[(record, fields)] for every recorded component, in rollback_order's steps; a
-    manager the apply suspended (managers.SUSPENDS) after the components, so it resumes
-    once what it manages is back."""
-    ordered = sorted(records, key=lambda r: r.get("kind") in SUSPENDS)  # stable: the rest in order
-    return [(r, step) for r in ordered for step in rollback_order(r.get("fields") or {})]
+    manager the apply suspended last (managers_last)."""
+    return [(r, step) for r in managers_last(records) for step in rollback_order(r.get("fields") or {})]

@@ -12,6 +12,7 @@ import pytest
 from golden import assert_golden
 from observe import audit_size, custom_stats, lane_snapshot, newest_evidence as newest, writes
 from proof import MATRIX, proof
+from upstream_crds import fetch
 
 APPLY = "playbooks/phase0_guardrails.yml"
 ROLLBACK = "playbooks/phase0_guardrails_rollback.yml"
@@ -449,3 +450,48 @@ def test_interactive_gate_wants_the_exact_word(two_node, evidence, answer, appro
         c.kubectl("label", "node", "miniserver", "worker-1", "workload-lane-", check=False)
         c.kubectl("taint", "node", "worker-1", "workload-lane:NoSchedule-", check=False)
         untolerate(c)
+
+
+METALLB_APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+               "metadata": {"name": "metallb", "namespace": "argocd"},
+               "spec": {"project": "default",
+                        "source": {"repoURL": "https://git.example/homelab.git", "path": "platform/metallb",
+                                   "targetRevision": "main"},
+                        "destination": {"server": "https://kubernetes.default.svc", "namespace": "metallb-system"},
+                        "syncPolicy": {"automated": {"selfHeal": True}}}}
+TRACKING_KEY = "argocd.argoproj.io/tracking-id"
+TRACKING = TRACKING_KEY + "=metallb:apps/DaemonSet:metallb-system/metallb-speaker"
+
+
+def test_a_node_agent_argo_cd_would_revert_is_refused_or_its_application_suspended(two_node, phase0, evidence):
+    """MetalLB's speaker from an Argo CD Application with selfHeal: its toleration of the lane
+    taint, written live, would be synced away within seconds and the taint then evict the
+    speaker from worker-1. The plan refuses it, writing nothing; with guardrails_managed
+    {argocd: suspend} it plans the Application's automated sync off as an item of its own
+    (docs/managed_objects.md)."""
+    c = two_node
+    crds = str(fetch("argocd"))
+    c.kubectl("apply", "--server-side", "-f", crds)
+    c.wait_established("applications.argoproj.io")
+    c.kubectl("create", "namespace", "argocd", check=False)
+    c.kubectl("apply", "-f", "-", input=json.dumps(METALLB_APP))
+    c.kubectl("annotate", "-n", "metallb-system", "daemonset/metallb-speaker", TRACKING)
+    try:
+        offset = audit_size(c)
+        refused = phase0(check=True)
+        assert refused.rc != 0
+        assert ("(metallb-system/metallb-speaker): managed: a live edit would not last: Argo CD Application "
+                "argocd/metallb (annotation argocd.argoproj.io/tracking-id): syncs automatically and puts the edit "
+                "back within seconds (selfHeal)") in " ".join(refused.stdout.split()), refused.stdout[-3000:]
+        planned = phase0(check=True, guardrails_managed={"argocd": "suspend"})
+        assert planned.rc == 0, planned.stdout[-3000:]
+        assert writes(c, offset) == []
+        items = dict((i["object"], i) for i in json.loads((newest(evidence, "phase0_guardrails") / "plan.json")
+                                                          .read_text())["items"])
+        assert items["Application/metallb"]["after"] == {"spec.syncPolicy.automated": None}
+        assert items["DaemonSet/metallb-speaker"]["manager"].endswith(
+            "held by this run (its automated sync off until this run's rollback)")
+    finally:
+        c.kubectl("annotate", "-n", "metallb-system", "daemonset/metallb-speaker", TRACKING_KEY + "-")
+        c.kubectl("delete", "-f", crds, "--wait=true")
+        c.kubectl("delete", "namespace", "argocd", "--wait=true")

@@ -163,7 +163,7 @@ def test_the_families_that_may_suspend_managers_patch_them_and_only_patch():
     from ansible_collections.homelab.k8s_ha.plugins.module_utils.managers import MANAGER_READS, SUSPENDS
     families = sorted(p.parts[-3].replace("_", "-") for p in (ROOT / "roles").glob("*/defaults/main.yml")
                       if "%s_managed:" % p.parts[-3] in p.read_text())
-    assert families == ["active-passive", "core-platform"]
+    assert families == ["active-passive", "core-platform", "guardrails"]
     suspendable = [r for r in MANAGER_READS if r["resources"][0].rstrip("s").lower() in
                    [k.lower() for k in SUSPENDS]]
     assert len(suspendable) == len(SUSPENDS)
