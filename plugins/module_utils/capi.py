@@ -509,6 +509,14 @@ def talosctl_argv(talosctl, ip, mode, timeout, talosconfig=None):
     return argv + ["-n", ip, "reboot", "--mode=%s" % mode, "--wait=true", "--timeout", timeout]
 
 
+def talosctl_probe_argv(argv):
+    """The read-only call that shows talosctl runs and reaches the node of the reboot
+    command ``argv`` (talosctl_argv): ``talosctl [--talosconfig F] -n <ip> version``, which
+    asks the node's apid for its version."""
+    cut = argv.index("-n") + 2
+    return argv[:cut] + ["version"]
+
+
 # ---- remediation one step per call -------------------------------------------------------
 # ``all`` is the whole remediation in one call; the others are its steps, in this order, so
 # that a playbook prints a line per step. A step after ``delete`` cannot read the Machine

@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 from ansible_collections.homelab.k8s_ha.plugins.module_utils import capi as rules
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.cluster_lock import lock_from
 from ansible_collections.homelab.k8s_ha.plugins.module_utils.kube import ConflictError, NotFoundError, ObjectNotFound
@@ -106,6 +108,8 @@ class Remediation(Steps):
         if error:
             self.fail("cannot remediate %s: %s" % (mname, error))
         argv = self.argv(ip)
+        # the reboot's tool, before anything destructive: present and able to reach the node
+        self.probe(node, ip, argv)
         control_plane = rules.is_control_plane(machine)
         carry = rules.node_carry(nodes.get(node))
         result.update(machine={"name": mname, "uid": machine["metadata"].get("uid"),
@@ -146,6 +150,24 @@ class Remediation(Steps):
             return rules.talosctl_argv(p["talosctl"], ip, p["reboot_mode"], p["reboot_timeout"], p["talosconfig"])
         except ValueError as e:
             self.fail("%s" % e)
+
+    def probe(self, node, ip, argv):
+        """Fail, before any write, when talosctl is not an executable file or does not reach
+        ``node`` at ``ip`` (``talosctl -n <ip> version``, read-only, in check mode too)."""
+        tool = argv[0]
+        found = tool if os.path.sep in tool else self.m.get_bin_path(tool)
+        if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+            self.fail("talosctl: %s %s (option talosctl, capi_rollout_talosctl in the role); the reboot of %s "
+                      "would fail after its Machine was deleted, so nothing was changed"
+                      % (tool, "is not an executable file" if os.path.sep in tool else "is not on PATH", node))
+        probe = rules.talosctl_probe_argv(argv)
+        rc, out, err = self.m.run_command([found] + probe[1:])
+        if rc != 0:
+            said = ((err or out) or "").strip().splitlines()
+            self.fail("talosctl does not reach node %s at %s (%s: rc %s: %s); the reboot would fail after its "
+                      "Machine was deleted, so nothing was changed" % (
+                          node, ip, " ".join(probe), rc, said[-1] if said else "no output"))
+        self.say("talosctl reaches %s (%s)" % (node, ip))
 
     def run_step(self, step, timeouts):
         """One step after the delete, for the node, address and scope the delete step returned."""

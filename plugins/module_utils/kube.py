@@ -188,6 +188,10 @@ class K8sHaModule(object):
             kwargs["msg"] = "%s: %s" % (self._context, kwargs.get("msg", ""))
         self.ansible.fail_json(**kwargs)
 
+    def get_bin_path(self, name):
+        """The path of program ``name`` on PATH, or None."""
+        return self.ansible._module.get_bin_path(name)  # pylint: disable=protected-access
+
     def run_command(self, argv):
         """Run a command (talosctl): ``(rc, stdout, stderr)``, through AnsibleModule."""
         return self.ansible._module.run_command(argv)  # pylint: disable=protected-access

@@ -35,6 +35,10 @@ description:
   - "C(select) stops there and returns the machine, its node name and IP (the Machine's
     InternalIP, else ExternalIP, else the Node's InternalIP): the runbook's steps 1 and 2,
     so the LINSTOR evacuation can run before anything destructive."
+  - "The reboot's tool is checked as soon as a machine is selected (both actions, check mode
+    too) - O(talosctl) must be an executable file, and C(talosctl -n <ip> version), which
+    only reads, must reach the node - so a run that could not reboot stops before any
+    evacuation or delete, not after them."
   - "C(remediate) then deletes the Machine (with a resourceVersion precondition, so a
     machine that changed since it was read is not deleted), waits until it is gone,
     runs C(talosctl -n <ip> reboot --mode=<mode> --wait=true --timeout <t>), waits until

@@ -32,8 +32,16 @@ def talos(talos_capi, tmp_path):
         def configure(self, **extra):
             path.write_text(json.dumps(dict(cfg, **extra)))
 
-        def calls(self):
+        def _log(self):
             return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+        def calls(self):
+            """The reboots (the read-only reachability probes are probes())."""
+            return [x for x in self._log() if "version" not in x["argv"]]
+
+        def probes(self):
+            """``talosctl -n <ip> version``: the probe before anything destructive."""
+            return [x for x in self._log() if "version" in x["argv"]]
 
     t = Talos()
     t.configure()
@@ -342,12 +350,15 @@ def test_a_control_plane_machine_whose_removal_would_break_etcds_quorum_is_refus
         assert machine_deletes(c, offset) == [] and talos.calls() == []
 
         sim.mark_unhealthy(added["cp-3"], healthy=True)
+        # talosctl reaches the two new hosts too (the probe before anything destructive)
+        talos.configure(nodes=dict(IPS, **{"10.10.0.12": "cp-2", "10.10.0.13": "cp-3"}))
         r = remediate(run_playbook, sim, talos, check=True, action="remediate", machine=added["cp-2"])
         assert not r.get("failed"), r.get("msg")
         assert r["changed"] is True and r["machine"]["control_plane"] is True
         assert r["diff"]["after"]["Machine homelab/%s" % added["cp-2"]] == "deleted"
         assert machine_deletes(c, offset) == [] and talos.calls() == []
     finally:
+        talos.configure()
         for node, machine in added.items():
             c.kubectl("delete", "machine", machine, "-n", "homelab", "--ignore-not-found", "--wait=true")
             c.forget_node(node)

@@ -54,7 +54,13 @@ def rig(talos_capi, run_playbook, tmp_path):
     r = Rig()
     r.sim, r.c, r.linstor, r.run = sim, c, linstor, run
     r.talosconfig = talosconfig
-    r.talos_calls = lambda: [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+    def talos_log():
+        return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+    # the reboots; the read-only reachability probes (talosctl -n <ip> version) apart
+    r.talos_calls = lambda: [x for x in talos_log() if "version" not in x["argv"]]
+    r.talos_probes = lambda: [x for x in talos_log() if "version" in x["argv"]]
     r.machine_deletes = lambda since: [e for e in writes(c, since, "machines") if e["verb"] == "delete"]
     yield r
     linstor.stop()
@@ -201,6 +207,39 @@ def test_faulty_linstor_aborts_before_any_delete_or_reboot(rig):
     assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
     check = run(check=True)
     assert check.rc != 0 and "LINSTOR is not healthy" in check.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "unreachable"])
+def test_a_talosctl_that_cannot_reboot_the_node_stops_the_plan_before_any_destructive_call(rig, case):
+    """The reboot (step 5) comes after the LINSTOR evacuation and the Machine's delete; a
+    talosctl that is not there, or that does not reach the node, would fail only then. The
+    plan runs it first, read-only (talosctl -n <ip> version): the check run and the apply
+    both stop before the gate, with no LINSTOR PUT, no delete, no reboot and no Lease."""
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    sim.mark_unhealthy(on_node(sim, "worker-2"))
+    extra = {}
+    if case == "missing":
+        extra["capi_rollout_talosctl"] = "/nonexistent/talosctl"
+        said = ("talosctl: /nonexistent/talosctl is not an executable file (option talosctl, capi_rollout_talosctl "
+                "in the role); the reboot of worker-2 would fail after its Machine was deleted, so nothing was changed")
+    else:
+        rig.talosconfig.write_text(json.dumps(dict(json.loads(rig.talosconfig.read_text()), fault="unreachable")))
+        said = "talosctl does not reach node worker-2 at 10.10.0.22 ("
+    try:
+        offset, puts, calls = audit_size(c), len(linstor.puts()), len(rig.talos_calls())
+        check = run(check=True, **extra)
+        assert check.rc != 0 and said in " ".join(check.stdout.split()), check.stdout[-3000:]
+        apply = run(approve_plan="0123456789abcdef", **extra)
+        assert apply.rc != 0 and said in " ".join(apply.stdout.split()), apply.stdout[-3000:]
+        assert simulated_writes(rig, offset, puts, calls) == []
+        assert c.kubectl("get", "lease", "-n", "homelab", "-o", "name").stdout.strip() == ""
+        if case == "unreachable":
+            assert [x["argv"][-3:] for x in rig.talos_probes()[-2:]] == [["-n", "10.10.0.22", "version"]] * 2
+    finally:
+        if case == "unreachable":
+            config = json.loads(rig.talosconfig.read_text())
+            config.pop("fault")
+            rig.talosconfig.write_text(json.dumps(config))
 
 
 def test_blocked_evacuation_aborts_at_its_timeout_before_the_delete_and_the_rollback_restores(rig):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """A talosctl stand-in for tests: ``talosctl [--talosconfig F] -n <ip> reboot --mode=<m>
---wait=true --timeout <t>`` against the local cluster's kwok nodes.
+--wait=true --timeout <t>`` (and ``version``) against the local cluster's kwok nodes.
 
 No registry offers talosctl with a Talos machine behind it. This takes the same
 arguments and does to the local cluster what a reboot does to a Talos node:
@@ -16,7 +16,12 @@ as talosctl reads it, or $TALOSCTL_SIMULATOR): ``nodes`` ({ip: node}),
 ``python`` and ``localcluster`` (to stop and start kwok), ``kubeconfig``, ``linstor``
 (the LINSTOR simulator's URL, optional), ``reboot_seconds``, ``log`` (every call is
 appended as a JSON line) and ``fault`` (``fail``: exit 1 before rebooting;
-``never-ready``: the node does not come back).
+``never-ready``: the node does not come back; ``unreachable``: ``version``, the reachability
+probe, fails as for a node whose apid does not answer).
+
+``talosctl -n <ip> version`` answers with the client's and the node's version for a known
+node (the read-only probe capi_machine_remediate runs before anything destructive), and
+fails as talosctl does for an address no node has.
 """
 
 import json
@@ -26,6 +31,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+
+VERSION = "v1.10.0"  # what the simulated talosctl and apid report
 
 
 def seconds(text):
@@ -71,14 +79,18 @@ def main(argv):
         cfg = json.load(f)
     with open(cfg["log"], "a") as f:
         f.write(json.dumps({"t": round(time.time(), 3), "argv": argv}) + "\n")
-    if args["cmd"] != "reboot":
-        print("talosctl simulator: only 'reboot' is simulated", file=sys.stderr)
+    if args["cmd"] not in ("reboot", "version"):
+        print("talosctl simulator: only 'reboot' and 'version' are simulated", file=sys.stderr)
         return 2
     node = cfg["nodes"].get(args["ip"])
-    if node is None:
+    if node is None or (args["cmd"] == "version" and cfg.get("fault") == "unreachable"):
         print("error: rpc error: code = Unavailable desc = connection error: dial tcp %s:50000: no route"
               % args["ip"], file=sys.stderr)
         return 1
+    if args["cmd"] == "version":
+        # talosctl version: the client's, then the node's apid answers with its own
+        print("Client:\n\tTag: %s\nServer:\n\tNODE: %s\n\tTag: %s" % (VERSION, args["ip"], VERSION))
+        return 0
     if args["mode"] not in ("default", "powercycle", "force"):
         print("error: invalid reboot mode %r" % args["mode"], file=sys.stderr)
         return 1

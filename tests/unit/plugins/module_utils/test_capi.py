@@ -117,6 +117,12 @@ def test_talosctl_command_is_the_runbooks():
         C.talosctl_argv("talosctl", "10.10.0.21", "hard", "30m")
 
 
+def test_the_probe_before_anything_destructive_only_reads_the_node_the_reboot_would_reach():
+    argv = C.talosctl_argv("/usr/local/bin/talosctl", "10.10.0.21", "default", "30m", "/etc/talos/config")
+    assert C.talosctl_probe_argv(argv) == [
+        "/usr/local/bin/talosctl", "--talosconfig", "/etc/talos/config", "-n", "10.10.0.21", "version"]
+
+
 def test_sync_waves():
     def doc(kind, wave):
         ann = {} if wave is None else {C.SYNC_WAVE: wave}
