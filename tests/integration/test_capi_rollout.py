@@ -7,12 +7,14 @@ import datetime
 import json
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from linstor_simulator import LinstorSimulator
-from observe import LANE_TAINT, LANES, audit_size, evidence_runner, newest_evidence, writes
+from observe import LANE_TAINT, LANES, audit_entries, audit_size, evidence_runner, newest_evidence, writes
 from proof import described, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -414,6 +416,47 @@ def test_guards_lock_and_gitops_stop_before_anything(rig):
     assert rig.machine_deletes(offset) == [] and rig.talos_calls() == [] and linstor.puts() == []
     lease = json.loads(c.kubectl("get", "lease", "capi-rollout-homelab-homelab", "-n", "homelab", "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"] == "awx-job-7"  # not released by the run that did not hold it
+
+
+def test_a_run_that_waited_for_the_lock_refuses_a_plan_the_cluster_no_longer_matches(rig):
+    """Approved, then waiting for the rollout lock another run holds: meanwhile that run's
+    remediation makes worker-2 healthy again. Once this run takes the Lease it reads the plan
+    again and refuses the approved one, naming what changed, with no LINSTOR PUT, no delete,
+    no reboot; it releases the lock. (Before, it acted on its old plan.)"""
+    sim, c, linstor, run = rig.sim, rig.c, rig.linstor, rig.run
+    target = on_node(sim, "worker-2")
+    sim.mark_unhealthy(target)
+    plan = plan_of(run, run(check=True))
+    c.kubectl("delete", "lease", MUTEX, "-n", "homelab", "--ignore-not-found")
+    hold_lease(c, "awx-job-8")
+    offset, puts, calls = audit_size(c), len(linstor.puts()), len(rig.talos_calls())
+    done = {}
+    waiting = threading.Thread(target=lambda: done.update(apply=run(
+        approve_plan=plan["id"], capi_rollout_lock_wait_timeout=120)))
+    waiting.start()
+    try:
+        # the run read the Lease another run holds: it waits
+        deadline = time.monotonic() + 120
+        while not [e for e in audit_entries(c, offset) if e.get("objectRef", {}).get("resource") == "leases"
+                   and e["user"]["username"].endswith("homelab-capi-rollout")]:
+            if not (time.monotonic() < deadline and waiting.is_alive()):
+                waiting.join(timeout=300)
+                users = sorted({(e["user"]["username"], e.get("objectRef", {}).get("resource")) for e in audit_entries(c, offset)})
+                raise AssertionError("the run never asked for the lock: %s %s" % (users, done["apply"].stdout[-4000:]))
+            time.sleep(0.2)
+        sim.mark_unhealthy(target, healthy=True)  # what the other run's remediation did
+        c.kubectl("delete", "lease", MUTEX, "-n", "homelab")  # ... and its release
+    finally:
+        waiting.join(timeout=300)
+    apply = done["apply"]
+    assert apply.rc != 0
+    said = " ".join(apply.stdout.split())
+    assert ("The cluster changed while this run waited for the rollout lock: the approved plan %s no longer holds"
+            % plan["id"]) in said, apply.stdout[-3000:]
+    assert "Nothing was changed; the lock is released. Check again and approve the new plan." in said
+    sent = [w for w in simulated_writes(rig, offset, puts, calls) if "leases" not in w]
+    assert sent == [], sent
+    assert c.kubectl("get", "lease", MUTEX, "-n", "homelab", check=False).returncode != 0  # released
 
 
 # --- runbook 004's own serialisation: the Argo mutex (issue 20.6) -------------------------
