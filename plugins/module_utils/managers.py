@@ -120,7 +120,7 @@ def _name(ref):
 def verdict(ref, owner, obj, held=()):
     """What ``ref``'s manager does to a live edit of ``obj``: ``None`` when ``ref`` names no
     manager after all (an ``app.kubernetes.io/instance`` label with no such Application), else
-    ``{manager, object, api_version, by, reverts, text}``. ``owner`` is the manager's object as read (None: not
+    ``{manager, object, kind, namespace, name, api_version, by, reverts, text}``. ``owner`` is the manager's object as read (None: not
     found or its kind not served); ``held`` lists ``{kind, namespace, name}`` this run holds
     still before its first write (runbook 002's window; or the suspensions of
     ``managed: suspend``, whose ``until`` says until when)."""
@@ -139,6 +139,7 @@ def _verdict(ref, owner, obj):
     """verdict, without the run's holds."""
     kind = ref["kind"]
     out = {"manager": ref["manager"], "object": "%s/%s/%s" % (kind, ref["namespace"], ref["name"]),
+           "kind": kind, "namespace": ref["namespace"], "name": ref["name"],
            "api_version": ref["api_version"], "by": ref["by"]}
     if kind == "release":
         return dict(out, reverts=False, text="Helm release %s/%s (%s): the next helm upgrade of the "
@@ -217,7 +218,7 @@ def policies(value):
 def suspension(v, until):
     """The workload_fields target that suspends ``v``'s manager (its own object, compared
     exactly, no wait), held ``until``; None when nothing suspends it through the API."""
-    kind, namespace, name = v["object"].split("/", 2)
+    kind, namespace, name = v["kind"], v["namespace"], v["name"]
     if kind not in SUSPENDS:
         return None
     return {"kind": kind, "api_version": v["api_version"], "namespace": namespace, "name": name,
@@ -233,7 +234,7 @@ def decide(verdicts, chosen):
         if not v or not v["reverts"]:
             continue
         policy = chosen[POLICIES[v["manager"]][0]]
-        if policy == "suspend" and v["object"].split("/", 1)[0] in SUSPENDS:
+        if policy == "suspend" and v["kind"] in SUSPENDS:
             suspend.append(v)
         elif policy != "report":
             refuse.append(v)
@@ -249,7 +250,7 @@ def refusal(verdicts):
         return None
     parts = []
     for v in reverting:
-        kind, namespace, name = v["object"].split("/", 2)
+        kind, namespace, name = v["kind"], v["namespace"], v["name"]
         if kind in SUSPEND:
             todo = "make the change in Git, or suspend it and run again: `%s`" % SUSPEND[kind].format(
                 namespace=namespace, name=name)

@@ -84,9 +84,10 @@ def _with_suspensions(module, targets, suspends):
                 done[v["object"]] = hold
                 out.append(target)
         if verdicts:
+            # the same reads as _check's, judged again with this run's suspensions
             key = (t["kind"], t["namespace"], t["name"])
-            _MANAGERS[key] = manager_text(_managers(module, _CURRENT[key],
-                                                    list(module.params["held"]) + list(done.values())))
+            current, read = _READ[key]
+            _MANAGERS[key] = manager_text(_verdicts(current, read, list(module.params["held"]) + list(done.values())))
         out.append(t)
     return out
 
@@ -114,9 +115,10 @@ def _check(module, p, chosen):
     errors = validate(fields, current)
     if errors:
         return errors, []
-    verdicts = _managers(module, current, module.params["held"])
+    read = _owners(module, current)
+    _READ[(kind, ns, name)] = (current, read)
+    verdicts = _verdicts(current, read, module.params["held"])
     _MANAGERS[(kind, ns, name)] = manager_text(verdicts)
-    _CURRENT[(kind, ns, name)] = current
     # an object that already has the fields is not edited: nothing for a manager to put back
     if not fields_change(current, fields, p.get("compare") or module.params["compare"])[1].has_difference:
         return [], []
@@ -124,22 +126,27 @@ def _check(module, p, chosen):
     return ([refusal(refuse)] if refuse else []), suspend
 
 
-# what _check found of each target's managers, for its result, and the object it read (one
-# module run, one process)
+# what _check read of each target (the object and its managers' objects, once) and the line
+# its result shows (one module run, one process)
+_READ = {}
 _MANAGERS = {}
-_CURRENT = {}
 
 
-def _managers(module, current, held):
-    """The verdicts (managers.verdict) of every manager the object's metadata names, each
-    manager's own object read once (None when its kind is not served or it does not exist)."""
+def _owners(module, current):
+    """``[(ref, the manager's object)]`` for every manager the object's metadata names
+    (managers.owners), each read once (None when its kind is not served or it does not exist)."""
     out = []
     for ref in owners(current, module.params["argocd_namespace"]):
         owner = None
         if ref["api_version"] and module.served(ref["kind"], ref["api_version"]):
             owner = module.get(ref["kind"], ref["api_version"], ref["name"], namespace=ref["namespace"])
-        out.append(verdict(ref, owner, current, held))
-    return [v for v in out if v]
+        out.append((ref, owner))
+    return out
+
+
+def _verdicts(current, read, held):
+    """The verdicts (managers.verdict) of what _owners read, under the holds ``held``."""
+    return [v for v in (verdict(ref, owner, current, held) for ref, owner in read) if v]
 
 
 def _fields(module, p):
